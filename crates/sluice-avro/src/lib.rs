@@ -1,0 +1,16 @@
+//! Avro for Sluice: load the versioned schemas in `schemas/`, frame and unframe
+//! the Confluent wire format, and encode/decode through the schema registry
+//! (a wrapper around `schema_registry_converter`, with caching).
+
+mod codec;
+mod error;
+mod framing;
+mod json;
+mod schemas;
+
+pub use apache_avro::{Schema, types::Value};
+pub use codec::{Decoded, RegistryDecoder, RegistryEncoder};
+pub use error::AvroError;
+pub use framing::{MAGIC_BYTE, frame, unframe};
+pub use json::avro_to_json;
+pub use schemas::{SchemaFile, SchemaSet};

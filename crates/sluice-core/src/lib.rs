@@ -1,0 +1,14 @@
+//! Shared vocabulary of Sluice: record header names, topic naming, configuration
+//! loading and the error kind that decides whether a failure is retried.
+
+pub mod config;
+pub mod error;
+pub mod headers;
+pub mod secret;
+pub mod topics;
+pub mod validate;
+
+pub use config::{ConfigError, load_config};
+pub use error::ErrorKind;
+pub use secret::Secret;
+pub use validate::Validate;

@@ -1,0 +1,90 @@
+//! The transactional outbox, shaped like Debezium's outbox event router
+//! (`id`, `aggregatetype`, `aggregateid`, `type`, `payload`) plus
+//! `aggregate_version`, `created_at` and `headers`.
+//!
+//! Call [`append`] with the same transaction that changes the aggregate: the
+//! event exists exactly when the change does.
+
+mod table;
+
+pub use table::{OutboxTable, create_table_sql};
+
+use tokio_postgres::GenericClient;
+use uuid::Uuid;
+
+/// One event to publish: the full snapshot of the aggregate after it.
+#[derive(Debug, Clone)]
+pub struct OutboxEvent {
+    pub id: Uuid,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    /// Past tense: `ArticleDrafted`, `AuthorRenamed`.
+    pub event_type: String,
+    /// Confluent-framed Avro of the snapshot; the relay forwards it untouched.
+    pub payload: Vec<u8>,
+    pub aggregate_version: i64,
+    /// Trace context and the like (`traceparent`).
+    pub headers: serde_json::Map<String, serde_json::Value>,
+}
+
+impl OutboxEvent {
+    pub fn new(
+        aggregate_type: impl Into<String>,
+        aggregate_id: impl Into<String>,
+        event_type: impl Into<String>,
+        aggregate_version: i64,
+        payload: Vec<u8>,
+    ) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            aggregate_type: aggregate_type.into(),
+            aggregate_id: aggregate_id.into(),
+            event_type: event_type.into(),
+            payload,
+            aggregate_version,
+            headers: serde_json::Map::new(),
+        }
+    }
+
+    pub fn with_traceparent(mut self, traceparent: Option<&str>) -> Self {
+        if let Some(tp) = traceparent {
+            self.headers.insert("traceparent".into(), tp.into());
+        }
+        self
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("outbox append to {table}: {source}")]
+pub struct OutboxError {
+    table: String,
+    #[source]
+    source: tokio_postgres::Error,
+}
+
+/// Inserts `event` through `client`, which should be the caller's open
+/// transaction.
+pub async fn append<C: GenericClient>(client: &C, table: &OutboxTable, event: &OutboxEvent) -> Result<(), OutboxError> {
+    let sql = format!(
+        "insert into {} (id, aggregatetype, aggregateid, type, payload, aggregate_version, headers) \
+         values ($1, $2, $3, $4, $5, $6, $7)",
+        table.qualified()
+    );
+    let headers = serde_json::Value::Object(event.headers.clone());
+    client
+        .execute(
+            &sql,
+            &[
+                &event.id,
+                &event.aggregate_type,
+                &event.aggregate_id,
+                &event.event_type,
+                &event.payload,
+                &event.aggregate_version,
+                &headers,
+            ],
+        )
+        .await
+        .map_err(|source| OutboxError { table: table.qualified(), source })?;
+    Ok(())
+}

@@ -1,0 +1,66 @@
+/// Where an outbox lives: `schema.table`, both plain identifiers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxTable {
+    pub schema: String,
+    pub table: String,
+}
+
+impl OutboxTable {
+    /// Parses `table` or `schema.table`; only `[a-z_][a-z0-9_]*` is accepted,
+    /// so the name can be spliced into SQL safely.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        let (schema, table) = name.split_once('.').unwrap_or(("public", name));
+        for part in [schema, table] {
+            let mut chars = part.chars();
+            let valid = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+                && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !valid {
+                return Err(format!("`{name}` is not a plain lower-case [schema.]table name"));
+            }
+        }
+        Ok(Self { schema: schema.into(), table: table.into() })
+    }
+
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", self.schema, self.table)
+    }
+}
+
+impl Default for OutboxTable {
+    fn default() -> Self {
+        Self { schema: "public".into(), table: "outbox".into() }
+    }
+}
+
+/// DDL for an outbox table (idempotent).
+pub fn create_table_sql(table: &OutboxTable) -> String {
+    format!(
+        "create schema if not exists {schema};
+         create table if not exists {q} (
+             id uuid primary key,
+             aggregatetype text not null,
+             aggregateid text not null,
+             type text not null,
+             payload bytea,
+             aggregate_version bigint not null,
+             created_at timestamptz not null default now(),
+             headers jsonb not null default '{{}}'::jsonb
+         );",
+        schema = table.schema,
+        q = table.qualified()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_only_plain_identifiers() {
+        assert_eq!(OutboxTable::parse("outbox").map(|t| t.qualified()), Ok("public.outbox".into()));
+        assert_eq!(OutboxTable::parse("cms.events_out").map(|t| t.qualified()), Ok("cms.events_out".into()));
+        assert!(OutboxTable::parse("x; drop table y").is_err());
+        assert!(OutboxTable::parse("Outbox").is_err());
+        assert!(OutboxTable::parse("").is_err());
+    }
+}

@@ -1,0 +1,17 @@
+use crate::{Position, Upsert};
+use std::collections::HashMap;
+
+/// A read-model store. `apply` must write the upserts that are newer than the
+/// stored versions **and** the positions in one atomic step.
+pub trait ProjectionStore: Send + Sync {
+    /// Stored positions of `topic` by partition; empty for a new projection.
+    fn load_positions(&self, topic: &str) -> impl Future<Output = anyhow::Result<HashMap<i32, Position>>> + Send;
+
+    /// Applies the batch; returns how many upserts changed the store.
+    fn apply(
+        &self,
+        topic: &str,
+        upserts: &[Upsert],
+        positions: &[Position],
+    ) -> impl Future<Output = anyhow::Result<usize>> + Send;
+}

@@ -1,0 +1,77 @@
+use serde::{Deserialize, Serialize};
+use sluice_core::Secret;
+use sluice_core::validate::{Validate, check_listen, check_not_empty, check_url};
+use sluice_outbox::OutboxTable;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayConfig {
+    /// SLUICE_LISTEN: ops endpoints.
+    pub listen: String,
+    /// SLUICE_DATABASE_URL: the database holding the outbox; the role needs
+    /// the REPLICATION attribute.
+    pub database_url: Secret,
+    /// SLUICE_BROKERS: Kafka bootstrap servers.
+    pub brokers: String,
+    pub topic_prefix: String,
+    /// SLUICE_OUTBOX_TABLES: comma-separated `[schema.]table` names.
+    pub outbox_tables: String,
+    pub slot: String,
+    pub publication: String,
+    /// Partitions of topics the relay creates.
+    pub partitions: i32,
+    /// Also publish every event to `<prefix>.<aggregate>.events`.
+    pub events_topics: bool,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9090".into(),
+            database_url: Secret::default(),
+            brokers: "127.0.0.1:9092".into(),
+            topic_prefix: "sluice".into(),
+            outbox_tables: "outbox".into(),
+            slot: "sluice_outbox".into(),
+            publication: "sluice_outbox".into(),
+            partitions: 3,
+            events_topics: false,
+        }
+    }
+}
+
+impl RelayConfig {
+    pub fn tables(&self) -> Result<Vec<OutboxTable>, String> {
+        self.outbox_tables
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| OutboxTable::parse(t).map_err(|e| format!("SLUICE_OUTBOX_TABLES: {e}")))
+            .collect()
+    }
+}
+
+fn check_identifier(var: &str, value: &str) -> Result<(), String> {
+    let ok = !value.is_empty()
+        && value.len() <= 63
+        && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok { Ok(()) } else { Err(format!("{var}=`{value}` must be 1-63 characters of a-z, 0-9 and _")) }
+}
+
+impl Validate for RelayConfig {
+    fn validate(&self) -> Result<(), String> {
+        check_listen("SLUICE_LISTEN", &self.listen)?;
+        check_url("SLUICE_DATABASE_URL", self.database_url.expose(), &["postgres", "postgresql"])?;
+        check_not_empty("SLUICE_BROKERS", &self.brokers)?;
+        check_not_empty("SLUICE_TOPIC_PREFIX", &self.topic_prefix)?;
+        check_identifier("SLUICE_SLOT", &self.slot)?;
+        check_identifier("SLUICE_PUBLICATION", &self.publication)?;
+        if self.tables()?.is_empty() {
+            return Err("SLUICE_OUTBOX_TABLES names no table".into());
+        }
+        if self.partitions < 1 {
+            return Err("SLUICE_PARTITIONS must be at least 1".into());
+        }
+        Ok(())
+    }
+}

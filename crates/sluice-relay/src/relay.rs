@@ -1,0 +1,162 @@
+//! The replication loop and the in-order confirmer.
+
+use crate::ack::TxnAck;
+use crate::publication::ensure_publication;
+use crate::publisher::{Publisher, Source};
+use crate::{OutboxRow, RelayConfig, RelayMetrics};
+use anyhow::Context;
+use pg_walstream::{
+    CancellationToken as WalCancel, EventType, LogicalReplicationStream, ReplicationStreamConfig, SharedLsnFeedback,
+    StreamingMode,
+};
+use sluice_outbox::OutboxTable;
+use sluice_telemetry::Readiness;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Runs until `shutdown`; then stops reading, waits for the broker to
+/// acknowledge what was sent, confirms it, and returns.
+pub async fn run_relay(
+    config: RelayConfig,
+    metrics: RelayMetrics,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let tables = config.tables().map_err(anyhow::Error::msg)?;
+    let (client, connection) = tokio_postgres::connect(config.database_url.expose(), tokio_postgres::NoTls)
+        .await
+        .context("connect to PostgreSQL")?;
+    let conn_task = tokio::spawn(connection);
+    ensure_publication(&client, &config.publication, &tables).await?;
+    drop(client);
+    conn_task.abort();
+
+    let mut stream = open_stream(&config, &shutdown).await?;
+    readiness.set_ready(true);
+    tracing::info!(slot = %config.slot, publication = %config.publication, "relay streaming");
+
+    let feedback = stream.shared_lsn_feedback.clone();
+    let (confirm_tx, confirm_rx) = mpsc::unbounded_channel();
+    let confirmer = tokio::spawn(confirm_in_order(confirm_rx, feedback, metrics.clone()));
+    let mut publisher = Publisher::new(&config.brokers, &config.topic_prefix, config.partitions, config.events_topics, metrics)?;
+    let captured: HashSet<(String, String)> = tables.iter().map(|t| (t.schema.clone(), t.table.clone())).collect();
+
+    let wal_cancel = WalCancel::new();
+    let result = read_loop(&mut stream, &mut publisher, &captured, &confirm_tx, &shutdown, &wal_cancel).await;
+
+    // Drain: whatever was sent gets acknowledged and confirmed.
+    drop(confirm_tx);
+    publisher.flush(Duration::from_secs(30));
+    let confirmed = confirmer.await.context("confirmer task")?;
+    if let Err(e) = stream.send_feedback().await {
+        tracing::warn!(error = %e, "final feedback to PostgreSQL failed; the next start resends from the previous confirmed LSN");
+    }
+    let _ = stream.stop().await;
+    result.and(confirmed)
+}
+
+async fn open_stream(config: &RelayConfig, shutdown: &CancellationToken) -> anyhow::Result<LogicalReplicationStream> {
+    let url = replication_url(config.database_url.expose());
+    let stream_config = ReplicationStreamConfig::builder(&config.slot, &config.publication)
+        .with_protocol_version(1)
+        .with_streaming_mode(StreamingMode::Off)
+        .with_feedback_interval(Duration::from_millis(500));
+    // A slot serves one reader: a second relay waits here until the active one
+    // goes away, which makes it a standby.
+    let mut delay = Duration::from_millis(500);
+    loop {
+        let attempt = async {
+            let mut stream = LogicalReplicationStream::new(&url, stream_config.clone()).await?;
+            stream.start(None).await?;
+            Ok::<_, pg_walstream::ReplicationError>(stream)
+        };
+        match attempt.await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start replication yet; retrying in {delay:?}");
+                tokio::select! {
+                    _ = shutdown.cancelled() => anyhow::bail!("shut down before replication started: {e}"),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+fn replication_url(url: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}replication=database")
+}
+
+struct Txn {
+    ack: Arc<TxnAck>,
+    committed_at: String,
+}
+
+async fn read_loop(
+    stream: &mut LogicalReplicationStream,
+    publisher: &mut Publisher,
+    captured: &HashSet<(String, String)>,
+    confirm_tx: &mpsc::UnboundedSender<(u64, Arc<TxnAck>)>,
+    shutdown: &CancellationToken,
+    wal_cancel: &WalCancel,
+) -> anyhow::Result<()> {
+    let mut txn: Option<Txn> = None;
+    loop {
+        let event = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return Ok(()),
+            e = stream.next_event(wal_cancel) => e.context("replication stream")?,
+        };
+        match &event.event_type {
+            EventType::Begin { commit_timestamp, .. } => {
+                txn = Some(Txn { ack: Arc::default(), committed_at: commit_timestamp.to_rfc3339() });
+            }
+            EventType::Insert { schema, table, data, .. } => {
+                if !captured.contains(&(schema.to_string(), table.to_string())) {
+                    continue;
+                }
+                let current = txn.as_ref().context("insert outside a transaction")?;
+                let table = OutboxTable { schema: schema.to_string(), table: table.to_string() };
+                let row = OutboxRow::from_row(data)
+                    .map_err(|e| anyhow::anyhow!("undecodable outbox row in {} at {}: {e}", table.qualified(), event.lsn))?;
+                let lsn = event.lsn.to_string();
+                let source = Source { lsn: &lsn, committed_at: &current.committed_at };
+                publisher.publish(&row, &source, &current.ack).await?;
+            }
+            EventType::Commit { end_lsn, .. } => {
+                if let Some(done) = txn.take() {
+                    done.ack.seal();
+                    confirm_tx
+                        .send((end_lsn.value(), done.ack))
+                        .map_err(|_| anyhow::anyhow!("confirmer stopped"))?;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Confirms transactions strictly in commit order, each once all its records
+/// (and so all before it) are acknowledged.
+async fn confirm_in_order(
+    mut rx: mpsc::UnboundedReceiver<(u64, Arc<TxnAck>)>,
+    feedback: Arc<SharedLsnFeedback>,
+    metrics: RelayMetrics,
+) -> anyhow::Result<()> {
+    while let Some((end_lsn, ack)) = rx.recv().await {
+        if let Err(reason) = ack.wait().await {
+            metrics.delivery_errors.inc();
+            anyhow::bail!("stopping without confirming LSN {end_lsn:#X}: {reason}");
+        }
+        feedback.update_flushed_lsn(end_lsn);
+        feedback.update_applied_lsn(end_lsn);
+        metrics.confirmed_lsn.set(i64::try_from(end_lsn).unwrap_or(i64::MAX));
+        metrics.transactions.inc();
+    }
+    Ok(())
+}

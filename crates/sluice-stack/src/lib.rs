@@ -1,0 +1,19 @@
+//! Process plumbing shared by the test kit (ephemeral processes tied to the
+//! test process) and `sluice dev` (a detached local stack with pid files).
+//!
+//! It knows how to find and launch PostgreSQL, redis-server and tansu, and how
+//! to make a child die with its parent even when the parent is SIGKILLed.
+
+mod error;
+mod launch;
+pub mod postgres;
+pub mod redis;
+mod tools;
+pub mod tansu;
+mod wait;
+
+pub use error::StackError;
+pub use launch::{Launch, Lifetime, pid_alive, signal_pid, spawn, stop_pid, stop_pid_with};
+pub use libc::{SIGINT, SIGKILL, SIGTERM};
+pub use tools::{find_tool, free_port, SETUP_HINT};
+pub use wait::wait_for_tcp;

@@ -1,0 +1,21 @@
+//! What every Sluice service shares for operations: JSON logs, a Prometheus
+//! registry, the `/metrics`, `/healthz` and `/readyz` endpoints, and a
+//! cancellation token fired by SIGTERM or SIGINT.
+//!
+//! Metric names follow `sluice_<component>_<what>_<unit>`, counters end in
+//! `_total`, and values are in base units (seconds, bytes).
+
+mod health;
+mod logging;
+mod shutdown;
+
+pub use health::{Readiness, ops_router};
+pub use logging::init_logging;
+pub use prometheus;
+pub use shutdown::shutdown_token;
+
+mod serve;
+pub use serve::serve;
+
+mod service;
+pub use service::run_service;

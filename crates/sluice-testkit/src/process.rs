@@ -1,0 +1,55 @@
+use sluice_stack::{Launch, Lifetime, StackError};
+use std::process::Child;
+use std::time::Duration;
+
+/// A child process tied to the test process; stopped on drop.
+pub(crate) struct Managed {
+    pub(crate) name: String,
+    child: Child,
+}
+
+impl Managed {
+    pub(crate) fn start(name: &str, launch: &Launch) -> Managed {
+        match sluice_stack::spawn(launch, Lifetime::TiedToThisProcess) {
+            Ok(child) => Managed { name: name.into(), child },
+            Err(e) => panic!("cannot start {name}: {e}"),
+        }
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Err with the exit status when the process is gone.
+    pub(crate) fn check_alive(&mut self, log: &std::path::Path) -> Result<(), String> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(format!("{} exited with {status}; log:\n{}", self.name, tail(log))),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    pub(crate) fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Managed {
+    fn drop(&mut self) {
+        sluice_stack::stop_pid(self.child.id(), Duration::from_secs(10));
+        let _ = self.child.wait();
+    }
+}
+
+pub(crate) fn tail(log: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+pub(crate) fn expect_ready(result: Result<(), StackError>) {
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}

@@ -1,0 +1,93 @@
+use crate::process::Managed;
+use crate::{START_DEADLINE, wait_until};
+use sluice_stack::Launch;
+use std::path::PathBuf;
+use tempfile::TempDir;
+
+/// The path of one of Sluice's own binaries, built next to the test binary
+/// (`target/<profile>/<name>`). `make test` builds them first.
+pub fn service_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current test executable");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir layout");
+    let path = profile_dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the services first (`cargo build --workspace --bins`, done by `make test`)",
+        path.display()
+    );
+    path
+}
+
+/// A running Sluice service with its ops endpoint on `port`.
+pub struct ServiceHandle {
+    process: Managed,
+    pub port: u16,
+    log: PathBuf,
+    _dir: TempDir,
+}
+
+impl ServiceHandle {
+    /// Starts `name` with `env` (`SLUICE_*` variables) plus a free
+    /// `SLUICE_LISTEN` address and waits until `/healthz` answers.
+    pub async fn start(name: &str, env: &[(&str, String)]) -> ServiceHandle {
+        let dir = tempfile::Builder::new().prefix(&format!("sluice-{name}-")).tempdir().expect("temp dir");
+        let log = dir.path().join(format!("{name}.log"));
+        let port = sluice_stack::free_port().unwrap_or_else(|e| panic!("{e}"));
+        let mut launch = Launch::new(service_binary(name), &log)
+            .env("SLUICE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("SLUICE_LOG", "info");
+        for (k, v) in env {
+            launch = launch.env(*k, v);
+        }
+        let mut handle = ServiceHandle { process: Managed::start(name, &launch), port, log, _dir: dir };
+        handle.wait_healthy().await;
+        handle
+    }
+
+    async fn wait_healthy(&mut self) {
+        let url = format!("{}/healthz", self.base_url());
+        let client = reqwest::Client::new();
+        let start = tokio::time::Instant::now();
+        loop {
+            if let Err(e) = self.process.check_alive(&self.log) {
+                panic!("{e}");
+            }
+            if client.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            assert!(start.elapsed() < START_DEADLINE, "{} did not answer /healthz; log:\n{}", self.process.name, self.log_tail());
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn wait_ready(&mut self) {
+        let url = format!("{}/readyz", self.base_url());
+        let client = reqwest::Client::new();
+        let name = self.process.name.clone();
+        let log = self.log.clone();
+        wait_until(&format!("{name} to be ready; log:\n{}", crate::process::tail(&log)), START_DEADLINE, || {
+            let req = client.get(&url).send();
+            async move { req.await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
+        })
+        .await;
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    pub fn log_tail(&self) -> String {
+        crate::process::tail(&self.log)
+    }
+
+    /// SIGKILL, for crash tests.
+    pub fn kill_hard(&mut self) {
+        self.process.kill_hard();
+    }
+}

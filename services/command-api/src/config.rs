@@ -1,0 +1,63 @@
+use serde::{Deserialize, Serialize};
+use sluice_core::Secret;
+use sluice_core::validate::{Validate, check_listen, check_not_empty, check_url};
+use sluice_outbox::OutboxTable;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// SLUICE_LISTEN: `host:port` for commands and ops endpoints.
+    pub listen: String,
+    /// SLUICE_DATABASE_URL: the write database (source of truth).
+    pub database_url: Secret,
+    pub db_pool_size: usize,
+    /// SLUICE_REGISTRY_URL: the schema registry.
+    pub registry_url: String,
+    /// SLUICE_QUERY_BASE_URL: where the query API answers, for `Location`.
+    pub query_base_url: String,
+    pub topic_prefix: String,
+    /// SLUICE_OUTBOX_TABLE: `[schema.]table`.
+    pub outbox_table: String,
+    pub max_body_bytes: usize,
+    pub schemas_dir: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            database_url: Secret::default(),
+            db_pool_size: 16,
+            registry_url: "http://127.0.0.1:8081".into(),
+            query_base_url: "http://127.0.0.1:8082".into(),
+            topic_prefix: "sluice".into(),
+            outbox_table: "outbox".into(),
+            max_body_bytes: 256 * 1024,
+            schemas_dir: "schemas".into(),
+        }
+    }
+}
+
+impl Config {
+    pub fn outbox(&self) -> anyhow::Result<OutboxTable> {
+        OutboxTable::parse(&self.outbox_table).map_err(|e| anyhow::anyhow!("SLUICE_OUTBOX_TABLE: {e}"))
+    }
+}
+
+impl Validate for Config {
+    fn validate(&self) -> Result<(), String> {
+        check_listen("SLUICE_LISTEN", &self.listen)?;
+        check_url("SLUICE_DATABASE_URL", self.database_url.expose(), &["postgres", "postgresql"])?;
+        check_url("SLUICE_REGISTRY_URL", &self.registry_url, &["http", "https"])?;
+        check_url("SLUICE_QUERY_BASE_URL", &self.query_base_url, &["http", "https"])?;
+        check_not_empty("SLUICE_TOPIC_PREFIX", &self.topic_prefix)?;
+        OutboxTable::parse(&self.outbox_table).map_err(|e| format!("SLUICE_OUTBOX_TABLE: {e}"))?;
+        if self.max_body_bytes == 0 {
+            return Err("SLUICE_MAX_BODY_BYTES must be positive".into());
+        }
+        if self.db_pool_size == 0 {
+            return Err("SLUICE_DB_POOL_SIZE must be positive".into());
+        }
+        Ok(())
+    }
+}

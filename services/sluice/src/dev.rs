@@ -1,0 +1,226 @@
+//! `sluice dev up|status|down`: the whole stack on this machine, detached,
+//! with logs and pid files in one folder (`SLUICE_DEV_DIR`, default
+//! `.sluice/dev`).
+
+use anyhow::Context;
+use sluice_stack::{Launch, Lifetime, postgres, tansu};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_BROKERS: &str = "127.0.0.1:19092";
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:16379/";
+const PG_PORT: u16 = 15432;
+const REDIS_PORT: u16 = 16379;
+const BROKER_PORT: u16 = 19092;
+const DATABASE: &str = "sluice";
+const START_DEADLINE: Duration = Duration::from_secs(60);
+
+#[derive(clap::Subcommand)]
+pub enum Action {
+    /// Start whatever is not running yet.
+    Up,
+    /// Show each process, its pid and whether it answers.
+    Status,
+    /// Stop the services, then the infrastructure.
+    Down,
+}
+
+struct Service {
+    name: &'static str,
+    port: u16,
+    env: Vec<(&'static str, String)>,
+}
+
+fn services(schemas_dir: &Path) -> Vec<Service> {
+    let db = postgres::url(PG_PORT, DATABASE);
+    let registry = "http://127.0.0.1:8081".to_string();
+    vec![
+        Service { name: "schema-registry", port: 8081, env: vec![] },
+        Service {
+            name: "command-api",
+            port: 8080,
+            env: vec![
+                ("SLUICE_DATABASE_URL", db.clone()),
+                ("SLUICE_REGISTRY_URL", registry.clone()),
+                ("SLUICE_QUERY_BASE_URL", "http://127.0.0.1:8082".into()),
+                ("SLUICE_SCHEMAS_DIR", schemas_dir.display().to_string()),
+            ],
+        },
+        Service {
+            name: "outbox-relay",
+            port: 9090,
+            env: vec![("SLUICE_DATABASE_URL", db), ("SLUICE_BROKERS", DEFAULT_BROKERS.into())],
+        },
+        Service {
+            name: "projector-redis",
+            port: 9091,
+            env: vec![
+                ("SLUICE_REDIS_URL", DEFAULT_REDIS_URL.into()),
+                ("SLUICE_BROKERS", DEFAULT_BROKERS.into()),
+                ("SLUICE_REGISTRY_URL", registry),
+            ],
+        },
+        Service { name: "query-api", port: 8082, env: vec![("SLUICE_REDIS_URL", DEFAULT_REDIS_URL.into())] },
+    ]
+}
+
+const INFRA: [&str; 3] = ["postgres", "redis-server", "tansu"];
+
+pub async fn run(action: Action) -> anyhow::Result<()> {
+    let dir = std::env::var_os("SLUICE_DEV_DIR").map_or_else(|| PathBuf::from(".sluice/dev"), PathBuf::from);
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let dir = dir.canonicalize()?;
+    match action {
+        Action::Up => up(&dir).await,
+        Action::Status => status(&dir).await,
+        Action::Down => down(&dir),
+    }
+}
+
+fn pid_file(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.pid"))
+}
+
+fn running_pid(dir: &Path, name: &str) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(pid_file(dir, name)).ok()?.trim().parse().ok()?;
+    sluice_stack::pid_alive(pid).then_some(pid)
+}
+
+fn start(dir: &Path, name: &str, launch: &Launch) -> anyhow::Result<u32> {
+    let child = sluice_stack::spawn(launch, Lifetime::Detached)?;
+    let pid = child.id();
+    std::fs::write(pid_file(dir, name), pid.to_string())?;
+    println!("  started {name:<16} pid {pid:<8} log {}", launch.log.display());
+    Ok(pid)
+}
+
+fn wait_port(name: &str, port: u16, pid: u32, log: &Path) -> anyhow::Result<()> {
+    sluice_stack::wait_for_tcp(name, port, START_DEADLINE, || {
+        if sluice_stack::pid_alive(pid) {
+            Ok(())
+        } else {
+            Err(format!("{name} exited; see {}", log.display()))
+        }
+    })?;
+    Ok(())
+}
+
+async fn up(dir: &Path) -> anyhow::Result<()> {
+    println!("local stack in {}", dir.display());
+    // PostgreSQL
+    if running_pid(dir, "postgres").is_none() {
+        let bindir = postgres::bindir()?;
+        let user = postgres::server_user()?;
+        let pg_dir = dir.join("postgres");
+        let data = pg_dir.join("data");
+        if !data.join("PG_VERSION").exists() {
+            std::fs::create_dir_all(&pg_dir)?;
+            postgres::chown_to(&pg_dir, user)?;
+            postgres::init(&bindir, &data, user, &dir.join("initdb.log"))?;
+        }
+        let log = dir.join("postgres.log");
+        let mut launch = postgres::launch(&bindir, &data, &pg_dir, PG_PORT, false, &log);
+        launch.user = user;
+        let pid = start(dir, "postgres", &launch)?;
+        wait_port("postgres", PG_PORT, pid, &log)?;
+    }
+    ensure_database().await?;
+    // Redis
+    if running_pid(dir, "redis-server").is_none() {
+        let log = dir.join("redis-server.log");
+        let launch = sluice_stack::redis::launch(REDIS_PORT, dir, &log)?;
+        let pid = start(dir, "redis-server", &launch)?;
+        wait_port("redis-server", REDIS_PORT, pid, &log)?;
+    }
+    // Broker
+    let db_path = dir.join("tansu.db");
+    if running_pid(dir, "tansu").is_none() {
+        let log = dir.join("tansu.log");
+        let launch = tansu::launch(BROKER_PORT, &db_path, &log)?;
+        let pid = start(dir, "tansu", &launch)?;
+        wait_port("tansu", BROKER_PORT, pid, &log)?;
+    }
+    tansu::create_header_index(&db_path, START_DEADLINE)?;
+    // Services, in dependency order.
+    let bin_dir = std::env::current_exe()?.parent().context("binary folder")?.to_path_buf();
+    let schemas = std::env::current_dir()?.join("schemas");
+    for service in services(&schemas) {
+        if running_pid(dir, service.name).is_some() {
+            continue;
+        }
+        let program = bin_dir.join(service.name);
+        anyhow::ensure!(program.exists(), "{} is missing: run `cargo build --workspace --bins`", program.display());
+        let log = dir.join(format!("{}.log", service.name));
+        let mut launch = Launch::new(program, &log).env("SLUICE_LISTEN", format!("127.0.0.1:{}", service.port));
+        for (k, v) in &service.env {
+            launch = launch.env(*k, v);
+        }
+        let pid = start(dir, service.name, &launch)?;
+        wait_ready(service.name, service.port, pid, &log).await?;
+    }
+    println!("stack is up: commands on http://127.0.0.1:8080, queries on http://127.0.0.1:8082");
+    println!("stop it with `make down` (or `sluice dev down`)");
+    Ok(())
+}
+
+async fn ensure_database() -> anyhow::Result<()> {
+    let (client, conn) = tokio_postgres::connect(&postgres::url(PG_PORT, "postgres"), tokio_postgres::NoTls)
+        .await
+        .context("connect to the local PostgreSQL")?;
+    tokio::spawn(conn);
+    let exists = client.query_opt("select 1 from pg_database where datname = $1", &[&DATABASE]).await?.is_some();
+    if !exists {
+        client.batch_execute(&format!("create database {DATABASE}")).await?;
+    }
+    Ok(())
+}
+
+async fn wait_ready(name: &str, port: u16, pid: u32, log: &Path) -> anyhow::Result<()> {
+    let url = format!("http://127.0.0.1:{port}/readyz");
+    let http = reqwest::Client::new();
+    let start = std::time::Instant::now();
+    loop {
+        if http.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+            return Ok(());
+        }
+        anyhow::ensure!(sluice_stack::pid_alive(pid), "{name} exited; see {}", log.display());
+        anyhow::ensure!(start.elapsed() < START_DEADLINE, "{name} not ready after {START_DEADLINE:?}; see {}", log.display());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn status(dir: &Path) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    for name in INFRA {
+        let state = running_pid(dir, name).map_or("stopped".to_string(), |p| format!("running (pid {p})"));
+        println!("{name:<16} {state}");
+    }
+    for service in services(Path::new("schemas")) {
+        let state = match running_pid(dir, service.name) {
+            None => "stopped".to_string(),
+            Some(pid) => {
+                let url = format!("http://127.0.0.1:{}/readyz", service.port);
+                let ready = http.get(&url).send().await.is_ok_and(|r| r.status().is_success());
+                format!("running (pid {pid}), {} on :{}", if ready { "ready" } else { "NOT ready" }, service.port)
+            }
+        };
+        println!("{:<16} {state}", service.name);
+    }
+    Ok(())
+}
+
+fn down(dir: &Path) -> anyhow::Result<()> {
+    let services: Vec<&str> = services(Path::new("schemas")).iter().map(|s| s.name).collect();
+    let order = services.into_iter().rev().chain(["tansu", "redis-server", "postgres"]);
+    for name in order {
+        if let Some(pid) = running_pid(dir, name) {
+            // PostgreSQL: SIGINT is its fast shutdown; SIGTERM would wait for clients.
+            let signal = if name == "postgres" { sluice_stack::SIGINT } else { sluice_stack::SIGTERM };
+            sluice_stack::stop_pid_with(pid, signal, Duration::from_secs(20));
+            println!("  stopped {name} (pid {pid})");
+        }
+        let _ = std::fs::remove_file(pid_file(dir, name));
+    }
+    println!("stack is down (data kept in {}; delete the folder to start afresh)", dir.display());
+    Ok(())
+}

@@ -1,0 +1,90 @@
+use anyhow::Context;
+use futures::StreamExt;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct LoadArgs {
+    /// How many create-article commands to send.
+    #[arg(long, default_value_t = 300)]
+    pub articles: usize,
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    #[arg(long, env = "SLUICE_COMMAND_URL", default_value = "http://127.0.0.1:8080")]
+    pub command_url: String,
+    /// Wait until every accepted article is in the Redis read model, then print the lag.
+    #[arg(long)]
+    pub wait: bool,
+    #[arg(long, default_value_t = 120)]
+    pub wait_seconds: u64,
+    #[command(flatten)]
+    pub lag: crate::lag::LagArgs,
+}
+
+pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
+    let mut redis = redis_connection(&args.lag.redis_url).await?;
+    let ids_key = sluice_projection::redis_store::keys::ids(&args.lag.projection, &args.lag.aggregate);
+    let before: usize = redis::cmd("SCARD").arg(&ids_key).query_async(&mut redis).await?;
+
+    let http = reqwest::Client::new();
+    let url = format!("{}/articles", args.command_url.trim_end_matches('/'));
+    let run_id = std::process::id();
+    let start = Instant::now();
+    let results: Vec<Result<u16, String>> = futures::stream::iter(0..args.articles)
+        .map(|i| {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                let body = serde_json::json!({
+                    "title": format!("Load article {run_id}-{i}"),
+                    "body": format!("Body of article {i} of load run {run_id}."),
+                });
+                http.post(&url).json(&body).send().await.map(|r| r.status().as_u16()).map_err(|e| e.to_string())
+            }
+        })
+        .buffer_unordered(args.concurrency.max(1))
+        .collect()
+        .await;
+    let elapsed = start.elapsed();
+    let accepted = results.iter().filter(|r| matches!(r, Ok(202))).count();
+    let failed: Vec<_> = results.iter().filter(|r| !matches!(r, Ok(202))).take(3).collect();
+    println!(
+        "sent {} commands in {:.2} s ({:.0}/s): {accepted} accepted",
+        args.articles,
+        elapsed.as_secs_f64(),
+        args.articles as f64 / elapsed.as_secs_f64().max(1e-9)
+    );
+    if !failed.is_empty() {
+        println!("first failures: {failed:?}");
+    }
+    if !args.wait {
+        return Ok(());
+    }
+    let expected = before + accepted;
+    let deadline = Instant::now() + Duration::from_secs(args.wait_seconds);
+    let mut count: usize;
+    loop {
+        count = redis::cmd("SCARD").arg(&ids_key).query_async(&mut redis).await?;
+        if count >= expected || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "read model: {} articles added (before {before}, now {count}); commands accepted: {accepted}; first write to last projection: {:.2} s",
+        count - before,
+        start.elapsed().as_secs_f64()
+    );
+    crate::lag::print(&crate::lag::measure(&args.lag).await?);
+    anyhow::ensure!(
+        count - before == accepted && accepted == args.articles,
+        "mismatch: {accepted}/{} commands accepted, {} reached the read model",
+        args.articles,
+        count - before
+    );
+    println!("OK: every accepted command reached the read model");
+    Ok(())
+}
+
+async fn redis_connection(url: &str) -> anyhow::Result<redis::aio::MultiplexedConnection> {
+    let client = redis::Client::open(url).context("redis url")?;
+    client.get_multiplexed_async_connection().await.context("connect to Redis")
+}

@@ -1,0 +1,45 @@
+//! `sluice`: the operator's command line.
+
+mod dev;
+mod lag;
+mod load;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "sluice", version, about = "Sluice: a CQRS data backbone")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The local stack: PostgreSQL, Redis, tansu and every Sluice service.
+    Dev {
+        #[command(subcommand)]
+        action: dev::Action,
+    },
+    /// Send create-article commands to a command API.
+    Load(load::LoadArgs),
+    /// Consumer lag of a Redis projection, per partition.
+    Lag(lag::LagArgs),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Dev { action } => dev::run(action).await,
+        Command::Load(args) => load::run(args).await,
+        Command::Lag(args) => lag::run(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sluice: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -9,6 +9,7 @@ use sluice_kafka::rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use sluice_kafka::rdkafka::message::{Headers, Message, OwnedMessage};
 use sluice_kafka::rdkafka::producer::FutureProducer;
 use sluice_kafka::rdkafka::{Offset, TopicPartitionList};
+use sluice_kafka::{CleanupPolicy, TopicSpec};
 use sluice_telemetry::Readiness;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -25,6 +26,9 @@ pub struct ProjectorConfig {
     pub topics: Vec<String>,
     pub batch_size: usize,
     pub batch_wait: Duration,
+    /// Partitions of a state topic this projection creates because it starts
+    /// before the relay has written anything (same default as the relay).
+    pub partitions: i32,
 }
 
 /// Runs until `shutdown` fires, then returns after the batch in hand is stored.
@@ -38,6 +42,16 @@ pub async fn run_projector<S: ProjectionStore + 'static>(
     let consumer = Arc::new(sluice_kafka::consumer(&config.brokers, &config.group_id)?);
     let dlq_producer = sluice_kafka::producer(&config.brokers, &format!("{}-dlq", config.projection))?;
     let decoder = RegistryDecoder::new(&config.registry_url, None);
+
+    let specs: Vec<TopicSpec> = config
+        .topics
+        .iter()
+        .map(|t| TopicSpec { name: t.clone(), partitions: config.partitions, cleanup: CleanupPolicy::Compact })
+        .collect();
+    retry("create missing topics", &shutdown, || async {
+        sluice_kafka::ensure_topics(&config.brokers, &specs).await.map_err(anyhow::Error::from)
+    })
+    .await?;
 
     let mut assignment = TopicPartitionList::new();
     let mut targets: HashMap<(String, i32), i64> = HashMap::new();

@@ -26,6 +26,8 @@ struct Config {
     projection: String,
     batch_size: usize,
     batch_wait_ms: u64,
+    /// Partitions of state topics created by this projector when missing.
+    partitions: i32,
 }
 
 impl Default for Config {
@@ -40,6 +42,7 @@ impl Default for Config {
             projection: "cms".into(),
             batch_size: 500,
             batch_wait_ms: 5,
+            partitions: 3,
         }
     }
 }
@@ -54,6 +57,9 @@ impl Validate for Config {
         check_not_empty("SLUICE_PROJECTION", &self.projection)?;
         if self.projection.contains(['{', '}', ':']) {
             return Err("SLUICE_PROJECTION must not contain '{', '}' or ':'".into());
+        }
+        if self.partitions < 1 {
+            return Err("SLUICE_PARTITIONS must be at least 1".into());
         }
         if self.batch_size == 0 {
             return Err("SLUICE_BATCH_SIZE must be positive".into());
@@ -88,6 +94,7 @@ fn main() -> ExitCode {
             topics,
             batch_size: config.batch_size,
             batch_wait: Duration::from_millis(config.batch_wait_ms),
+            partitions: config.partitions,
         };
         let result = sluice_projection::run_projector(runtime, store, metrics, readiness, shutdown.clone()).await;
         shutdown.cancel();

@@ -164,15 +164,31 @@ async fn up(dir: &Path) -> anyhow::Result<()> {
 }
 
 async fn ensure_database() -> anyhow::Result<()> {
-    let (client, conn) = tokio_postgres::connect(&postgres::url(PG_PORT, "postgres"), tokio_postgres::NoTls)
-        .await
-        .context("connect to the local PostgreSQL")?;
+    let url = postgres::url(PG_PORT, "postgres");
+    let start = std::time::Instant::now();
+    // The port opens before recovery ends ("the database system is starting up").
+    let (client, conn) = loop {
+        match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+            Ok(c) => break c,
+            Err(e) if start.elapsed() < START_DEADLINE => {
+                tracing_free_wait(&e);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e).context("connect to the local PostgreSQL"),
+        }
+    };
     tokio::spawn(conn);
     let exists = client.query_opt("select 1 from pg_database where datname = $1", &[&DATABASE]).await?.is_some();
     if !exists {
         client.batch_execute(&format!("create database {DATABASE}")).await?;
     }
     Ok(())
+}
+
+fn tracing_free_wait(e: &tokio_postgres::Error) {
+    if std::env::var_os("SLUICE_DEV_VERBOSE").is_some() {
+        eprintln!("  waiting for PostgreSQL: {e}");
+    }
 }
 
 async fn wait_ready(name: &str, port: u16, pid: u32, log: &Path) -> anyhow::Result<()> {

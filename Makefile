@@ -1,0 +1,38 @@
+# Sluice: the two set-up commands are `make demo` and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+SLUICE := target/debug/sluice
+export PATH := /opt/sluice/bin:$(HOME)/.cargo/bin:$(PATH)
+
+.PHONY: setup build test lint demo up status down clean
+
+setup: ## Install the broker and system packages (idempotent)
+	@bash deploy/setup.sh
+
+build: ## Build every crate and service
+	$(CARGO) build --workspace --all-targets
+
+test: setup build ## Unit, integration and end-to-end tests against real processes
+	$(CARGO) fmt --all -- --check
+	$(CARGO) nextest run --workspace --no-fail-fast
+
+lint: ## rustfmt and clippy, warnings are errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+up: setup build ## Start the local stack (logs and pids in .sluice/dev)
+	$(SLUICE) dev up
+
+status: ## Show the local stack
+	$(SLUICE) dev status
+
+down: ## Stop the local stack
+	@if [ -x $(SLUICE) ]; then $(SLUICE) dev down; fi
+
+demo: up ## Start the stack, send 300 commands, show they all reached the read model
+	$(SLUICE) load --articles 300 --wait
+	@echo
+	@echo "The stack keeps running: try 'make status', then 'make down' to stop it."
+
+clean: down
+	rm -rf .sluice

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Installs what Sluice needs on this machine; idempotent, skips what is present.
+# Machine-wide tools go to /opt/sluice/bin so that every clone finds them.
+set -euo pipefail
+
+TOOLS_DIR=/opt/sluice
+TANSU_VERSION=0.6.0
+did_something=0
+
+say() { printf 'setup: %s\n' "$*"; }
+
+apt_install() {
+  if [ "$(id -u)" -ne 0 ]; then
+    say "need root to install Debian packages: $*"; exit 1
+  fi
+  if [ -z "${APT_UPDATED:-}" ]; then apt-get update -qq; APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  did_something=1
+}
+
+have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
+
+# Build dependencies of rdkafka (librdkafka, openssl-sys).
+missing=()
+for pkg in build-essential pkg-config libssl-dev zlib1g-dev python3; do
+  have_pkg "$pkg" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then say "installing ${missing[*]}"; apt_install "${missing[@]}"; fi
+
+# PostgreSQL server (initdb, postgres) and redis-server: the test kit and the
+# local stack run their own instances of them.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  say "installing postgresql"; apt_install postgresql
+fi
+if ! command -v redis-server >/dev/null 2>&1; then
+  say "installing redis-server"; apt_install redis-server
+fi
+
+# cargo-nextest runs the tests.
+if ! cargo nextest --version >/dev/null 2>&1; then
+  say "installing cargo-nextest"
+  cargo install cargo-nextest --locked
+  did_something=1
+fi
+
+# The tansu broker, with its storage engines (the default features have none).
+if [ -x "$TOOLS_DIR/bin/tansu" ] && "$TOOLS_DIR/bin/tansu" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
+  :
+else
+  say "building tansu $TANSU_VERSION into $TOOLS_DIR/bin (about 12 minutes on 2 cores)"
+  mkdir -p "$TOOLS_DIR"
+  cargo install "tansu@$TANSU_VERSION" --locked --features libsql,postgres,dynostore --root "$TOOLS_DIR"
+  did_something=1
+fi
+
+if [ "$did_something" = 0 ]; then
+  say "everything present (tansu $TANSU_VERSION in $TOOLS_DIR/bin, postgres, redis-server, cargo-nextest)"
+else
+  say "done"
+fi

@@ -24,7 +24,10 @@ async fn an_article_posted_to_the_command_api_is_served_by_the_query_api() {
     let registry = ServiceHandle::start("schema-registry", &[]).await;
     let query = ServiceHandle::start(
         "query-api",
-        &[("SLUICE_REDIS_URL", redis.url()), ("SLUICE_PROJECTION", projection.clone())],
+        &[
+            ("SLUICE_REDIS_URL", redis.url()),
+            ("SLUICE_PROJECTION", projection.clone()),
+        ],
     )
     .await;
     let mut command = ServiceHandle::start(
@@ -70,12 +73,19 @@ async fn an_article_posted_to_the_command_api_is_served_by_the_query_api() {
         .await
         .expect("POST /articles");
     assert_eq!(response.status(), 202, "{:?}", response.text().await);
-    let location = response.headers()["location"].to_str().expect("location").to_string();
+    let location = response.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
     let accepted: Value = response.json().await.expect("json body");
     let id = accepted["id"].as_str().expect("id").to_string();
     assert_eq!(accepted["status"], "accepted");
     assert_eq!(accepted["version"], 1);
-    assert!(accepted["consistency_token"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(
+        accepted["consistency_token"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty())
+    );
     assert_eq!(location, format!("{}/articles/{id}", query.base_url()));
 
     let article: Value = wait_until("the article in the query API", DEADLINE, || {
@@ -117,7 +127,9 @@ async fn an_article_posted_to_the_command_api_is_served_by_the_query_api() {
         .expect("SMEMBERS");
     assert_eq!(ids, vec![id]);
     let positions: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
-        .arg(format!("sluice:{{{projection}}}:positions:{prefix}.article.state"))
+        .arg(format!(
+            "sluice:{{{projection}}}:positions:{prefix}.article.state"
+        ))
         .query_async(&mut conn)
         .await
         .expect("HGETALL");

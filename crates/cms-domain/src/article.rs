@@ -72,14 +72,30 @@ pub struct DraftArticle {
 
 impl DraftArticle {
     /// Validates the command and builds version 1 of the article.
-    pub fn execute(self, id: Uuid, now: DateTime<Utc>) -> Result<(Article, ArticleEvent), Rejection> {
+    pub fn execute(
+        self,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(Article, ArticleEvent), Rejection> {
         let title = self.title.trim().to_string();
         let slug = self.slug.unwrap_or_else(|| slugify(&title));
         let mut checks = Checks::default();
         checks.require(!title.is_empty(), "title", "must not be empty");
-        checks.require(title.chars().count() <= MAX_TITLE_CHARS, "title", "must be at most 200 characters");
-        checks.require(self.body.len() <= MAX_BODY_BYTES, "body", "must be at most 200000 bytes");
-        checks.require(is_valid_slug(&slug), "slug", "must be 1-120 characters of a-z, 0-9 and single dashes");
+        checks.require(
+            title.chars().count() <= MAX_TITLE_CHARS,
+            "title",
+            "must be at most 200 characters",
+        );
+        checks.require(
+            self.body.len() <= MAX_BODY_BYTES,
+            "body",
+            "must be at most 200000 bytes",
+        );
+        checks.require(
+            is_valid_slug(&slug),
+            "slug",
+            "must be 1-120 characters of a-z, 0-9 and single dashes",
+        );
         checks.finish()?;
         let micros = now.timestamp_micros();
         let article = Article {
@@ -109,7 +125,11 @@ pub fn slugify(title: &str) -> String {
         }
     }
     let slug = slug.trim_end_matches('-');
-    slug.chars().take(MAX_SLUG_CHARS).collect::<String>().trim_end_matches('-').to_string()
+    slug.chars()
+        .take(MAX_SLUG_CHARS)
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_string()
 }
 
 pub fn is_valid_slug(slug: &str) -> bool {
@@ -118,7 +138,9 @@ pub fn is_valid_slug(slug: &str) -> bool {
         && !slug.starts_with('-')
         && !slug.ends_with('-')
         && !slug.contains("--")
-        && slug.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && slug
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 #[cfg(test)]
@@ -126,19 +148,34 @@ mod tests {
     use super::*;
 
     fn draft(title: &str) -> DraftArticle {
-        DraftArticle { title: title.into(), body: "b".into(), slug: None, author_id: None }
+        DraftArticle {
+            title: title.into(),
+            body: "b".into(),
+            slug: None,
+            author_id: None,
+        }
     }
 
     #[test]
     fn a_draft_starts_at_version_one_with_a_slug() {
-        let (a, e) = draft("  Hello, World!  ").execute(Uuid::nil(), Utc::now()).expect("valid");
-        assert_eq!((a.version, a.status, a.slug.as_str(), a.title.as_str()), (1, ArticleStatus::Draft, "hello-world", "Hello, World!"));
+        let (a, e) = draft("  Hello, World!  ")
+            .execute(Uuid::nil(), Utc::now())
+            .expect("valid");
+        assert_eq!(
+            (a.version, a.status, a.slug.as_str(), a.title.as_str()),
+            (1, ArticleStatus::Draft, "hello-world", "Hello, World!")
+        );
         assert_eq!(e.name(), "ArticleDrafted");
     }
 
     #[test]
     fn every_reason_is_reported() {
-        let cmd = DraftArticle { title: " ".into(), body: String::new(), slug: Some("Bad Slug".into()), author_id: None };
+        let cmd = DraftArticle {
+            title: " ".into(),
+            body: String::new(),
+            slug: Some("Bad Slug".into()),
+            author_id: None,
+        };
         let Rejection(reasons) = cmd.execute(Uuid::nil(), Utc::now()).expect_err("invalid");
         let fields: Vec<_> = reasons.iter().map(|r| r.field.as_str()).collect();
         assert_eq!(fields, ["title", "slug"]);
@@ -147,11 +184,17 @@ mod tests {
     #[test]
     fn snapshot_fits_the_latest_avro_schema() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas/article/v1.avsc");
-        let schema = apache_avro::Schema::parse_str(&std::fs::read_to_string(path).expect("schema")).expect("parse");
+        let schema =
+            apache_avro::Schema::parse_str(&std::fs::read_to_string(path).expect("schema"))
+                .expect("parse");
         let (a, _) = draft("t").execute(Uuid::nil(), Utc::now()).expect("valid");
-        let value = apache_avro::to_value(&a).expect("to_value").resolve(&schema).expect("resolves");
+        let value = apache_avro::to_value(&a)
+            .expect("to_value")
+            .resolve(&schema)
+            .expect("resolves");
         let bytes = apache_avro::to_avro_datum(&schema, value).expect("encode");
-        let back = apache_avro::from_avro_datum(&schema, &mut bytes.as_slice(), None).expect("decode");
+        let back =
+            apache_avro::from_avro_datum(&schema, &mut bytes.as_slice(), None).expect("decode");
         let back: Article = apache_avro::from_value(&back).expect("from_value");
         assert_eq!(back, a);
     }

@@ -9,7 +9,10 @@ pub struct Reason {
 
 impl Reason {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -29,6 +32,10 @@ impl Checks {
     }
 
     pub(crate) fn finish(self) -> Result<(), Rejection> {
-        if self.0.is_empty() { Ok(()) } else { Err(Rejection(self.0)) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Rejection(self.0))
+        }
     }
 }

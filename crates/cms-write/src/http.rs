@@ -42,7 +42,12 @@ struct AcceptedResponse {
 
 impl IntoResponse for AcceptedResponse {
     fn into_response(self) -> Response {
-        (StatusCode::ACCEPTED, [(header::LOCATION, self.location)], Json(self.body)).into_response()
+        (
+            StatusCode::ACCEPTED,
+            [(header::LOCATION, self.location)],
+            Json(self.body),
+        )
+            .into_response()
     }
 }
 
@@ -56,8 +61,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Command<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(Command(v)),
-            Err(JsonRejection::MissingJsonContentType(e)) => Err(CommandError::UnsupportedMediaType(e.body_text())),
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(CommandError::TooLarge(e.body_text())),
+            Err(JsonRejection::MissingJsonContentType(e)) => {
+                Err(CommandError::UnsupportedMediaType(e.body_text()))
+            }
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(CommandError::TooLarge(e.body_text()))
+            }
             Err(e) => Err(CommandError::BadRequest(e.body_text())),
         }
     }
@@ -76,14 +85,26 @@ async fn draft_article(
     let (article, event) = command
         .execute(id, chrono::Utc::now())
         .map_err(|rejection| CommandError::Invalid(rejection.0))?;
-    state.repository.insert_article(&article, event, traceparent(&headers)).await?;
+    state
+        .repository
+        .insert_article(&article, event, traceparent(&headers))
+        .await?;
     let token = ConsistencyToken {
         aggregate_type: aggregate::ARTICLE.into(),
         aggregate_id: article.id.clone(),
         version: article.version,
     };
     Ok(AcceptedResponse {
-        location: format!("{}/articles/{}", state.query_base_url.trim_end_matches('/'), article.id),
-        body: Accepted { status: "accepted", id: article.id, version: article.version, consistency_token: token.encode() },
+        location: format!(
+            "{}/articles/{}",
+            state.query_base_url.trim_end_matches('/'),
+            article.id
+        ),
+        body: Accepted {
+            status: "accepted",
+            id: article.id,
+            version: article.version,
+            consistency_token: token.encode(),
+        },
     })
 }

@@ -18,7 +18,11 @@ pub struct Repository {
 
 impl Repository {
     pub fn new(pool: Pool, outbox: OutboxTable, article_encoder: Arc<RegistryEncoder>) -> Self {
-        Self { pool, outbox, article_encoder }
+        Self {
+            pool,
+            outbox,
+            article_encoder,
+        }
     }
 
     /// Inserts a new article and its event; a taken slug is a validation error.
@@ -32,14 +36,30 @@ impl Repository {
             .article_encoder
             .encode(article)
             .map_err(|e| CommandError::Internal(format!("encode article snapshot: {e}")))?;
-        let outbox_event = OutboxEvent::new(aggregate::ARTICLE, &article.id, event.name(), article.version, payload)
-            .with_traceparent(traceparent);
-        let id: uuid::Uuid = article.id.parse().map_err(|e| CommandError::Internal(format!("article id: {e}")))?;
+        let outbox_event = OutboxEvent::new(
+            aggregate::ARTICLE,
+            &article.id,
+            event.name(),
+            article.version,
+            payload,
+        )
+        .with_traceparent(traceparent);
+        let id: uuid::Uuid = article
+            .id
+            .parse()
+            .map_err(|e| CommandError::Internal(format!("article id: {e}")))?;
         let author: Option<uuid::Uuid> = match &article.author_id {
-            Some(a) => Some(a.parse().map_err(|e| CommandError::Internal(format!("author id: {e}")))?),
+            Some(a) => Some(
+                a.parse()
+                    .map_err(|e| CommandError::Internal(format!("author id: {e}")))?,
+            ),
             None => None,
         };
-        let mut client = self.pool.get().await.map_err(|e| CommandError::Unavailable(e.to_string()))?;
+        let mut client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| CommandError::Unavailable(e.to_string()))?;
         let tx = client.transaction().await.map_err(db_error)?;
         let inserted = tx
             .execute(
@@ -62,7 +82,10 @@ impl Repository {
             .await
             .map_err(db_error)?;
         if inserted == 0 {
-            return Err(CommandError::Invalid(vec![Reason::new("slug", "is already taken by another article")]));
+            return Err(CommandError::Invalid(vec![Reason::new(
+                "slug",
+                "is already taken by another article",
+            )]));
         }
         sluice_outbox::append(&*tx, &self.outbox, &outbox_event)
             .await
@@ -78,7 +101,9 @@ fn micros_to_time(micros: i64) -> DateTime<Utc> {
 
 fn db_error(e: tokio_postgres::Error) -> CommandError {
     match e.code() {
-        Some(code) if *code == SqlState::UNIQUE_VIOLATION => CommandError::Invalid(vec![Reason::new("id", "already exists")]),
+        Some(code) if *code == SqlState::UNIQUE_VIOLATION => {
+            CommandError::Invalid(vec![Reason::new("id", "already exists")])
+        }
         Some(_) => CommandError::Internal(e.to_string()),
         None => CommandError::Unavailable(e.to_string()),
     }

@@ -21,11 +21,17 @@ impl ProjectionMetrics {
                 labels,
             )?,
             applied: IntCounterVec::new(
-                Opts::new("sluice_projection_applied_records_total", "Upserts that changed the read model (newer version)"),
+                Opts::new(
+                    "sluice_projection_applied_records_total",
+                    "Upserts that changed the read model (newer version)",
+                ),
                 labels,
             )?,
             dead_letters: IntCounterVec::new(
-                Opts::new("sluice_projection_dead_letter_records_total", "Records sent to the dead-letter topic"),
+                Opts::new(
+                    "sluice_projection_dead_letter_records_total",
+                    "Records sent to the dead-letter topic",
+                ),
                 labels,
             )?,
             batch_seconds: Histogram::with_opts(HistogramOpts::new(
@@ -33,7 +39,10 @@ impl ProjectionMetrics {
                 "Time to apply one batch to the store",
             ))?,
             position: IntGaugeVec::new(
-                Opts::new("sluice_projection_position_offset", "Next offset to apply, per partition"),
+                Opts::new(
+                    "sluice_projection_position_offset",
+                    "Next offset to apply, per partition",
+                ),
                 &["projection", "topic", "partition"],
             )?,
         };

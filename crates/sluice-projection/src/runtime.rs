@@ -40,16 +40,23 @@ pub async fn run_projector<S: ProjectionStore + 'static>(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let consumer = Arc::new(sluice_kafka::consumer(&config.brokers, &config.group_id)?);
-    let dlq_producer = sluice_kafka::producer(&config.brokers, &format!("{}-dlq", config.projection))?;
+    let dlq_producer =
+        sluice_kafka::producer(&config.brokers, &format!("{}-dlq", config.projection))?;
     let decoder = RegistryDecoder::new(&config.registry_url, None);
 
     let specs: Vec<TopicSpec> = config
         .topics
         .iter()
-        .map(|t| TopicSpec { name: t.clone(), partitions: config.partitions, cleanup: CleanupPolicy::Compact })
+        .map(|t| TopicSpec {
+            name: t.clone(),
+            partitions: config.partitions,
+            cleanup: CleanupPolicy::Compact,
+        })
         .collect();
     retry("create missing topics", &shutdown, || async {
-        sluice_kafka::ensure_topics(&config.brokers, &specs).await.map_err(anyhow::Error::from)
+        sluice_kafka::ensure_topics(&config.brokers, &specs)
+            .await
+            .map_err(anyhow::Error::from)
     })
     .await?;
 
@@ -58,7 +65,10 @@ pub async fn run_projector<S: ProjectionStore + 'static>(
     let mut positions: HashMap<(String, i32), i64> = HashMap::new();
     for topic in &config.topics {
         let ends = wait_for_topic(&consumer, topic, &shutdown).await?;
-        let stored = retry("load stored positions", &shutdown, || store.load_positions(topic)).await?;
+        let stored = retry("load stored positions", &shutdown, || {
+            store.load_positions(topic)
+        })
+        .await?;
         for (partition, end) in ends {
             let next = stored.get(&partition).map(|p| p.next_offset);
             let offset = next.map_or(Offset::Beginning, Offset::Offset);
@@ -69,10 +79,18 @@ pub async fn run_projector<S: ProjectionStore + 'static>(
     }
     consumer.assign(&assignment).context("assign partitions")?;
     tracing::info!(projection = %config.projection, topics = ?config.topics, "projection started");
-    let mut bootstrap = Bootstrap { targets, done: false };
+    let mut bootstrap = Bootstrap {
+        targets,
+        done: false,
+    };
     bootstrap.check(&positions, &readiness, &config.projection);
 
-    let ctx = BatchContext { config: &config, decoder: &decoder, dlq: &dlq_producer, metrics: &metrics };
+    let ctx = BatchContext {
+        config: &config,
+        decoder: &decoder,
+        dlq: &dlq_producer,
+        metrics: &metrics,
+    };
     loop {
         let first = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -93,7 +111,11 @@ pub async fn run_projector<S: ProjectionStore + 'static>(
             positions.insert((topic.clone(), partition), next);
             metrics
                 .position
-                .with_label_values(&[config.projection.as_str(), topic.as_str(), &partition.to_string()])
+                .with_label_values(&[
+                    config.projection.as_str(),
+                    topic.as_str(),
+                    &partition.to_string(),
+                ])
                 .set(next);
             commit.add_partition_offset(&topic, partition, Offset::Offset(next))?;
         }
@@ -114,7 +136,12 @@ struct Bootstrap {
 }
 
 impl Bootstrap {
-    fn check(&mut self, positions: &HashMap<(String, i32), i64>, readiness: &Readiness, projection: &str) {
+    fn check(
+        &mut self,
+        positions: &HashMap<(String, i32), i64>,
+        readiness: &Readiness,
+        projection: &str,
+    ) {
         if self.done {
             return;
         }
@@ -125,7 +152,10 @@ impl Bootstrap {
         if caught_up {
             self.done = true;
             readiness.set_ready(true);
-            tracing::info!(projection, "bootstrap complete: reached the end offsets captured at start");
+            tracing::info!(
+                projection,
+                "bootstrap complete: reached the end offsets captured at start"
+            );
         }
     }
 }
@@ -151,7 +181,10 @@ impl BatchContext<'_> {
         let mut by_topic: BTreeMap<String, (Vec<Upsert>, BTreeMap<i32, i64>)> = BTreeMap::new();
         for msg in &batch {
             let topic = msg.topic().to_string();
-            self.metrics.records.with_label_values(&[projection, &topic]).inc();
+            self.metrics
+                .records
+                .with_label_values(&[projection, &topic])
+                .inc();
             let entry = by_topic.entry(topic.clone()).or_default();
             entry.1.insert(msg.partition(), msg.offset() + 1);
             match self.to_upsert(msg, shutdown).await? {
@@ -168,8 +201,14 @@ impl BatchContext<'_> {
                         headers: msg.headers().map(|h| h.as_borrowed()),
                         reason,
                     };
-                    retry("send to the dead-letter topic", shutdown, || dlq::send(self.dlq, letter.clone())).await?;
-                    self.metrics.dead_letters.with_label_values(&[projection, &topic]).inc();
+                    retry("send to the dead-letter topic", shutdown, || {
+                        dlq::send(self.dlq, letter.clone())
+                    })
+                    .await?;
+                    self.metrics
+                        .dead_letters
+                        .with_label_values(&[projection, &topic])
+                        .inc();
                 }
             }
         }
@@ -177,12 +216,22 @@ impl BatchContext<'_> {
         for (topic, (upserts, offsets)) in by_topic {
             let positions: Vec<Position> = offsets
                 .iter()
-                .map(|(&partition, &next_offset)| Position { partition, next_offset, applied_at_ms: now_ms })
+                .map(|(&partition, &next_offset)| Position {
+                    partition,
+                    next_offset,
+                    applied_at_ms: now_ms,
+                })
                 .collect();
             let timer = self.metrics.batch_seconds.start_timer();
-            let changed = retry("apply batch", shutdown, || store.apply(&topic, &upserts, &positions)).await?;
+            let changed = retry("apply batch", shutdown, || {
+                store.apply(&topic, &upserts, &positions)
+            })
+            .await?;
             timer.observe_duration();
-            self.metrics.applied.with_label_values(&[projection, &topic]).inc_by(changed as u64);
+            self.metrics
+                .applied
+                .with_label_values(&[projection, &topic])
+                .inc_by(changed as u64);
             stored.extend(offsets.into_iter().map(|(p, o)| ((topic.clone(), p), o)));
         }
         Ok(stored)
@@ -190,9 +239,17 @@ impl BatchContext<'_> {
 
     /// Ok(Ok(upsert)), Ok(Err(reason)) for a record to dead-letter; Err only
     /// when shutting down while the registry is unreachable.
-    async fn to_upsert(&self, msg: &OwnedMessage, shutdown: &CancellationToken) -> anyhow::Result<Result<Upsert, String>> {
-        let Some(key) = msg.key() else { return Ok(Err("record has no key (aggregate id)".into())) };
-        let Ok(aggregate_id) = std::str::from_utf8(key) else { return Ok(Err("key is not UTF-8".into())) };
+    async fn to_upsert(
+        &self,
+        msg: &OwnedMessage,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Result<Upsert, String>> {
+        let Some(key) = msg.key() else {
+            return Ok(Err("record has no key (aggregate id)".into()));
+        };
+        let Ok(aggregate_id) = std::str::from_utf8(key) else {
+            return Ok(Err("key is not UTF-8".into()));
+        };
         let Some(payload) = msg.payload() else {
             return Ok(Err("tombstone (purge) records are not projected yet".into()));
         };
@@ -209,19 +266,33 @@ impl BatchContext<'_> {
         };
         let document = match avro_to_json(decoded.value) {
             Ok(d) => d,
-            Err(AvroError::Codec(e)) | Err(AvroError::Framing(e)) => return Ok(Err(format!("not representable as JSON: {e}"))),
+            Err(AvroError::Codec(e)) | Err(AvroError::Framing(e)) => {
+                return Ok(Err(format!("not representable as JSON: {e}")));
+            }
             Err(e) => return Ok(Err(e.to_string())),
         };
         let header = |name: &str| -> Option<String> {
             let headers = msg.headers()?;
-            headers.iter().find(|h| h.key == name).and_then(|h| h.value).map(|v| String::from_utf8_lossy(v).into_owned())
+            headers
+                .iter()
+                .find(|h| h.key == name)
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
         };
         let version = header(headers::AGGREGATE_VERSION)
             .and_then(|v| v.parse::<i64>().ok())
             .or_else(|| document.get("version").and_then(serde_json::Value::as_i64));
-        let Some(version) = version else { return Ok(Err("no aggregate version in headers or snapshot".into())) };
-        let aggregate_type = header(headers::AGGREGATE_TYPE).unwrap_or_else(|| aggregate_from_topic(msg.topic()));
-        Ok(Ok(Upsert { aggregate_type, aggregate_id: aggregate_id.to_string(), version, document }))
+        let Some(version) = version else {
+            return Ok(Err("no aggregate version in headers or snapshot".into()));
+        };
+        let aggregate_type =
+            header(headers::AGGREGATE_TYPE).unwrap_or_else(|| aggregate_from_topic(msg.topic()));
+        Ok(Ok(Upsert {
+            aggregate_type,
+            aggregate_id: aggregate_id.to_string(),
+            version,
+            document,
+        }))
     }
 }
 
@@ -246,9 +317,12 @@ async fn wait_for_topic(
     loop {
         let c = consumer.clone();
         let t = topic.to_string();
-        let result = tokio::task::spawn_blocking(move || sluice_kafka::watermarks(c.as_ref(), &t)).await?;
+        let result =
+            tokio::task::spawn_blocking(move || sluice_kafka::watermarks(c.as_ref(), &t)).await?;
         match result {
-            Ok(marks) if !marks.is_empty() => return Ok(marks.into_iter().map(|w| (w.partition, w.high)).collect()),
+            Ok(marks) if !marks.is_empty() => {
+                return Ok(marks.into_iter().map(|w| (w.partition, w.high)).collect());
+            }
             Ok(_) => tracing::info!(topic, "topic has no partitions yet; waiting"),
             Err(e) => tracing::info!(topic, error = %e, "topic not available yet; waiting"),
         }

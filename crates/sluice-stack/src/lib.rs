@@ -8,12 +8,12 @@ mod error;
 mod launch;
 pub mod postgres;
 pub mod redis;
-mod tools;
 pub mod tansu;
+mod tools;
 mod wait;
 
 pub use error::StackError;
 pub use launch::{Launch, Lifetime, pid_alive, signal_pid, spawn, stop_pid, stop_pid_with};
 pub use libc::{SIGINT, SIGKILL, SIGTERM};
-pub use tools::{find_tool, free_port, SETUP_HINT};
+pub use tools::{SETUP_HINT, find_tool, free_port};
 pub use wait::wait_for_tcp;

@@ -16,7 +16,10 @@ pub fn find_tool(tool: &str, extra_dirs: &[PathBuf]) -> Result<PathBuf, StackErr
         return if is_executable(&path) {
             Ok(path)
         } else {
-            Err(StackError::MissingTool { tool: tool.into(), looked: format!("{var}={}", path.display()) })
+            Err(StackError::MissingTool {
+                tool: tool.into(),
+                looked: format!("{var}={}", path.display()),
+            })
         };
     }
     let mut dirs = vec![PathBuf::from(TOOLS_DIR)];
@@ -35,11 +38,15 @@ pub fn find_tool(tool: &str, extra_dirs: &[PathBuf]) -> Result<PathBuf, StackErr
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// A port that was free a moment ago (bound to port 0, then released).
 pub fn free_port() -> Result<u16, StackError> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(StackError::io("bind a free port"))?;
-    Ok(listener.local_addr().map_err(StackError::io("read the bound port"))?.port())
+    Ok(listener
+        .local_addr()
+        .map_err(StackError::io("read the bound port"))?
+        .port())
 }

@@ -11,7 +11,11 @@ pub fn init_logging(service: &'static str) {
     let result = if text {
         builder.try_init()
     } else {
-        builder.json().flatten_event(true).with_current_span(false).try_init()
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init()
     };
     // A second init (tests) keeps the first subscriber.
     if result.is_ok() {

@@ -4,7 +4,11 @@ use tokio_util::sync::CancellationToken;
 
 /// Serves `router` on `listen` until `shutdown` fires, letting requests in
 /// flight finish.
-pub async fn serve(listen: &str, router: Router, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve(
+    listen: &str,
+    router: Router,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

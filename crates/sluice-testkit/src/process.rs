@@ -11,7 +11,10 @@ pub(crate) struct Managed {
 impl Managed {
     pub(crate) fn start(name: &str, launch: &Launch) -> Managed {
         match sluice_stack::spawn(launch, Lifetime::TiedToThisProcess) {
-            Ok(child) => Managed { name: name.into(), child },
+            Ok(child) => Managed {
+                name: name.into(),
+                child,
+            },
             Err(e) => panic!("cannot start {name}: {e}"),
         }
     }
@@ -24,7 +27,11 @@ impl Managed {
     pub(crate) fn check_alive(&mut self, log: &std::path::Path) -> Result<(), String> {
         match self.child.try_wait() {
             Ok(None) => Ok(()),
-            Ok(Some(status)) => Err(format!("{} exited with {status}; log:\n{}", self.name, tail(log))),
+            Ok(Some(status)) => Err(format!(
+                "{} exited with {status}; log:\n{}",
+                self.name,
+                tail(log)
+            )),
             Err(e) => Err(e.to_string()),
         }
     }

@@ -40,16 +40,29 @@ impl Default for Config {
 
 impl Config {
     pub fn outbox(&self) -> anyhow::Result<OutboxTable> {
-        OutboxTable::parse(&self.outbox_table).map_err(|e| anyhow::anyhow!("SLUICE_OUTBOX_TABLE: {e}"))
+        OutboxTable::parse(&self.outbox_table)
+            .map_err(|e| anyhow::anyhow!("SLUICE_OUTBOX_TABLE: {e}"))
     }
 }
 
 impl Validate for Config {
     fn validate(&self) -> Result<(), String> {
         check_listen("SLUICE_LISTEN", &self.listen)?;
-        check_url("SLUICE_DATABASE_URL", self.database_url.expose(), &["postgres", "postgresql"])?;
-        check_url("SLUICE_REGISTRY_URL", &self.registry_url, &["http", "https"])?;
-        check_url("SLUICE_QUERY_BASE_URL", &self.query_base_url, &["http", "https"])?;
+        check_url(
+            "SLUICE_DATABASE_URL",
+            self.database_url.expose(),
+            &["postgres", "postgresql"],
+        )?;
+        check_url(
+            "SLUICE_REGISTRY_URL",
+            &self.registry_url,
+            &["http", "https"],
+        )?;
+        check_url(
+            "SLUICE_QUERY_BASE_URL",
+            &self.query_base_url,
+            &["http", "https"],
+        )?;
         check_not_empty("SLUICE_TOPIC_PREFIX", &self.topic_prefix)?;
         OutboxTable::parse(&self.outbox_table).map_err(|e| format!("SLUICE_OUTBOX_TABLE: {e}"))?;
         if self.max_body_bytes == 0 {

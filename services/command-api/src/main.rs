@@ -29,7 +29,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
     pg.url = Some(config.database_url.expose().to_string());
     pg.pool = Some(deadpool_postgres::PoolConfig::new(config.db_pool_size));
     let pool = pg
-        .create_pool(Some(deadpool_postgres::Runtime::Tokio1), tokio_postgres::NoTls)
+        .create_pool(
+            Some(deadpool_postgres::Runtime::Tokio1),
+            tokio_postgres::NoTls,
+        )
         .context("database pool")?;
     let applied = retry_at_start("migrate the database", || async {
         let mut client = pool.get().await?;
@@ -38,7 +41,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
     .await?;
     tracing::info!(?applied, "database migrated");
 
-    let subject = topics::value_subject(&topics::state_topic(&config.topic_prefix, cms_domain::aggregate::ARTICLE));
+    let subject = topics::value_subject(&topics::state_topic(
+        &config.topic_prefix,
+        cms_domain::aggregate::ARTICLE,
+    ));
     let encoder = retry_at_start("register the article schema", || {
         RegistryEncoder::register(&config.registry_url, &subject, &article_schema.text)
     })
@@ -47,8 +53,17 @@ async fn run(config: Config) -> anyhow::Result<()> {
 
     let repository = Repository::new(pool, outbox, Arc::new(encoder));
     let readiness = Readiness::default();
-    let app = cms_write::router(AppState { repository, query_base_url: config.query_base_url.clone() }, config.max_body_bytes)
-        .merge(sluice_telemetry::ops_router(Registry::new(), readiness.clone()));
+    let app = cms_write::router(
+        AppState {
+            repository,
+            query_base_url: config.query_base_url.clone(),
+        },
+        config.max_body_bytes,
+    )
+    .merge(sluice_telemetry::ops_router(
+        Registry::new(),
+        readiness.clone(),
+    ));
     readiness.set_ready(true);
     sluice_telemetry::serve(&config.listen, app, shutdown).await
 }

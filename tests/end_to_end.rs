@@ -7,6 +7,7 @@ use sluice_testkit::{ServiceHandle, TestBroker, TestPostgres, TestRedis, random_
 use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(120);
+const TOKEN: &str = "e2e-write-token";
 
 fn schemas_dir() -> String {
     concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas").to_string()
@@ -24,10 +25,7 @@ async fn an_article_posted_to_the_command_api_is_served_by_the_query_api() {
     let registry = ServiceHandle::start("schema-registry", &[]).await;
     let query = ServiceHandle::start(
         "query-api",
-        &[
-            ("SLUICE_REDIS_URL", redis.url()),
-            ("SLUICE_PROJECTION", projection.clone()),
-        ],
+        &[("SLUICE_REDIS_URL", redis.url()), ("SLUICE_PROJECTION", projection.clone())],
     )
     .await;
     let mut command = ServiceHandle::start(
@@ -38,6 +36,7 @@ async fn an_article_posted_to_the_command_api_is_served_by_the_query_api() {
             ("SLUICE_QUERY_BASE_URL", query.base_url()),
             ("SLUICE_TOPIC_PREFIX", prefix.clone()),
             ("SLUICE_SCHEMAS_DIR", schemas_dir()),
+            ("SLUICE_WRITE_TOKENS", TOKEN.to_string()),
         ],
     )
     .await;
@@ -68,24 +67,18 @@ async fn an_article_posted_to_the_command_api_is_served_by_the_query_api() {
     let http = reqwest::Client::new();
     let response = http
         .post(format!("{}/articles", command.base_url()))
+        .bearer_auth(TOKEN)
         .json(&json!({"title": "Hello, Sluice", "body": "First post."}))
         .send()
         .await
         .expect("POST /articles");
     assert_eq!(response.status(), 202, "{:?}", response.text().await);
-    let location = response.headers()["location"]
-        .to_str()
-        .expect("location")
-        .to_string();
+    let location = response.headers()["location"].to_str().expect("location").to_string();
     let accepted: Value = response.json().await.expect("json body");
     let id = accepted["id"].as_str().expect("id").to_string();
     assert_eq!(accepted["status"], "accepted");
     assert_eq!(accepted["version"], 1);
-    assert!(
-        accepted["consistency_token"]
-            .as_str()
-            .is_some_and(|t| !t.is_empty())
-    );
+    assert!(accepted["consistency_token"].as_str().is_some_and(|t| !t.is_empty()));
     assert_eq!(location, format!("{}/articles/{id}", query.base_url()));
 
     let article: Value = wait_until("the article in the query API", DEADLINE, || {
@@ -110,6 +103,7 @@ async fn an_article_posted_to_the_command_api_is_served_by_the_query_api() {
     // The rejected command is answered 422 and reaches nobody.
     let rejected = http
         .post(format!("{}/articles", command.base_url()))
+        .bearer_auth(TOKEN)
         .json(&json!({"title": ""}))
         .send()
         .await
@@ -127,9 +121,7 @@ async fn an_article_posted_to_the_command_api_is_served_by_the_query_api() {
         .expect("SMEMBERS");
     assert_eq!(ids, vec![id]);
     let positions: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
-        .arg(format!(
-            "sluice:{{{projection}}}:positions:{prefix}.article.state"
-        ))
+        .arg(format!("sluice:{{{projection}}}:positions:{prefix}.article.state"))
         .query_async(&mut conn)
         .await
         .expect("HGETALL");

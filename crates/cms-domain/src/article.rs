@@ -1,4 +1,7 @@
-use crate::validation::{Checks, Rejection};
+//! Articles: a draft that can be edited, scheduled, published, unpublished,
+//! archived (a logical delete) and restored.
+
+use crate::validation::{Checks, Reason, Rejection};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -6,6 +9,8 @@ use uuid::Uuid;
 pub const MAX_TITLE_CHARS: usize = 200;
 pub const MAX_BODY_BYTES: usize = 200_000;
 pub const MAX_SLUG_CHARS: usize = 120;
+pub const MAX_TAGS: usize = 20;
+pub const MAX_TAG_CHARS: usize = 40;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -25,10 +30,14 @@ impl ArticleStatus {
             ArticleStatus::Archived => "ARCHIVED",
         }
     }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Draft, Self::Scheduled, Self::Published, Self::Archived].into_iter().find(|v| v.as_str() == s)
+    }
 }
 
 /// The full snapshot of an article, as stored and as published (Avro
-/// `schemas/article`). Times are microseconds since the epoch.
+/// `schemas/article`, latest version). Times are microseconds since the epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Article {
     pub id: String,
@@ -41,24 +50,38 @@ pub struct Article {
     pub created_at: i64,
     pub updated_at: i64,
     pub published_at: Option<i64>,
+    pub tags: Vec<String>,
+    pub scheduled_at: Option<i64>,
 }
 
 /// Events are past tense; each carries the snapshot after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArticleEvent {
     Drafted,
+    Edited,
+    Scheduled,
+    Published,
+    Unpublished,
+    Archived,
+    Restored,
 }
 
 impl ArticleEvent {
     pub fn name(self) -> &'static str {
         match self {
             ArticleEvent::Drafted => "ArticleDrafted",
+            ArticleEvent::Edited => "ArticleEdited",
+            ArticleEvent::Scheduled => "ArticleScheduled",
+            ArticleEvent::Published => "ArticlePublished",
+            ArticleEvent::Unpublished => "ArticleUnpublished",
+            ArticleEvent::Archived => "ArticleArchived",
+            ArticleEvent::Restored => "ArticleRestored",
         }
     }
 }
 
 /// Command: create a draft.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DraftArticle {
     pub title: String,
@@ -68,34 +91,49 @@ pub struct DraftArticle {
     pub slug: Option<String>,
     #[serde(default)]
     pub author_id: Option<Uuid>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// Command: change title, body, slug or tags (at least one).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EditArticle {
+    pub title: Option<String>,
+    pub body: Option<String>,
+    pub slug: Option<String>,
+    pub tags: Option<Vec<String>>,
+}
+
+/// Command: publish automatically at `publish_at` (in the future).
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleArticle {
+    pub publish_at: DateTime<Utc>,
+}
+
+/// A command on an existing article.
+#[derive(Debug, Clone)]
+pub enum ArticleCommand {
+    Edit(EditArticle),
+    Schedule(ScheduleArticle),
+    Publish,
+    Unpublish,
+    Archive,
+    Restore,
 }
 
 impl DraftArticle {
     /// Validates the command and builds version 1 of the article.
-    pub fn execute(
-        self,
-        id: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<(Article, ArticleEvent), Rejection> {
+    pub fn execute(self, id: Uuid, now: DateTime<Utc>) -> Result<(Article, ArticleEvent), Rejection> {
         let title = self.title.trim().to_string();
         let slug = self.slug.unwrap_or_else(|| slugify(&title));
+        let tags = normalize_tags(self.tags);
         let mut checks = Checks::default();
-        checks.require(!title.is_empty(), "title", "must not be empty");
-        checks.require(
-            title.chars().count() <= MAX_TITLE_CHARS,
-            "title",
-            "must be at most 200 characters",
-        );
-        checks.require(
-            self.body.len() <= MAX_BODY_BYTES,
-            "body",
-            "must be at most 200000 bytes",
-        );
-        checks.require(
-            is_valid_slug(&slug),
-            "slug",
-            "must be 1-120 characters of a-z, 0-9 and single dashes",
-        );
+        check_title(&mut checks, &title);
+        check_body(&mut checks, &self.body);
+        check_slug(&mut checks, &slug);
+        check_tags(&mut checks, &tags);
         checks.finish()?;
         let micros = now.timestamp_micros();
         let article = Article {
@@ -109,9 +147,138 @@ impl DraftArticle {
             created_at: micros,
             updated_at: micros,
             published_at: None,
+            tags,
+            scheduled_at: None,
         };
         Ok((article, ArticleEvent::Drafted))
     }
+}
+
+impl Article {
+    /// Applies `command`: the next version and its event, or why not.
+    pub fn handle(&self, command: ArticleCommand, now: DateTime<Utc>) -> Result<(Article, ArticleEvent), Rejection> {
+        use ArticleStatus::*;
+        let mut next = self.clone();
+        let event = match command {
+            ArticleCommand::Edit(edit) => {
+                refuse_if(self.status == Archived, "status", "an archived article cannot be edited; restore it first")?;
+                next.apply_edit(edit)?;
+                ArticleEvent::Edited
+            }
+            ArticleCommand::Schedule(s) => {
+                refuse_if(
+                    matches!(self.status, Published | Archived),
+                    "status",
+                    &format!("a {} article cannot be scheduled", self.status.as_str().to_lowercase()),
+                )?;
+                refuse_if(s.publish_at <= now, "publish_at", "must be in the future")?;
+                next.status = Scheduled;
+                next.scheduled_at = Some(s.publish_at.timestamp_micros());
+                ArticleEvent::Scheduled
+            }
+            ArticleCommand::Publish => {
+                refuse_if(self.status == Published, "status", "the article is already published")?;
+                refuse_if(
+                    self.status == Archived,
+                    "status",
+                    "an archived article cannot be published; restore it first",
+                )?;
+                next.status = Published;
+                next.published_at = Some(now.timestamp_micros());
+                next.scheduled_at = None;
+                ArticleEvent::Published
+            }
+            ArticleCommand::Unpublish => {
+                refuse_if(
+                    !matches!(self.status, Published | Scheduled),
+                    "status",
+                    "only a published or scheduled article can be unpublished",
+                )?;
+                next.status = Draft;
+                next.scheduled_at = None;
+                ArticleEvent::Unpublished
+            }
+            ArticleCommand::Archive => {
+                refuse_if(self.status == Archived, "status", "the article is already archived")?;
+                next.status = Archived;
+                next.scheduled_at = None;
+                ArticleEvent::Archived
+            }
+            ArticleCommand::Restore => {
+                refuse_if(self.status != Archived, "status", "only an archived article can be restored")?;
+                next.status = Draft;
+                ArticleEvent::Restored
+            }
+        };
+        next.version = self.version + 1;
+        next.updated_at = now.timestamp_micros().max(self.updated_at);
+        Ok((next, event))
+    }
+
+    fn apply_edit(&mut self, edit: EditArticle) -> Result<(), Rejection> {
+        if edit.title.is_none() && edit.body.is_none() && edit.slug.is_none() && edit.tags.is_none() {
+            return Err(Rejection(vec![Reason::new(
+                "",
+                "an edit must change at least one of title, body, slug, tags",
+            )]));
+        }
+        let mut checks = Checks::default();
+        if let Some(title) = edit.title {
+            self.title = title.trim().to_string();
+            check_title(&mut checks, &self.title);
+        }
+        if let Some(body) = edit.body {
+            check_body(&mut checks, &body);
+            self.body = body;
+        }
+        if let Some(slug) = edit.slug {
+            check_slug(&mut checks, &slug);
+            self.slug = slug;
+        }
+        if let Some(tags) = edit.tags {
+            self.tags = normalize_tags(tags);
+            check_tags(&mut checks, &self.tags);
+        }
+        checks.finish()
+    }
+}
+
+fn refuse_if(condition: bool, field: &str, message: &str) -> Result<(), Rejection> {
+    if condition { Err(Rejection(vec![Reason::new(field, message)])) } else { Ok(()) }
+}
+
+fn check_title(checks: &mut Checks, title: &str) {
+    checks.require(!title.is_empty(), "title", "must not be empty");
+    checks.require(title.chars().count() <= MAX_TITLE_CHARS, "title", "must be at most 200 characters");
+}
+
+fn check_body(checks: &mut Checks, body: &str) {
+    checks.require(body.len() <= MAX_BODY_BYTES, "body", "must be at most 200000 bytes");
+}
+
+fn check_slug(checks: &mut Checks, slug: &str) {
+    checks.require(is_valid_slug(slug), "slug", "must be 1-120 characters of a-z, 0-9 and single dashes");
+}
+
+fn check_tags(checks: &mut Checks, tags: &[String]) {
+    checks.require(tags.len() <= MAX_TAGS, "tags", "at most 20 tags");
+    checks.require(
+        tags.iter().all(|t| t.chars().count() <= MAX_TAG_CHARS && is_valid_slug(t)),
+        "tags",
+        "each tag must be 1-40 characters of a-z, 0-9 and single dashes",
+    );
+}
+
+/// Trimmed, lower-cased, duplicates removed, first occurrence kept.
+fn normalize_tags(tags: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(tags.len());
+    for tag in tags {
+        let tag = tag.trim().to_lowercase();
+        if !out.contains(&tag) {
+            out.push(tag);
+        }
+    }
+    out
 }
 
 /// Lower-case ASCII letters and digits joined by single dashes.
@@ -125,11 +292,7 @@ pub fn slugify(title: &str) -> String {
         }
     }
     let slug = slug.trim_end_matches('-');
-    slug.chars()
-        .take(MAX_SLUG_CHARS)
-        .collect::<String>()
-        .trim_end_matches('-')
-        .to_string()
+    slug.chars().take(MAX_SLUG_CHARS).collect::<String>().trim_end_matches('-').to_string()
 }
 
 pub fn is_valid_slug(slug: &str) -> bool {
@@ -138,64 +301,5 @@ pub fn is_valid_slug(slug: &str) -> bool {
         && !slug.starts_with('-')
         && !slug.ends_with('-')
         && !slug.contains("--")
-        && slug
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn draft(title: &str) -> DraftArticle {
-        DraftArticle {
-            title: title.into(),
-            body: "b".into(),
-            slug: None,
-            author_id: None,
-        }
-    }
-
-    #[test]
-    fn a_draft_starts_at_version_one_with_a_slug() {
-        let (a, e) = draft("  Hello, World!  ")
-            .execute(Uuid::nil(), Utc::now())
-            .expect("valid");
-        assert_eq!(
-            (a.version, a.status, a.slug.as_str(), a.title.as_str()),
-            (1, ArticleStatus::Draft, "hello-world", "Hello, World!")
-        );
-        assert_eq!(e.name(), "ArticleDrafted");
-    }
-
-    #[test]
-    fn every_reason_is_reported() {
-        let cmd = DraftArticle {
-            title: " ".into(),
-            body: String::new(),
-            slug: Some("Bad Slug".into()),
-            author_id: None,
-        };
-        let Rejection(reasons) = cmd.execute(Uuid::nil(), Utc::now()).expect_err("invalid");
-        let fields: Vec<_> = reasons.iter().map(|r| r.field.as_str()).collect();
-        assert_eq!(fields, ["title", "slug"]);
-    }
-
-    #[test]
-    fn snapshot_fits_the_latest_avro_schema() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas/article/v1.avsc");
-        let schema =
-            apache_avro::Schema::parse_str(&std::fs::read_to_string(path).expect("schema"))
-                .expect("parse");
-        let (a, _) = draft("t").execute(Uuid::nil(), Utc::now()).expect("valid");
-        let value = apache_avro::to_value(&a)
-            .expect("to_value")
-            .resolve(&schema)
-            .expect("resolves");
-        let bytes = apache_avro::to_avro_datum(&schema, value).expect("encode");
-        let back =
-            apache_avro::from_avro_datum(&schema, &mut bytes.as_slice(), None).expect("decode");
-        let back: Article = apache_avro::from_value(&back).expect("from_value");
-        assert_eq!(back, a);
-    }
+        && slug.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }

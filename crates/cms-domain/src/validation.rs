@@ -1,7 +1,7 @@
 use serde::Serialize;
 
 /// Why one field of a command was refused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Reason {
     pub field: String,
     pub message: String,
@@ -9,10 +9,7 @@ pub struct Reason {
 
 impl Reason {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
+        Self { field: field.into(), message: message.into() }
     }
 }
 
@@ -32,10 +29,6 @@ impl Checks {
     }
 
     pub(crate) fn finish(self) -> Result<(), Rejection> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(Rejection(self.0))
-        }
+        if self.0.is_empty() { Ok(()) } else { Err(Rejection(self.0)) }
     }
 }

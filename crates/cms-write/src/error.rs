@@ -30,14 +30,11 @@ impl IntoResponse for CommandError {
     fn into_response(self) -> Response {
         let (status, body) = match &self {
             CommandError::BadRequest(m) => (StatusCode::BAD_REQUEST, json!({"error": m})),
-            CommandError::UnsupportedMediaType(m) => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, json!({"error": m}))
-            }
+            CommandError::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, json!({"error": m})),
             CommandError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, json!({"error": m})),
-            CommandError::Invalid(reasons) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                json!({"error": "validation failed", "reasons": reasons}),
-            ),
+            CommandError::Invalid(reasons) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, json!({"error": "validation failed", "reasons": reasons}))
+            }
             CommandError::Conflict { expected, current } => (
                 StatusCode::CONFLICT,
                 json!({"error": "version conflict", "expected_version": expected, "current_version": current}),
@@ -45,17 +42,11 @@ impl IntoResponse for CommandError {
             CommandError::NotFound => (StatusCode::NOT_FOUND, json!({"error": "not found"})),
             CommandError::Unavailable(m) => {
                 tracing::warn!(error = %m, "command failed: storage unavailable");
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    json!({"error": "storage unavailable, retry later"}),
-                )
+                (StatusCode::SERVICE_UNAVAILABLE, json!({"error": "storage unavailable, retry later"}))
             }
             CommandError::Internal(m) => {
                 tracing::error!(error = %m, "command failed");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    json!({"error": "internal error"}),
-                )
+                (StatusCode::INTERNAL_SERVER_ERROR, json!({"error": "internal error"}))
             }
         };
         let mut body = body;

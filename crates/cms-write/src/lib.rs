@@ -4,10 +4,13 @@
 mod error;
 pub mod http;
 pub mod migrations;
-mod repository;
+pub mod scheduler;
+pub mod service;
+pub mod store;
 mod token;
 
 pub use error::CommandError;
-pub use http::{AppState, router};
-pub use repository::Repository;
+pub use http::auth::Tokens;
+pub use http::{AppState, openapi_json, router};
+pub use service::{CommandContext, CommandService, Encoders};
 pub use token::ConsistencyToken;

@@ -6,11 +6,10 @@ use sluice_outbox::OutboxTable;
 use tokio_postgres::Client;
 
 /// (version, name, sql). Never edit an applied migration: add a new one.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "articles",
-    include_str!("../migrations/0001_articles.sql"),
-)];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "articles", include_str!("../migrations/0001_articles.sql")),
+    (2, "cms write side", include_str!("../migrations/0002_cms_write_side.sql")),
+];
 
 /// Advisory lock id for migrations ("sluice" on a phone keypad, 758423).
 const LOCK_KEY: i64 = 758_423_001;
@@ -18,9 +17,7 @@ const LOCK_KEY: i64 = 758_423_001;
 /// Applies the pending migrations and creates the outbox table.
 pub async fn migrate(client: &mut Client, outbox: &OutboxTable) -> anyhow::Result<Vec<i32>> {
     let tx = client.transaction().await.context("begin migration")?;
-    tx.execute("select pg_advisory_xact_lock($1)", &[&LOCK_KEY])
-        .await
-        .context("take migration lock")?;
+    tx.execute("select pg_advisory_xact_lock($1)", &[&LOCK_KEY]).await.context("take migration lock")?;
     tx.batch_execute(
         "create table if not exists sluice_migrations (
              version int primary key,
@@ -32,29 +29,15 @@ pub async fn migrate(client: &mut Client, outbox: &OutboxTable) -> anyhow::Resul
     .context("create sluice_migrations")?;
     let mut applied = Vec::new();
     for (version, name, sql) in MIGRATIONS {
-        let done = tx
-            .query_opt(
-                "select 1 from sluice_migrations where version = $1",
-                &[version],
-            )
-            .await?
-            .is_some();
+        let done = tx.query_opt("select 1 from sluice_migrations where version = $1", &[version]).await?.is_some();
         if done {
             continue;
         }
-        tx.batch_execute(sql)
-            .await
-            .with_context(|| format!("migration {version} ({name})"))?;
-        tx.execute(
-            "insert into sluice_migrations (version, name) values ($1, $2)",
-            &[version, name],
-        )
-        .await?;
+        tx.batch_execute(sql).await.with_context(|| format!("migration {version} ({name})"))?;
+        tx.execute("insert into sluice_migrations (version, name) values ($1, $2)", &[version, name]).await?;
         applied.push(*version);
     }
-    tx.batch_execute(&sluice_outbox::create_table_sql(outbox))
-        .await
-        .context("create outbox table")?;
+    tx.batch_execute(&sluice_outbox::create_table_sql(outbox)).await.context("create outbox table")?;
     tx.commit().await.context("commit migrations")?;
     Ok(applied)
 }

@@ -13,10 +13,7 @@ pub struct ConsistencyToken {
 impl ConsistencyToken {
     /// Opaque to clients: base64url of `type:id:version`.
     pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!(
-            "{}:{}:{}",
-            self.aggregate_type, self.aggregate_id, self.version
-        ))
+        URL_SAFE_NO_PAD.encode(format!("{}:{}:{}", self.aggregate_type, self.aggregate_id, self.version))
     }
 
     pub fn decode(token: &str) -> Option<Self> {
@@ -25,11 +22,7 @@ impl ConsistencyToken {
         let aggregate_type = parts.next()?.to_string();
         let aggregate_id = parts.next()?.to_string();
         let version = parts.next()?.parse().ok()?;
-        Some(Self {
-            aggregate_type,
-            aggregate_id,
-            version,
-        })
+        Some(Self { aggregate_type, aggregate_id, version })
     }
 }
 
@@ -39,11 +32,7 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let t = ConsistencyToken {
-            aggregate_type: "article".into(),
-            aggregate_id: "a-b".into(),
-            version: 7,
-        };
+        let t = ConsistencyToken { aggregate_type: "article".into(), aggregate_id: "a-b".into(), version: 7 };
         assert_eq!(ConsistencyToken::decode(&t.encode()), Some(t));
         assert_eq!(ConsistencyToken::decode("!!"), None);
     }

@@ -3,9 +3,7 @@
 use crate::{AvroError, frame, unframe};
 use apache_avro::types::Value;
 use apache_avro::{Schema, from_avro_datum, to_avro_datum};
-use schema_registry_converter::async_impl::schema_registry::{
-    SrSettings, get_schema_by_id, post_schema,
-};
+use schema_registry_converter::async_impl::schema_registry::{SrSettings, get_schema_by_id, post_schema};
 use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,11 +18,7 @@ pub struct RegistryEncoder {
 impl RegistryEncoder {
     /// Registers `schema_text` under `subject` (the registry returns the
     /// existing id when the schema is already there).
-    pub async fn register(
-        registry_url: &str,
-        subject: &str,
-        schema_text: &str,
-    ) -> Result<Self, AvroError> {
+    pub async fn register(registry_url: &str, subject: &str, schema_text: &str) -> Result<Self, AvroError> {
         let schema = Schema::parse_str(schema_text).map_err(|e| AvroError::Codec(e.to_string()))?;
         let settings = SrSettings::new(registry_url.to_string());
         let supplied = SuppliedSchema {
@@ -36,10 +30,7 @@ impl RegistryEncoder {
             tags: None,
         };
         let registered = post_schema(&settings, subject.to_string(), supplied).await?;
-        Ok(Self {
-            schema,
-            schema_id: registered.id,
-        })
+        Ok(Self { schema, schema_id: registered.id })
     }
 
     pub fn schema_id(&self) -> u32 {
@@ -60,8 +51,7 @@ impl RegistryEncoder {
         let resolved = value
             .resolve(&self.schema)
             .map_err(|e| AvroError::Codec(format!("value does not fit the writer schema: {e}")))?;
-        let body =
-            to_avro_datum(&self.schema, resolved).map_err(|e| AvroError::Codec(e.to_string()))?;
+        let body = to_avro_datum(&self.schema, resolved).map_err(|e| AvroError::Codec(e.to_string()))?;
         Ok(frame(self.schema_id, &body))
     }
 }
@@ -96,10 +86,7 @@ impl RegistryDecoder {
         let writer = self.writer_schema(id).await?;
         let value = from_avro_datum(&writer, &mut body, self.reader.as_deref())
             .map_err(|e| AvroError::Codec(format!("cannot decode with writer schema {id}: {e}")))?;
-        Ok(Decoded {
-            writer_schema_id: id,
-            value,
-        })
+        Ok(Decoded { writer_schema_id: id, value })
     }
 
     async fn writer_schema(&self, id: u32) -> Result<Arc<Schema>, AvroError> {
@@ -107,9 +94,8 @@ impl RegistryDecoder {
             return Ok(schema);
         }
         let registered = get_schema_by_id(id, &self.settings).await?;
-        let schema = Schema::parse_str(&registered.schema).map_err(|e| {
-            AvroError::Registry(format!("schema {id} from the registry does not parse: {e}"))
-        })?;
+        let schema = Schema::parse_str(&registered.schema)
+            .map_err(|e| AvroError::Registry(format!("schema {id} from the registry does not parse: {e}")))?;
         let schema = Arc::new(schema);
         if let Ok(mut cache) = self.writers.lock() {
             cache.insert(id, schema.clone());

@@ -25,10 +25,6 @@ impl AvroError {
 
 impl From<schema_registry_converter::error::SRCError> for AvroError {
     fn from(e: schema_registry_converter::error::SRCError) -> Self {
-        if e.retriable {
-            AvroError::RegistryUnavailable(e.to_string())
-        } else {
-            AvroError::Registry(e.to_string())
-        }
+        if e.retriable { AvroError::RegistryUnavailable(e.to_string()) } else { AvroError::Registry(e.to_string()) }
     }
 }

@@ -16,13 +16,10 @@ pub fn frame(schema_id: u32, avro: &[u8]) -> Vec<u8> {
 pub fn unframe(bytes: &[u8]) -> Result<(u32, &[u8]), AvroError> {
     match bytes {
         [MAGIC_BYTE, a, b, c, d, body @ ..] => Ok((u32::from_be_bytes([*a, *b, *c, *d]), body)),
-        [other, ..] if *other != MAGIC_BYTE => Err(AvroError::Framing(format!(
-            "first byte is {other:#04x}, expected the magic byte 0x00"
-        ))),
-        _ => Err(AvroError::Framing(format!(
-            "{} bytes is shorter than the 5-byte header",
-            bytes.len()
-        ))),
+        [other, ..] if *other != MAGIC_BYTE => {
+            Err(AvroError::Framing(format!("first byte is {other:#04x}, expected the magic byte 0x00")))
+        }
+        _ => Err(AvroError::Framing(format!("{} bytes is shorter than the 5-byte header", bytes.len()))),
     }
 }
 

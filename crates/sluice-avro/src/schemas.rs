@@ -23,10 +23,7 @@ pub struct SchemaSet {
 
 impl SchemaSet {
     pub fn load(dir: &Path) -> Result<Self, AvroError> {
-        let err = |path: &Path, reason: String| AvroError::SchemaFile {
-            path: path.display().to_string(),
-            reason,
-        };
+        let err = |path: &Path, reason: String| AvroError::SchemaFile { path: path.display().to_string(), reason };
         let mut set = SchemaSet::default();
         let entries = std::fs::read_dir(dir).map_err(|e| err(dir, e.to_string()))?;
         for entry in entries {
@@ -47,13 +44,7 @@ impl SchemaSet {
                 };
                 let text = std::fs::read_to_string(&path).map_err(|e| err(&path, e.to_string()))?;
                 let schema = Schema::parse_str(&text).map_err(|e| err(&path, e.to_string()))?;
-                versions.push(SchemaFile {
-                    aggregate: aggregate.clone(),
-                    version,
-                    path,
-                    text,
-                    schema,
-                });
+                versions.push(SchemaFile { aggregate: aggregate.clone(), version, path, text, schema });
             }
             versions.sort_by_key(|f| f.version);
             for (expected, file) in (1..).zip(&versions) {
@@ -77,10 +68,7 @@ impl SchemaSet {
     }
 
     pub fn versions(&self, aggregate: &str) -> &[SchemaFile] {
-        self.by_aggregate
-            .get(aggregate)
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+        self.by_aggregate.get(aggregate).map(Vec::as_slice).unwrap_or(&[])
     }
 
     pub fn aggregates(&self) -> impl Iterator<Item = &str> {
@@ -102,11 +90,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let agg = dir.path().join("thing");
         std::fs::create_dir(&agg).expect("mkdir");
-        let schema = |n: &str| {
-            format!(
-                r#"{{"type":"record","name":"Thing","fields":[{{"name":"{n}","type":"string"}}]}}"#
-            )
-        };
+        let schema =
+            |n: &str| format!(r#"{{"type":"record","name":"Thing","fields":[{{"name":"{n}","type":"string"}}]}}"#);
         std::fs::write(agg.join("v2.avsc"), schema("b")).expect("write");
         std::fs::write(agg.join("v1.avsc"), schema("a")).expect("write");
         std::fs::write(agg.join("README.md"), "ignored").expect("write");

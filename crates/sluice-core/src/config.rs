@@ -17,15 +17,8 @@ pub enum ConfigError {
 /// `SLUICE_*` variables that are not fields of a service's configuration: the
 /// config file itself, logging, and tool locations used by the dev tooling.
 /// Every other `SLUICE_*` variable must be a known field (typos fail at start).
-pub const SHARED_VARIABLES: &[&str] = &[
-    "CONFIG",
-    "LOG",
-    "LOG_FORMAT",
-    "TANSU_BIN",
-    "REDIS_SERVER_BIN",
-    "PG_BINDIR",
-    "DEV_DIR",
-];
+pub const SHARED_VARIABLES: &[&str] =
+    &["CONFIG", "LOG", "LOG_FORMAT", "TANSU_BIN", "REDIS_SERVER_BIN", "PG_BINDIR", "DEV_DIR"];
 
 /// Loads `T` from its defaults, the file named by `SLUICE_CONFIG` (if set) and
 /// `SLUICE_*` variables. `SLUICE_DATABASE_URL` sets field `database_url`.
@@ -33,10 +26,7 @@ pub fn load_config<T>() -> Result<T, ConfigError>
 where
     T: DeserializeOwned + Serialize + Default,
 {
-    load_from(
-        Env::prefixed("SLUICE_"),
-        std::env::var("SLUICE_CONFIG").ok(),
-    )
+    load_from(Env::prefixed("SLUICE_"), std::env::var("SLUICE_CONFIG").ok())
 }
 
 fn load_from<T>(env: Env, file: Option<String>) -> Result<T, ConfigError>
@@ -51,10 +41,7 @@ where
         figment = figment.merge(Toml::file(path));
     }
     let env = env.ignore(SHARED_VARIABLES);
-    figment
-        .merge(env)
-        .extract()
-        .map_err(|e| ConfigError::Invalid(describe(e)))
+    figment.merge(env).extract().map_err(|e| ConfigError::Invalid(describe(e)))
 }
 
 fn describe(error: figment::Error) -> String {
@@ -62,11 +49,7 @@ fn describe(error: figment::Error) -> String {
         .into_iter()
         .map(|e| {
             let key = e.path.join(".");
-            if key.is_empty() {
-                e.kind.to_string()
-            } else {
-                format!("SLUICE_{}: {}", key.to_ascii_uppercase(), e.kind)
-            }
+            if key.is_empty() { e.kind.to_string() } else { format!("SLUICE_{}: {}", key.to_ascii_uppercase(), e.kind) }
         })
         .collect::<Vec<_>>()
         .join("; ")
@@ -86,10 +69,7 @@ mod tests {
 
     impl Default for Sample {
         fn default() -> Self {
-            Self {
-                port: 8080,
-                name: "x".into(),
-            }
+            Self { port: 8080, name: "x".into() }
         }
     }
 
@@ -98,15 +78,12 @@ mod tests {
     fn env_overrides_defaults_and_bad_values_name_the_variable() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("SLUICE_TEST_PORT", "9000");
-            let s: Sample =
-                load_from(Env::prefixed("SLUICE_TEST_"), None).map_err(|e| e.to_string())?;
+            let s: Sample = load_from(Env::prefixed("SLUICE_TEST_"), None).map_err(|e| e.to_string())?;
             assert_eq!(s.port, 9000);
             assert_eq!(s.name, "x");
 
             jail.set_env("SLUICE_TEST_PORT", "not-a-port");
-            let err = load_from::<Sample>(Env::prefixed("SLUICE_TEST_"), None)
-                .unwrap_err()
-                .to_string();
+            let err = load_from::<Sample>(Env::prefixed("SLUICE_TEST_"), None).unwrap_err().to_string();
             assert!(err.contains("SLUICE_PORT"), "{err}");
             Ok(())
         });
@@ -118,15 +95,9 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.create_file("s.toml", "port = 7000\nname = \"file\"")?;
             jail.set_env("SLUICE_TEST_NAME", "env");
-            let s: Sample = load_from(Env::prefixed("SLUICE_TEST_"), Some("s.toml".into()))
-                .map_err(|e| e.to_string())?;
-            assert_eq!(
-                s,
-                Sample {
-                    port: 7000,
-                    name: "env".into()
-                }
-            );
+            let s: Sample =
+                load_from(Env::prefixed("SLUICE_TEST_"), Some("s.toml".into())).map_err(|e| e.to_string())?;
+            assert_eq!(s, Sample { port: 7000, name: "env".into() });
             assert!(matches!(
                 load_from::<Sample>(Env::prefixed("SLUICE_TEST_"), Some("nope.toml".into())),
                 Err(ConfigError::MissingFile { .. })

@@ -28,13 +28,7 @@ mod tests {
     fn names_follow_the_design() {
         assert_eq!(state_topic("sluice", "Article"), "sluice.article.state");
         assert_eq!(events_topic("cms", "author"), "cms.author.events");
-        assert_eq!(
-            dlq_topic("sluice.article.state"),
-            "sluice.article.state.dlq"
-        );
-        assert_eq!(
-            value_subject("sluice.article.state"),
-            "sluice.article.state-value"
-        );
+        assert_eq!(dlq_topic("sluice.article.state"), "sluice.article.state.dlq");
+        assert_eq!(value_subject("sluice.article.state"), "sluice.article.state-value");
     }
 }

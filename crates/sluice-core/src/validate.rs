@@ -16,17 +16,10 @@ pub fn check_url(var: &str, value: &str, schemes: &[&str]) -> Result<(), String>
     let scheme = value.split_once("://").map(|(s, _)| s);
     match scheme {
         Some(s) if schemes.contains(&s) => Ok(()),
-        _ => Err(format!(
-            "{var} must be a URL starting with {}",
-            schemes.join(":// or ") + "://"
-        )),
+        _ => Err(format!("{var} must be a URL starting with {}", schemes.join(":// or ") + "://")),
     }
 }
 
 pub fn check_not_empty(var: &str, value: &str) -> Result<(), String> {
-    if value.trim().is_empty() {
-        Err(format!("{var} must not be empty"))
-    } else {
-        Ok(())
-    }
+    if value.trim().is_empty() { Err(format!("{var} must not be empty")) } else { Ok(()) }
 }

@@ -29,14 +29,11 @@ pub struct TopicSpec {
 
 /// Creates the topics that do not exist yet; existing ones are left as they are.
 pub async fn ensure_topics(brokers: &str, topics: &[TopicSpec]) -> Result<(), KafkaError> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()?;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
     let new_topics: Vec<NewTopic> = topics
         .iter()
         .map(|t| {
-            NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(1))
-                .set("cleanup.policy", t.cleanup.as_str())
+            NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(1)).set("cleanup.policy", t.cleanup.as_str())
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
@@ -45,10 +42,7 @@ pub async fn ensure_topics(brokers: &str, topics: &[TopicSpec]) -> Result<(), Ka
             Ok(name) => tracing::info!(topic = %name, "created topic"),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((name, code)) => {
-                return Err(KafkaError::Topic {
-                    topic: name,
-                    reason: code.to_string(),
-                });
+                return Err(KafkaError::Topic { topic: name, reason: code.to_string() });
             }
         }
     }

@@ -19,37 +19,22 @@ pub fn partition_count<C: Consumer>(consumer: &C, topic: &str) -> Result<i32, Ka
         .topics()
         .iter()
         .find(|t| t.name() == topic)
-        .ok_or_else(|| KafkaError::Topic {
-            topic: topic.into(),
-            reason: "not in metadata".into(),
-        })?;
+        .ok_or_else(|| KafkaError::Topic { topic: topic.into(), reason: "not in metadata".into() })?;
     if let Some(err) = found.error() {
-        return Err(KafkaError::Topic {
-            topic: topic.into(),
-            reason: format!("{err:?}"),
-        });
+        return Err(KafkaError::Topic { topic: topic.into(), reason: format!("{err:?}") });
     }
-    i32::try_from(found.partitions().len()).map_err(|_| KafkaError::Topic {
-        topic: topic.into(),
-        reason: "too many partitions".into(),
-    })
+    i32::try_from(found.partitions().len())
+        .map_err(|_| KafkaError::Topic { topic: topic.into(), reason: "too many partitions".into() })
 }
 
 /// Low and high watermarks of every partition of `topic`. Blocking: call from
 /// `spawn_blocking` in async code.
-pub fn watermarks<C: Consumer>(
-    consumer: &C,
-    topic: &str,
-) -> Result<Vec<PartitionWatermark>, KafkaError> {
+pub fn watermarks<C: Consumer>(consumer: &C, topic: &str) -> Result<Vec<PartitionWatermark>, KafkaError> {
     let partitions = partition_count(consumer, topic)?;
     (0..partitions)
         .map(|partition| {
             let (low, high) = consumer.fetch_watermarks(topic, partition, METADATA_TIMEOUT)?;
-            Ok(PartitionWatermark {
-                partition,
-                low,
-                high,
-            })
+            Ok(PartitionWatermark { partition, low, high })
         })
         .collect()
 }

@@ -64,11 +64,7 @@ pub struct OutboxError {
 
 /// Inserts `event` through `client`, which should be the caller's open
 /// transaction.
-pub async fn append<C: GenericClient>(
-    client: &C,
-    table: &OutboxTable,
-    event: &OutboxEvent,
-) -> Result<(), OutboxError> {
+pub async fn append<C: GenericClient>(client: &C, table: &OutboxTable, event: &OutboxEvent) -> Result<(), OutboxError> {
     let sql = format!(
         "insert into {} (id, aggregatetype, aggregateid, type, payload, aggregate_version, headers) \
          values ($1, $2, $3, $4, $5, $6, $7)",
@@ -89,9 +85,6 @@ pub async fn append<C: GenericClient>(
             ],
         )
         .await
-        .map_err(|source| OutboxError {
-            table: table.qualified(),
-            source,
-        })?;
+        .map_err(|source| OutboxError { table: table.qualified(), source })?;
     Ok(())
 }

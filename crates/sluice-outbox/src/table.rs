@@ -12,20 +12,13 @@ impl OutboxTable {
         let (schema, table) = name.split_once('.').unwrap_or(("public", name));
         for part in [schema, table] {
             let mut chars = part.chars();
-            let valid = chars
-                .next()
-                .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+            let valid = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
                 && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
             if !valid {
-                return Err(format!(
-                    "`{name}` is not a plain lower-case [schema.]table name"
-                ));
+                return Err(format!("`{name}` is not a plain lower-case [schema.]table name"));
             }
         }
-        Ok(Self {
-            schema: schema.into(),
-            table: table.into(),
-        })
+        Ok(Self { schema: schema.into(), table: table.into() })
     }
 
     pub fn qualified(&self) -> String {
@@ -35,10 +28,7 @@ impl OutboxTable {
 
 impl Default for OutboxTable {
     fn default() -> Self {
-        Self {
-            schema: "public".into(),
-            table: "outbox".into(),
-        }
+        Self { schema: "public".into(), table: "outbox".into() }
     }
 }
 
@@ -67,14 +57,8 @@ mod tests {
 
     #[test]
     fn parses_only_plain_identifiers() {
-        assert_eq!(
-            OutboxTable::parse("outbox").map(|t| t.qualified()),
-            Ok("public.outbox".into())
-        );
-        assert_eq!(
-            OutboxTable::parse("cms.events_out").map(|t| t.qualified()),
-            Ok("cms.events_out".into())
-        );
+        assert_eq!(OutboxTable::parse("outbox").map(|t| t.qualified()), Ok("public.outbox".into()));
+        assert_eq!(OutboxTable::parse("cms.events_out").map(|t| t.qualified()), Ok("cms.events_out".into()));
         assert!(OutboxTable::parse("x; drop table y").is_err());
         assert!(OutboxTable::parse("Outbox").is_err());
         assert!(OutboxTable::parse("").is_err());

@@ -23,35 +23,17 @@ pub(crate) async fn send(producer: &FutureProducer, letter: DeadLetter<'_>) -> a
     let mut headers = OwnedHeaders::new();
     if let Some(original) = letter.headers {
         for h in original.iter() {
-            headers = headers.insert(Header {
-                key: h.key,
-                value: h.value,
-            });
+            headers = headers.insert(Header { key: h.key, value: h.value });
         }
     }
     let partition = letter.partition.to_string();
     let offset = letter.offset.to_string();
     headers = headers
-        .insert(Header {
-            key: dlq::REASON,
-            value: Some(letter.reason.as_str()),
-        })
-        .insert(Header {
-            key: dlq::SOURCE_TOPIC,
-            value: Some(letter.topic),
-        })
-        .insert(Header {
-            key: dlq::SOURCE_PARTITION,
-            value: Some(partition.as_str()),
-        })
-        .insert(Header {
-            key: dlq::SOURCE_OFFSET,
-            value: Some(offset.as_str()),
-        })
-        .insert(Header {
-            key: dlq::PROJECTION,
-            value: Some(letter.projection),
-        });
+        .insert(Header { key: dlq::REASON, value: Some(letter.reason.as_str()) })
+        .insert(Header { key: dlq::SOURCE_TOPIC, value: Some(letter.topic) })
+        .insert(Header { key: dlq::SOURCE_PARTITION, value: Some(partition.as_str()) })
+        .insert(Header { key: dlq::SOURCE_OFFSET, value: Some(offset.as_str()) })
+        .insert(Header { key: dlq::PROJECTION, value: Some(letter.projection) });
     let topic = sluice_core::topics::dlq_topic(letter.topic);
     let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&topic).headers(headers);
     if let Some(k) = letter.key {
@@ -60,9 +42,6 @@ pub(crate) async fn send(producer: &FutureProducer, letter: DeadLetter<'_>) -> a
     if let Some(p) = letter.payload {
         record = record.payload(p);
     }
-    producer
-        .send(record, Timeout::Never)
-        .await
-        .map_err(|(e, _)| anyhow::anyhow!("send to {topic}: {e}"))?;
+    producer.send(record, Timeout::Never).await.map_err(|(e, _)| anyhow::anyhow!("send to {topic}: {e}"))?;
     Ok(())
 }

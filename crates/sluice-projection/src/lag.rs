@@ -32,15 +32,11 @@ pub async fn redis_projection_lag(
         .await
         .context("read stored positions")?;
     let t = topic.to_string();
-    let marks =
-        tokio::task::spawn_blocking(move || sluice_kafka::watermarks(consumer.as_ref(), &t))
-            .await??;
+    let marks = tokio::task::spawn_blocking(move || sluice_kafka::watermarks(consumer.as_ref(), &t)).await??;
     Ok(marks
         .into_iter()
         .map(|w| {
-            let stored = raw
-                .get(&w.partition.to_string())
-                .and_then(|v| decode_position(w.partition, v));
+            let stored = raw.get(&w.partition.to_string()).and_then(|v| decode_position(w.partition, v));
             let position = stored.map_or(0, |p| p.next_offset);
             PartitionLag {
                 topic: topic.to_string(),

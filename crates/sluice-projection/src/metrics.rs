@@ -1,6 +1,4 @@
-use sluice_telemetry::prometheus::{
-    Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry,
-};
+use sluice_telemetry::prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 /// `sluice_projection_*` metrics, labelled by projection and topic.
 #[derive(Clone)]
@@ -28,10 +26,7 @@ impl ProjectionMetrics {
                 labels,
             )?,
             dead_letters: IntCounterVec::new(
-                Opts::new(
-                    "sluice_projection_dead_letter_records_total",
-                    "Records sent to the dead-letter topic",
-                ),
+                Opts::new("sluice_projection_dead_letter_records_total", "Records sent to the dead-letter topic"),
                 labels,
             )?,
             batch_seconds: Histogram::with_opts(HistogramOpts::new(
@@ -39,10 +34,7 @@ impl ProjectionMetrics {
                 "Time to apply one batch to the store",
             ))?,
             position: IntGaugeVec::new(
-                Opts::new(
-                    "sluice_projection_position_offset",
-                    "Next offset to apply, per partition",
-                ),
+                Opts::new("sluice_projection_position_offset", "Next offset to apply, per partition"),
                 &["projection", "topic", "partition"],
             )?,
         };

@@ -60,14 +60,8 @@ pub struct RedisStore {
 impl RedisStore {
     pub async fn connect(url: &str, projection: &str) -> anyhow::Result<Self> {
         let client = redis::Client::open(url).context("invalid Redis URL")?;
-        let conn = ConnectionManager::new(client)
-            .await
-            .context("connect to Redis")?;
-        Ok(Self {
-            conn,
-            projection: projection.into(),
-            script: Script::new(APPLY),
-        })
+        let conn = ConnectionManager::new(client).await.context("connect to Redis")?;
+        Ok(Self { conn, projection: projection.into(), script: Script::new(APPLY) })
     }
 
     fn prefix(&self) -> String {
@@ -82,11 +76,7 @@ fn encode_position(p: &Position) -> String {
 /// Parses `next_offset:applied_at_ms`.
 pub fn decode_position(partition: i32, value: &str) -> Option<Position> {
     let (offset, at) = value.split_once(':')?;
-    Some(Position {
-        partition,
-        next_offset: offset.parse().ok()?,
-        applied_at_ms: at.parse().ok()?,
-    })
+    Some(Position { partition, next_offset: offset.parse().ok()?, applied_at_ms: at.parse().ok()? })
 }
 
 impl ProjectionStore for RedisStore {
@@ -99,40 +89,25 @@ impl ProjectionStore for RedisStore {
             .context("read stored positions")?;
         let mut positions = HashMap::new();
         for (partition, value) in raw {
-            let partition: i32 = partition
-                .parse()
-                .with_context(|| format!("bad partition field {partition}"))?;
-            let position = decode_position(partition, &value).with_context(|| {
-                format!("bad stored position {value} for partition {partition}")
-            })?;
+            let partition: i32 = partition.parse().with_context(|| format!("bad partition field {partition}"))?;
+            let position = decode_position(partition, &value)
+                .with_context(|| format!("bad stored position {value} for partition {partition}"))?;
             positions.insert(partition, position);
         }
         Ok(positions)
     }
 
-    async fn apply(
-        &self,
-        topic: &str,
-        upserts: &[Upsert],
-        positions: &[Position],
-    ) -> anyhow::Result<usize> {
+    async fn apply(&self, topic: &str, upserts: &[Upsert], positions: &[Position]) -> anyhow::Result<usize> {
         let mut invocation = self.script.key(keys::positions(&self.projection, topic));
         invocation.arg(upserts.len()).arg(self.prefix());
         for u in upserts {
-            invocation
-                .arg(&u.aggregate_type)
-                .arg(&u.aggregate_id)
-                .arg(u.version)
-                .arg(u.document.to_string());
+            invocation.arg(&u.aggregate_type).arg(&u.aggregate_id).arg(u.version).arg(u.document.to_string());
         }
         for p in positions {
             invocation.arg(p.partition).arg(encode_position(p));
         }
         let mut conn = self.conn.clone();
-        let changed: usize = invocation
-            .invoke_async(&mut conn)
-            .await
-            .context("apply batch to Redis")?;
+        let changed: usize = invocation.invoke_async(&mut conn).await.context("apply batch to Redis")?;
         Ok(changed)
     }
 }

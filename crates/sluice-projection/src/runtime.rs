@@ -4,6 +4,7 @@ use crate::dlq::{self, DeadLetter};
 use crate::{Position, ProjectionMetrics, ProjectionStore, Upsert};
 use anyhow::Context;
 use sluice_avro::{AvroError, RegistryDecoder, avro_to_json};
+use sluice_core::topics::dlq_topic;
 use sluice_core::{ErrorKind, headers};
 use sluice_kafka::rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use sluice_kafka::rdkafka::message::{Headers, Message, OwnedMessage};
@@ -40,23 +41,21 @@ pub async fn run_projector<S: ProjectionStore + 'static>(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let consumer = Arc::new(sluice_kafka::consumer(&config.brokers, &config.group_id)?);
-    let dlq_producer =
-        sluice_kafka::producer(&config.brokers, &format!("{}-dlq", config.projection))?;
+    let dlq_producer = sluice_kafka::producer(&config.brokers, &format!("{}-dlq", config.projection))?;
     let decoder = RegistryDecoder::new(&config.registry_url, None);
 
     let specs: Vec<TopicSpec> = config
         .topics
         .iter()
-        .map(|t| TopicSpec {
-            name: t.clone(),
-            partitions: config.partitions,
-            cleanup: CleanupPolicy::Compact,
+        .flat_map(|t| {
+            [
+                TopicSpec { name: t.clone(), partitions: config.partitions, cleanup: CleanupPolicy::Compact },
+                TopicSpec { name: dlq_topic(t), partitions: 1, cleanup: CleanupPolicy::Delete },
+            ]
         })
         .collect();
-    retry("create missing topics", &shutdown, || async {
-        sluice_kafka::ensure_topics(&config.brokers, &specs)
-            .await
-            .map_err(anyhow::Error::from)
+    retry("create missing state and dead-letter topics", &shutdown, || async {
+        sluice_kafka::ensure_topics(&config.brokers, &specs).await.map_err(anyhow::Error::from)
     })
     .await?;
 
@@ -65,10 +64,7 @@ pub async fn run_projector<S: ProjectionStore + 'static>(
     let mut positions: HashMap<(String, i32), i64> = HashMap::new();
     for topic in &config.topics {
         let ends = wait_for_topic(&consumer, topic, &shutdown).await?;
-        let stored = retry("load stored positions", &shutdown, || {
-            store.load_positions(topic)
-        })
-        .await?;
+        let stored = retry("load stored positions", &shutdown, || store.load_positions(topic)).await?;
         for (partition, end) in ends {
             let next = stored.get(&partition).map(|p| p.next_offset);
             let offset = next.map_or(Offset::Beginning, Offset::Offset);
@@ -79,18 +75,10 @@ pub async fn run_projector<S: ProjectionStore + 'static>(
     }
     consumer.assign(&assignment).context("assign partitions")?;
     tracing::info!(projection = %config.projection, topics = ?config.topics, "projection started");
-    let mut bootstrap = Bootstrap {
-        targets,
-        done: false,
-    };
+    let mut bootstrap = Bootstrap { targets, done: false };
     bootstrap.check(&positions, &readiness, &config.projection);
 
-    let ctx = BatchContext {
-        config: &config,
-        decoder: &decoder,
-        dlq: &dlq_producer,
-        metrics: &metrics,
-    };
+    let ctx = BatchContext { config: &config, decoder: &decoder, dlq: &dlq_producer, metrics: &metrics };
     loop {
         let first = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -111,11 +99,7 @@ pub async fn run_projector<S: ProjectionStore + 'static>(
             positions.insert((topic.clone(), partition), next);
             metrics
                 .position
-                .with_label_values(&[
-                    config.projection.as_str(),
-                    topic.as_str(),
-                    &partition.to_string(),
-                ])
+                .with_label_values(&[config.projection.as_str(), topic.as_str(), &partition.to_string()])
                 .set(next);
             commit.add_partition_offset(&topic, partition, Offset::Offset(next))?;
         }
@@ -136,26 +120,15 @@ struct Bootstrap {
 }
 
 impl Bootstrap {
-    fn check(
-        &mut self,
-        positions: &HashMap<(String, i32), i64>,
-        readiness: &Readiness,
-        projection: &str,
-    ) {
+    fn check(&mut self, positions: &HashMap<(String, i32), i64>, readiness: &Readiness, projection: &str) {
         if self.done {
             return;
         }
-        let caught_up = self
-            .targets
-            .iter()
-            .all(|(tp, end)| positions.get(tp).copied().unwrap_or(0) >= *end);
+        let caught_up = self.targets.iter().all(|(tp, end)| positions.get(tp).copied().unwrap_or(0) >= *end);
         if caught_up {
             self.done = true;
             readiness.set_ready(true);
-            tracing::info!(
-                projection,
-                "bootstrap complete: reached the end offsets captured at start"
-            );
+            tracing::info!(projection, "bootstrap complete: reached the end offsets captured at start");
         }
     }
 }
@@ -181,10 +154,7 @@ impl BatchContext<'_> {
         let mut by_topic: BTreeMap<String, (Vec<Upsert>, BTreeMap<i32, i64>)> = BTreeMap::new();
         for msg in &batch {
             let topic = msg.topic().to_string();
-            self.metrics
-                .records
-                .with_label_values(&[projection, &topic])
-                .inc();
+            self.metrics.records.with_label_values(&[projection, &topic]).inc();
             let entry = by_topic.entry(topic.clone()).or_default();
             entry.1.insert(msg.partition(), msg.offset() + 1);
             match self.to_upsert(msg, shutdown).await? {
@@ -201,14 +171,8 @@ impl BatchContext<'_> {
                         headers: msg.headers().map(|h| h.as_borrowed()),
                         reason,
                     };
-                    retry("send to the dead-letter topic", shutdown, || {
-                        dlq::send(self.dlq, letter.clone())
-                    })
-                    .await?;
-                    self.metrics
-                        .dead_letters
-                        .with_label_values(&[projection, &topic])
-                        .inc();
+                    retry("send to the dead-letter topic", shutdown, || dlq::send(self.dlq, letter.clone())).await?;
+                    self.metrics.dead_letters.with_label_values(&[projection, &topic]).inc();
                 }
             }
         }
@@ -216,22 +180,12 @@ impl BatchContext<'_> {
         for (topic, (upserts, offsets)) in by_topic {
             let positions: Vec<Position> = offsets
                 .iter()
-                .map(|(&partition, &next_offset)| Position {
-                    partition,
-                    next_offset,
-                    applied_at_ms: now_ms,
-                })
+                .map(|(&partition, &next_offset)| Position { partition, next_offset, applied_at_ms: now_ms })
                 .collect();
             let timer = self.metrics.batch_seconds.start_timer();
-            let changed = retry("apply batch", shutdown, || {
-                store.apply(&topic, &upserts, &positions)
-            })
-            .await?;
+            let changed = retry("apply batch", shutdown, || store.apply(&topic, &upserts, &positions)).await?;
             timer.observe_duration();
-            self.metrics
-                .applied
-                .with_label_values(&[projection, &topic])
-                .inc_by(changed as u64);
+            self.metrics.applied.with_label_values(&[projection, &topic]).inc_by(changed as u64);
             stored.extend(offsets.into_iter().map(|(p, o)| ((topic.clone(), p), o)));
         }
         Ok(stored)
@@ -285,14 +239,8 @@ impl BatchContext<'_> {
         let Some(version) = version else {
             return Ok(Err("no aggregate version in headers or snapshot".into()));
         };
-        let aggregate_type =
-            header(headers::AGGREGATE_TYPE).unwrap_or_else(|| aggregate_from_topic(msg.topic()));
-        Ok(Ok(Upsert {
-            aggregate_type,
-            aggregate_id: aggregate_id.to_string(),
-            version,
-            document,
-        }))
+        let aggregate_type = header(headers::AGGREGATE_TYPE).unwrap_or_else(|| aggregate_from_topic(msg.topic()));
+        Ok(Ok(Upsert { aggregate_type, aggregate_id: aggregate_id.to_string(), version, document }))
     }
 }
 
@@ -302,10 +250,7 @@ fn aggregate_from_topic(topic: &str) -> String {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Waits until `topic` exists; returns its end offsets by partition.
@@ -317,8 +262,7 @@ async fn wait_for_topic(
     loop {
         let c = consumer.clone();
         let t = topic.to_string();
-        let result =
-            tokio::task::spawn_blocking(move || sluice_kafka::watermarks(c.as_ref(), &t)).await?;
+        let result = tokio::task::spawn_blocking(move || sluice_kafka::watermarks(c.as_ref(), &t)).await?;
         match result {
             Ok(marks) if !marks.is_empty() => {
                 return Ok(marks.into_iter().map(|w| (w.partition, w.high)).collect());

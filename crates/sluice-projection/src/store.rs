@@ -5,10 +5,7 @@ use std::collections::HashMap;
 /// stored versions **and** the positions in one atomic step.
 pub trait ProjectionStore: Send + Sync {
     /// Stored positions of `topic` by partition; empty for a new projection.
-    fn load_positions(
-        &self,
-        topic: &str,
-    ) -> impl Future<Output = anyhow::Result<HashMap<i32, Position>>> + Send;
+    fn load_positions(&self, topic: &str) -> impl Future<Output = anyhow::Result<HashMap<i32, Position>>> + Send;
 
     /// Applies the batch; returns how many upserts changed the store.
     fn apply(

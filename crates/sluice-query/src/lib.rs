@@ -20,9 +20,7 @@ pub struct QueryState {
 }
 
 pub fn router(state: QueryState) -> Router {
-    Router::new()
-        .route("/articles/{id}", get(get_article))
-        .with_state(state)
+    Router::new().route("/articles/{id}", get(get_article)).with_state(state)
 }
 
 fn problem(status: StatusCode, message: &str) -> Response {
@@ -35,38 +33,20 @@ async fn get_article(State(state): State<QueryState>, Path(id): Path<String>) ->
     }
     let mut conn = state.redis.clone();
     let key = keys::document(&state.projection, "article", &id);
-    let found: Result<(Option<String>, Option<i64>), _> = redis::cmd("HMGET")
-        .arg(&key)
-        .arg("doc")
-        .arg("version")
-        .query_async(&mut conn)
-        .await;
+    let found: Result<(Option<String>, Option<i64>), _> =
+        redis::cmd("HMGET").arg(&key).arg("doc").arg("version").query_async(&mut conn).await;
     match found {
         Ok((Some(doc), Some(version))) => {
-            let mut response = (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, "application/json")],
-                doc,
-            )
-                .into_response();
+            let mut response = (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], doc).into_response();
             let headers = response.headers_mut();
-            headers.insert(
-                HeaderName::from_static(VERSION_HEADER),
-                HeaderValue::from(version),
-            );
-            headers.insert(
-                HeaderName::from_static(FRESHNESS_HEADER),
-                HeaderValue::from_static("projected"),
-            );
+            headers.insert(HeaderName::from_static(VERSION_HEADER), HeaderValue::from(version));
+            headers.insert(HeaderName::from_static(FRESHNESS_HEADER), HeaderValue::from_static("projected"));
             response
         }
         Ok(_) => problem(StatusCode::NOT_FOUND, "no such article in the read model"),
         Err(e) => {
             tracing::warn!(error = %e, "read model unavailable");
-            problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "read model unavailable, retry later",
-            )
+            problem(StatusCode::SERVICE_UNAVAILABLE, "read model unavailable, retry later")
         }
     }
 }

@@ -19,15 +19,9 @@ pub fn router(store: Arc<RwLock<SchemaStore>>) -> Router {
     Router::new()
         .route("/subjects", get(list_subjects))
         .route("/subjects/{subject}", post(lookup))
-        .route(
-            "/subjects/{subject}/versions",
-            get(list_versions).post(register),
-        )
+        .route("/subjects/{subject}/versions", get(list_versions).post(register))
         .route("/subjects/{subject}/versions/{version}", get(get_version))
-        .route(
-            "/subjects/{subject}/versions/{version}/schema",
-            get(get_version_schema),
-        )
+        .route("/subjects/{subject}/versions/{version}/schema", get(get_version_schema))
         .route("/schemas/ids/{id}", get(get_by_id))
         .with_state(store)
 }
@@ -37,44 +31,24 @@ struct Reply(StatusCode, Value);
 
 impl IntoResponse for Reply {
     fn into_response(self) -> Response {
-        (
-            self.0,
-            [(header::CONTENT_TYPE, CONTENT_TYPE)],
-            self.1.to_string(),
-        )
-            .into_response()
+        (self.0, [(header::CONTENT_TYPE, CONTENT_TYPE)], self.1.to_string()).into_response()
     }
 }
 
 fn error(status: StatusCode, code: u32, message: impl Into<String>) -> Reply {
-    Reply(
-        status,
-        json!({"error_code": code, "message": message.into()}),
-    )
+    Reply(status, json!({"error_code": code, "message": message.into()}))
 }
 
 fn subject_not_found(subject: &str) -> Reply {
-    error(
-        StatusCode::NOT_FOUND,
-        40401,
-        format!("Subject '{subject}' not found."),
-    )
+    error(StatusCode::NOT_FOUND, 40401, format!("Subject '{subject}' not found."))
 }
 
 fn version_not_found(version: &str) -> Reply {
-    error(
-        StatusCode::NOT_FOUND,
-        40402,
-        format!("Version {version} not found."),
-    )
+    error(StatusCode::NOT_FOUND, 40402, format!("Version {version} not found."))
 }
 
 fn internal() -> Reply {
-    error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        50001,
-        "Error in the backend data store",
-    )
+    error(StatusCode::INTERNAL_SERVER_ERROR, 50001, "Error in the backend data store")
 }
 
 #[derive(Deserialize)]
@@ -86,13 +60,8 @@ struct SchemaRequest {
 }
 
 fn parse_request(body: &[u8]) -> Result<SchemaRequest, Reply> {
-    let request: SchemaRequest = serde_json::from_slice(body).map_err(|e| {
-        error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            42201,
-            format!("Invalid request body: {e}"),
-        )
-    })?;
+    let request: SchemaRequest = serde_json::from_slice(body)
+        .map_err(|e| error(StatusCode::UNPROCESSABLE_ENTITY, 42201, format!("Invalid request body: {e}")))?;
     match request.schema_type.as_deref() {
         None | Some("AVRO") => Ok(request),
         Some(other) => Err(error(
@@ -105,11 +74,9 @@ fn parse_request(body: &[u8]) -> Result<SchemaRequest, Reply> {
 
 fn invalid(e: RegisterError) -> Reply {
     match e {
-        RegisterError::InvalidSchema(reason) => error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            42201,
-            format!("Invalid schema: {reason}"),
-        ),
+        RegisterError::InvalidSchema(reason) => {
+            error(StatusCode::UNPROCESSABLE_ENTITY, 42201, format!("Invalid schema: {reason}"))
+        }
     }
 }
 
@@ -139,10 +106,9 @@ async fn lookup(State(store): State<Shared>, Path(subject): Path<String>, body: 
         return subject_not_found(&subject);
     }
     match store.lookup(&subject, &request.schema) {
-        Ok(Some(v)) => Reply(
-            StatusCode::OK,
-            json!({"subject": v.subject, "id": v.id, "version": v.version, "schema": v.schema}),
-        ),
+        Ok(Some(v)) => {
+            Reply(StatusCode::OK, json!({"subject": v.subject, "id": v.id, "version": v.version, "schema": v.schema}))
+        }
         Ok(None) => error(StatusCode::NOT_FOUND, 40403, "Schema not found"),
         Err(e) => invalid(e),
     }
@@ -166,11 +132,7 @@ async fn list_versions(State(store): State<Shared>, Path(subject): Path<String>)
     Reply(StatusCode::OK, json!((1..=n).collect::<Vec<_>>()))
 }
 
-fn find_version(
-    store: &SchemaStore,
-    subject: &str,
-    version: &str,
-) -> Result<(u32, u32, String), Reply> {
+fn find_version(store: &SchemaStore, subject: &str, version: &str) -> Result<(u32, u32, String), Reply> {
     if !store.has_subject(subject) {
         return Err(subject_not_found(subject));
     }
@@ -190,41 +152,27 @@ fn find_version(
             }
         }
     };
-    found
-        .map(|v| (v.version, v.id, v.schema.to_string()))
-        .ok_or_else(|| version_not_found(version))
+    found.map(|v| (v.version, v.id, v.schema.to_string())).ok_or_else(|| version_not_found(version))
 }
 
-async fn get_version(
-    State(store): State<Shared>,
-    Path((subject, version)): Path<(String, String)>,
-) -> Reply {
+async fn get_version(State(store): State<Shared>, Path((subject, version)): Path<(String, String)>) -> Reply {
     let Ok(store) = store.read() else {
         return internal();
     };
     match find_version(&store, &subject, &version) {
-        Ok((version, id, schema)) => Reply(
-            StatusCode::OK,
-            json!({"subject": subject, "version": version, "id": id, "schema": schema}),
-        ),
+        Ok((version, id, schema)) => {
+            Reply(StatusCode::OK, json!({"subject": subject, "version": version, "id": id, "schema": schema}))
+        }
         Err(reply) => reply,
     }
 }
 
-async fn get_version_schema(
-    State(store): State<Shared>,
-    Path((subject, version)): Path<(String, String)>,
-) -> Response {
+async fn get_version_schema(State(store): State<Shared>, Path((subject, version)): Path<(String, String)>) -> Response {
     let Ok(store) = store.read() else {
         return internal().into_response();
     };
     match find_version(&store, &subject, &version) {
-        Ok((_, _, schema)) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, CONTENT_TYPE)],
-            schema,
-        )
-            .into_response(),
+        Ok((_, _, schema)) => (StatusCode::OK, [(header::CONTENT_TYPE, CONTENT_TYPE)], schema).into_response(),
         Err(reply) => reply.into_response(),
     }
 }
@@ -255,13 +203,8 @@ mod tests {
             .expect("request");
         let resp = router.clone().oneshot(req).await.expect("response");
         let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-            .await
-            .expect("body");
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.expect("body");
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
     #[tokio::test]
@@ -274,29 +217,17 @@ mod tests {
         let (_, reply) = call(&router, "GET", "/schemas/ids/1", "").await;
         assert_eq!(reply["schema"], schema);
         let (_, reply) = call(&router, "GET", "/subjects/t-value/versions/latest", "").await;
-        assert_eq!(
-            (reply["version"].as_u64(), reply["id"].as_u64()),
-            (Some(1), Some(1))
-        );
+        assert_eq!((reply["version"].as_u64(), reply["id"].as_u64()), (Some(1), Some(1)));
         let (status, reply) = call(&router, "GET", "/subjects/nope/versions/1", "").await;
-        assert_eq!(
-            (status, reply["error_code"].as_u64()),
-            (StatusCode::NOT_FOUND, Some(40401))
-        );
+        assert_eq!((status, reply["error_code"].as_u64()), (StatusCode::NOT_FOUND, Some(40401)));
         let (_, reply) = call(&router, "GET", "/subjects/t-value/versions/7", "").await;
         assert_eq!(reply["error_code"].as_u64(), Some(40402));
         let (_, reply) = call(&router, "GET", "/schemas/ids/99", "").await;
         assert_eq!(reply["error_code"].as_u64(), Some(40403));
         let bad = json!({"schema": "{\"type\":\"record\"}"}).to_string();
         let (status, reply) = call(&router, "POST", "/subjects/t-value/versions", &bad).await;
-        assert_eq!(
-            (status, reply["error_code"].as_u64()),
-            (StatusCode::UNPROCESSABLE_ENTITY, Some(42201))
-        );
+        assert_eq!((status, reply["error_code"].as_u64()), (StatusCode::UNPROCESSABLE_ENTITY, Some(42201)));
         let (status, reply) = call(&router, "POST", "/subjects/t-value", &body).await;
-        assert_eq!(
-            (status, reply["version"].as_u64()),
-            (StatusCode::OK, Some(1))
-        );
+        assert_eq!((status, reply["version"].as_u64()), (StatusCode::OK, Some(1)));
     }
 }

@@ -43,11 +43,7 @@ impl SchemaStore {
     }
 
     /// The version of `subject` holding `schema`, if registered there.
-    pub fn lookup(
-        &self,
-        subject: &str,
-        schema: &str,
-    ) -> Result<Option<SubjectVersion<'_>>, RegisterError> {
+    pub fn lookup(&self, subject: &str, schema: &str) -> Result<Option<SubjectVersion<'_>>, RegisterError> {
         let canonical = canonical(schema)?;
         let Some(id) = self.by_canonical.get(&canonical) else {
             return Ok(None);
@@ -60,9 +56,7 @@ impl SchemaStore {
     }
 
     pub fn schema(&self, id: u32) -> Option<&str> {
-        self.schemas
-            .get(id.checked_sub(1)? as usize)
-            .map(String::as_str)
+        self.schemas.get(id.checked_sub(1)? as usize).map(String::as_str)
     }
 
     pub fn subjects(&self) -> impl Iterator<Item = &str> {
@@ -80,12 +74,7 @@ impl SchemaStore {
     pub fn version(&self, subject: &str, version: u32) -> Option<SubjectVersion<'_>> {
         let (subject, ids) = self.subjects.get_key_value(subject)?;
         let id = *ids.get(version.checked_sub(1)? as usize)?;
-        Some(SubjectVersion {
-            subject,
-            version,
-            id,
-            schema: self.schema(id)?,
-        })
+        Some(SubjectVersion { subject, version, id, schema: self.schema(id)? })
     }
 
     pub fn latest(&self, subject: &str) -> Option<SubjectVersion<'_>> {
@@ -95,9 +84,7 @@ impl SchemaStore {
 }
 
 fn canonical(schema: &str) -> Result<String, RegisterError> {
-    Schema::parse_str(schema)
-        .map(|s| s.canonical_form())
-        .map_err(|e| RegisterError::InvalidSchema(e.to_string()))
+    Schema::parse_str(schema).map(|s| s.canonical_form()).map_err(|e| RegisterError::InvalidSchema(e.to_string()))
 }
 
 #[cfg(test)]
@@ -105,8 +92,7 @@ mod tests {
     use super::*;
 
     const A: &str = r#"{"type":"record","name":"A","fields":[{"name":"x","type":"int"}]}"#;
-    const A_SPACED: &str =
-        r#"{ "type": "record", "name": "A", "fields": [ {"name": "x", "type": "int"} ] }"#;
+    const A_SPACED: &str = r#"{ "type": "record", "name": "A", "fields": [ {"name": "x", "type": "int"} ] }"#;
     const B: &str = r#"{"type":"record","name":"B","fields":[{"name":"y","type":"string"}]}"#;
 
     #[test]
@@ -119,14 +105,8 @@ mod tests {
         let b = store.register("s1", B).expect("valid");
         assert_ne!(a, b);
         assert_eq!(store.latest("s1").map(|v| (v.version, v.id)), Some((2, b)));
-        assert_eq!(
-            store.lookup("s1", B).expect("valid").map(|v| v.version),
-            Some(2)
-        );
+        assert_eq!(store.lookup("s1", B).expect("valid").map(|v| v.version), Some(2));
         assert!(store.lookup("s2", B).expect("valid").is_none());
-        assert!(matches!(
-            store.register("s1", "{not json"),
-            Err(RegisterError::InvalidSchema(_))
-        ));
+        assert!(matches!(store.register("s1", "{not json"), Err(RegisterError::InvalidSchema(_))));
     }
 }

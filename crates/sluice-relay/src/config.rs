@@ -54,26 +54,14 @@ impl RelayConfig {
 fn check_identifier(var: &str, value: &str) -> Result<(), String> {
     let ok = !value.is_empty()
         && value.len() <= 63
-        && value
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{var}=`{value}` must be 1-63 characters of a-z, 0-9 and _"
-        ))
-    }
+        && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok { Ok(()) } else { Err(format!("{var}=`{value}` must be 1-63 characters of a-z, 0-9 and _")) }
 }
 
 impl Validate for RelayConfig {
     fn validate(&self) -> Result<(), String> {
         check_listen("SLUICE_LISTEN", &self.listen)?;
-        check_url(
-            "SLUICE_DATABASE_URL",
-            self.database_url.expose(),
-            &["postgres", "postgresql"],
-        )?;
+        check_url("SLUICE_DATABASE_URL", self.database_url.expose(), &["postgres", "postgresql"])?;
         check_not_empty("SLUICE_BROKERS", &self.brokers)?;
         check_not_empty("SLUICE_TOPIC_PREFIX", &self.topic_prefix)?;
         check_identifier("SLUICE_SLOT", &self.slot)?;

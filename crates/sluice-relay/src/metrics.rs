@@ -14,28 +14,16 @@ impl RelayMetrics {
     pub fn register(registry: &Registry) -> anyhow::Result<Self> {
         let m = Self {
             records: IntCounterVec::new(
-                Opts::new(
-                    "sluice_relay_records_total",
-                    "Outbox records handed to the producer",
-                ),
+                Opts::new("sluice_relay_records_total", "Outbox records handed to the producer"),
                 &["topic"],
             )?,
-            bytes: IntCounter::new(
-                "sluice_relay_payload_bytes_total",
-                "Payload bytes handed to the producer",
-            )?,
+            bytes: IntCounter::new("sluice_relay_payload_bytes_total", "Payload bytes handed to the producer")?,
             transactions: IntCounter::new(
                 "sluice_relay_confirmed_transactions_total",
                 "Transactions acknowledged by the broker and confirmed to PostgreSQL",
             )?,
-            delivery_errors: IntCounter::new(
-                "sluice_relay_delivery_errors_total",
-                "Records the broker refused",
-            )?,
-            confirmed_lsn: IntGauge::new(
-                "sluice_relay_confirmed_lsn",
-                "Last LSN confirmed (flushed) to PostgreSQL",
-            )?,
+            delivery_errors: IntCounter::new("sluice_relay_delivery_errors_total", "Records the broker refused")?,
+            confirmed_lsn: IntGauge::new("sluice_relay_confirmed_lsn", "Last LSN confirmed (flushed) to PostgreSQL")?,
         };
         registry.register(Box::new(m.records.clone()))?;
         registry.register(Box::new(m.bytes.clone()))?;

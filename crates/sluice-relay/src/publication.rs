@@ -4,11 +4,7 @@ use anyhow::Context;
 use sluice_outbox::OutboxTable;
 use tokio_postgres::Client;
 
-pub(crate) async fn ensure_publication(
-    client: &Client,
-    name: &str,
-    tables: &[OutboxTable],
-) -> anyhow::Result<()> {
+pub(crate) async fn ensure_publication(client: &Client, name: &str, tables: &[OutboxTable]) -> anyhow::Result<()> {
     let exists = client
         .query_opt("select 1 from pg_publication where pubname = $1", &[&name])
         .await
@@ -17,10 +13,7 @@ pub(crate) async fn ensure_publication(
     if !exists {
         let list: Vec<String> = tables.iter().map(OutboxTable::qualified).collect();
         // Only inserts are relayed; housekeeping deletes must not be published.
-        let sql = format!(
-            "create publication {name} for table {} with (publish = 'insert')",
-            list.join(", ")
-        );
+        let sql = format!("create publication {name} for table {} with (publish = 'insert')", list.join(", "));
         match client.batch_execute(&sql).await {
             Ok(()) => tracing::info!(publication = name, tables = ?list, "created publication"),
             // Another relay created it at the same moment.
@@ -39,10 +32,7 @@ pub(crate) async fn ensure_publication(
             .is_some();
         if !present {
             client
-                .batch_execute(&format!(
-                    "alter publication {name} add table {}",
-                    table.qualified()
-                ))
+                .batch_execute(&format!("alter publication {name} add table {}", table.qualified()))
                 .await
                 .with_context(|| format!("add {} to publication {name}", table.qualified()))?;
             tracing::info!(publication = name, table = %table.qualified(), "added table to publication");

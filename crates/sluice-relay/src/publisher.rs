@@ -35,8 +35,7 @@ impl Publisher {
         events_topics: bool,
         metrics: RelayMetrics,
     ) -> anyhow::Result<Self> {
-        let producer = sluice_kafka::producer_config(brokers, "sluice-outbox-relay")
-            .create_with_context(AckContext)?;
+        let producer = sluice_kafka::producer_config(brokers, "sluice-outbox-relay").create_with_context(AckContext)?;
         Ok(Self {
             producer,
             brokers: brokers.into(),
@@ -67,49 +66,20 @@ impl Publisher {
         Ok(())
     }
 
-    async fn send(
-        &self,
-        topic: &str,
-        row: &OutboxRow,
-        source: &Source<'_>,
-        ack: &Arc<TxnAck>,
-    ) -> anyhow::Result<()> {
+    async fn send(&self, topic: &str, row: &OutboxRow, source: &Source<'_>, ack: &Arc<TxnAck>) -> anyhow::Result<()> {
         let version = row.aggregate_version.to_string();
         let mut record_headers = OwnedHeaders::new_with_capacity(7)
-            .insert(Header {
-                key: headers::EVENT_ID,
-                value: Some(row.id.as_str()),
-            })
-            .insert(Header {
-                key: headers::EVENT_TYPE,
-                value: Some(row.event_type.as_str()),
-            })
-            .insert(Header {
-                key: headers::AGGREGATE_TYPE,
-                value: Some(row.aggregate_type.as_str()),
-            })
-            .insert(Header {
-                key: headers::AGGREGATE_VERSION,
-                value: Some(version.as_str()),
-            })
-            .insert(Header {
-                key: headers::SOURCE_LSN,
-                value: Some(source.lsn),
-            })
-            .insert(Header {
-                key: headers::COMMITTED_AT,
-                value: Some(source.committed_at),
-            });
+            .insert(Header { key: headers::EVENT_ID, value: Some(row.id.as_str()) })
+            .insert(Header { key: headers::EVENT_TYPE, value: Some(row.event_type.as_str()) })
+            .insert(Header { key: headers::AGGREGATE_TYPE, value: Some(row.aggregate_type.as_str()) })
+            .insert(Header { key: headers::AGGREGATE_VERSION, value: Some(version.as_str()) })
+            .insert(Header { key: headers::SOURCE_LSN, value: Some(source.lsn) })
+            .insert(Header { key: headers::COMMITTED_AT, value: Some(source.committed_at) });
         if let Some(tp) = &row.traceparent {
-            record_headers = record_headers.insert(Header {
-                key: headers::TRACEPARENT,
-                value: Some(tp.as_str()),
-            });
+            record_headers = record_headers.insert(Header { key: headers::TRACEPARENT, value: Some(tp.as_str()) });
         }
         let mut record: BaseRecord<'_, str, [u8], Arc<TxnAck>> =
-            BaseRecord::with_opaque_to(topic, ack.clone())
-                .key(row.aggregate_id.as_str())
-                .headers(record_headers);
+            BaseRecord::with_opaque_to(topic, ack.clone()).key(row.aggregate_id.as_str()).headers(record_headers);
         if let Some(payload) = &row.payload {
             record = record.payload(payload.as_slice());
         }
@@ -123,16 +93,12 @@ impl Publisher {
                 }
                 Err((e, _)) => {
                     ack.record_unsent();
-                    return Err(anyhow::anyhow!(
-                        "cannot hand a record for {topic} to the producer: {e}"
-                    ));
+                    return Err(anyhow::anyhow!("cannot hand a record for {topic} to the producer: {e}"));
                 }
             }
         }
         self.metrics.records.with_label_values(&[topic]).inc();
-        self.metrics
-            .bytes
-            .inc_by(row.payload.as_ref().map_or(0, |p| p.len() as u64));
+        self.metrics.bytes.inc_by(row.payload.as_ref().map_or(0, |p| p.len() as u64));
         Ok(())
     }
 

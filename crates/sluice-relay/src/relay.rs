@@ -6,8 +6,8 @@ use crate::publisher::{Publisher, Source};
 use crate::{OutboxRow, RelayConfig, RelayMetrics};
 use anyhow::Context;
 use pg_walstream::{
-    CancellationToken as WalCancel, EventType, LogicalReplicationStream, ReplicationStreamConfig,
-    SharedLsnFeedback, StreamingMode,
+    CancellationToken as WalCancel, EventType, LogicalReplicationStream, ReplicationStreamConfig, SharedLsnFeedback,
+    StreamingMode,
 };
 use sluice_outbox::OutboxTable;
 use sluice_telemetry::Readiness;
@@ -26,10 +26,9 @@ pub async fn run_relay(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let tables = config.tables().map_err(anyhow::Error::msg)?;
-    let (client, connection) =
-        tokio_postgres::connect(config.database_url.expose(), tokio_postgres::NoTls)
-            .await
-            .context("connect to PostgreSQL")?;
+    let (client, connection) = tokio_postgres::connect(config.database_url.expose(), tokio_postgres::NoTls)
+        .await
+        .context("connect to PostgreSQL")?;
     let conn_task = tokio::spawn(connection);
     ensure_publication(&client, &config.publication, &tables).await?;
     drop(client);
@@ -42,28 +41,12 @@ pub async fn run_relay(
     let feedback = stream.shared_lsn_feedback.clone();
     let (confirm_tx, confirm_rx) = mpsc::unbounded_channel();
     let confirmer = tokio::spawn(confirm_in_order(confirm_rx, feedback, metrics.clone()));
-    let mut publisher = Publisher::new(
-        &config.brokers,
-        &config.topic_prefix,
-        config.partitions,
-        config.events_topics,
-        metrics,
-    )?;
-    let captured: HashSet<(String, String)> = tables
-        .iter()
-        .map(|t| (t.schema.clone(), t.table.clone()))
-        .collect();
+    let mut publisher =
+        Publisher::new(&config.brokers, &config.topic_prefix, config.partitions, config.events_topics, metrics)?;
+    let captured: HashSet<(String, String)> = tables.iter().map(|t| (t.schema.clone(), t.table.clone())).collect();
 
     let wal_cancel = WalCancel::new();
-    let result = read_loop(
-        &mut stream,
-        &mut publisher,
-        &captured,
-        &confirm_tx,
-        &shutdown,
-        &wal_cancel,
-    )
-    .await;
+    let result = read_loop(&mut stream, &mut publisher, &captured, &confirm_tx, &shutdown, &wal_cancel).await;
 
     // Drain: whatever was sent gets acknowledged and confirmed.
     drop(confirm_tx);
@@ -76,10 +59,7 @@ pub async fn run_relay(
     result.and(confirmed)
 }
 
-async fn open_stream(
-    config: &RelayConfig,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<LogicalReplicationStream> {
+async fn open_stream(config: &RelayConfig, shutdown: &CancellationToken) -> anyhow::Result<LogicalReplicationStream> {
     let url = replication_url(config.database_url.expose());
     let stream_config = ReplicationStreamConfig::builder(&config.slot, &config.publication)
         .with_protocol_version(1)
@@ -134,48 +114,26 @@ async fn read_loop(
             e = stream.next_event(wal_cancel) => e.context("replication stream")?,
         };
         match &event.event_type {
-            EventType::Begin {
-                commit_timestamp, ..
-            } => {
-                txn = Some(Txn {
-                    ack: Arc::default(),
-                    committed_at: commit_timestamp.to_rfc3339(),
-                });
+            EventType::Begin { commit_timestamp, .. } => {
+                txn = Some(Txn { ack: Arc::default(), committed_at: commit_timestamp.to_rfc3339() });
             }
-            EventType::Insert {
-                schema,
-                table,
-                data,
-                ..
-            } => {
+            EventType::Insert { schema, table, data, .. } => {
                 if !captured.contains(&(schema.to_string(), table.to_string())) {
                     continue;
                 }
                 let current = txn.as_ref().context("insert outside a transaction")?;
-                let table = OutboxTable {
-                    schema: schema.to_string(),
-                    table: table.to_string(),
-                };
+                let table = OutboxTable { schema: schema.to_string(), table: table.to_string() };
                 let row = OutboxRow::from_row(data).map_err(|e| {
-                    anyhow::anyhow!(
-                        "undecodable outbox row in {} at {}: {e}",
-                        table.qualified(),
-                        event.lsn
-                    )
+                    anyhow::anyhow!("undecodable outbox row in {} at {}: {e}", table.qualified(), event.lsn)
                 })?;
                 let lsn = event.lsn.to_string();
-                let source = Source {
-                    lsn: &lsn,
-                    committed_at: &current.committed_at,
-                };
+                let source = Source { lsn: &lsn, committed_at: &current.committed_at };
                 publisher.publish(&row, &source, &current.ack).await?;
             }
             EventType::Commit { end_lsn, .. } => {
                 if let Some(done) = txn.take() {
                     done.ack.seal();
-                    confirm_tx
-                        .send((end_lsn.value(), done.ack))
-                        .map_err(|_| anyhow::anyhow!("confirmer stopped"))?;
+                    confirm_tx.send((end_lsn.value(), done.ack)).map_err(|_| anyhow::anyhow!("confirmer stopped"))?;
                 }
             }
             _ => {}
@@ -197,9 +155,7 @@ async fn confirm_in_order(
         }
         feedback.update_flushed_lsn(end_lsn);
         feedback.update_applied_lsn(end_lsn);
-        metrics
-            .confirmed_lsn
-            .set(i64::try_from(end_lsn).unwrap_or(i64::MAX));
+        metrics.confirmed_lsn.set(i64::try_from(end_lsn).unwrap_or(i64::MAX));
         metrics.transactions.inc();
     }
     Ok(())

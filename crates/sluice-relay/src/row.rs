@@ -19,34 +19,23 @@ impl OutboxRow {
             match row.get(name) {
                 None => Err(format!("column `{name}` missing from the outbox row")),
                 Some(ColumnValue::Null) => Ok(None),
-                Some(v) => v
-                    .as_str()
-                    .map(Some)
-                    .ok_or_else(|| format!("column `{name}` is not text")),
+                Some(v) => v.as_str().map(Some).ok_or_else(|| format!("column `{name}` is not text")),
             }
         };
         let required = |name: &str| -> Result<String, String> {
-            text(name)?
-                .map(str::to_string)
-                .ok_or_else(|| format!("column `{name}` is null"))
+            text(name)?.map(str::to_string).ok_or_else(|| format!("column `{name}` is null"))
         };
         let payload = match row.get("payload") {
             None => return Err("column `payload` missing from the outbox row".into()),
             Some(ColumnValue::Null) => None,
             Some(ColumnValue::Binary(b)) => Some(b.to_vec()),
-            Some(v) => Some(decode_bytea_hex(
-                v.as_str().ok_or("column `payload` is not text")?,
-            )?),
+            Some(v) => Some(decode_bytea_hex(v.as_str().ok_or("column `payload` is not text")?)?),
         };
         let version = required("aggregate_version")?;
         let traceparent = match text("headers") {
             Ok(Some(json)) => serde_json::from_str::<serde_json::Value>(json)
                 .ok()
-                .and_then(|h| {
-                    h.get("traceparent")
-                        .and_then(|t| t.as_str())
-                        .map(str::to_string)
-                }),
+                .and_then(|h| h.get("traceparent").and_then(|t| t.as_str()).map(str::to_string)),
             _ => None,
         };
         Ok(Self {
@@ -55,9 +44,7 @@ impl OutboxRow {
             aggregate_id: required("aggregateid")?,
             event_type: required("type")?,
             payload,
-            aggregate_version: version
-                .parse()
-                .map_err(|_| format!("aggregate_version `{version}` is not a number"))?,
+            aggregate_version: version.parse().map_err(|_| format!("aggregate_version `{version}` is not a number"))?,
             traceparent,
         })
     }
@@ -65,18 +52,13 @@ impl OutboxRow {
 
 /// pgoutput sends bytea in PostgreSQL's hex text format: `\x0a1b...`.
 fn decode_bytea_hex(text: &str) -> Result<Vec<u8>, String> {
-    let hex = text
-        .strip_prefix("\\x")
-        .ok_or("payload is not in bytea hex format")?;
+    let hex = text.strip_prefix("\\x").ok_or("payload is not in bytea hex format")?;
     if hex.len() % 2 != 0 {
         return Err("payload hex has an odd length".into());
     }
     (0..hex.len())
         .step_by(2)
-        .map(|i| {
-            u8::from_str_radix(&hex[i..i + 2], 16)
-                .map_err(|_| "payload hex has a non-hex digit".to_string())
-        })
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| "payload hex has a non-hex digit".to_string()))
         .collect()
 }
 

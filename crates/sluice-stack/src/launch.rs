@@ -33,13 +33,7 @@ pub struct Launch {
 
 impl Launch {
     pub fn new(program: impl Into<PathBuf>, log: impl Into<PathBuf>) -> Self {
-        Self {
-            program: program.into(),
-            args: Vec::new(),
-            env: Vec::new(),
-            user: None,
-            log: log.into(),
-        }
+        Self { program: program.into(), args: Vec::new(), env: Vec::new(), user: None, log: log.into() }
     }
 
     pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
@@ -63,9 +57,7 @@ impl Launch {
             .append(true)
             .open(&self.log)
             .map_err(StackError::io(format!("open log {}", self.log.display())))?;
-        let log_err = log
-            .try_clone()
-            .map_err(StackError::io("duplicate log handle"))?;
+        let log_err = log.try_clone().map_err(StackError::io("duplicate log handle"))?;
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
@@ -140,9 +132,7 @@ fn spawn_on_keeper_thread(cmd: Command) -> std::io::Result<Child> {
         .map_err(|_| std::io::Error::other("spawn keeper lock poisoned"))?
         .send((cmd, reply_tx))
         .map_err(|_| std::io::Error::other("spawn keeper thread is gone"))?;
-    reply_rx
-        .recv()
-        .map_err(|_| std::io::Error::other("spawn keeper dropped the request"))?
+    reply_rx.recv().map_err(|_| std::io::Error::other("spawn keeper dropped the request"))?
 }
 
 /// Sends `signal` to `pid`; false when the process does not exist.
@@ -161,10 +151,7 @@ pub fn pid_alive(pid: u32) -> bool {
 fn is_zombie(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-        })
+        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
         .unwrap_or(false)
 }
 

@@ -11,14 +11,7 @@ pub fn launch(port: u16, db_path: &Path, log: &Path) -> Result<Launch, StackErro
     let storage = format!("sqlite:///{}", db_path.display());
     Ok(Launch::new(bin, log)
         .arg("broker")
-        .args([
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-            "--storage-engine",
-            &storage,
-        ])
+        .args(["--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", &storage])
         .env("RUST_LOG", "warn"))
 }
 
@@ -42,25 +35,19 @@ pub fn create_header_index(db_path: &Path, deadline: Duration) -> Result<(), Sta
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    Err(StackError::NotReady {
-        what: format!("tansu header index in {}", db_path.display()),
-        detail: last_error,
-    })
+    Err(StackError::NotReady { what: format!("tansu header index in {}", db_path.display()), detail: last_error })
 }
 
 fn try_create_index(db_path: &Path) -> rusqlite::Result<bool> {
     let conn = rusqlite::Connection::open(db_path)?;
     conn.busy_timeout(Duration::from_secs(5))?;
-    let has_header: i64 = conn.query_row(
-        "select count(*) from sqlite_master where type = 'table' and name = 'header'",
-        [],
-        |r| r.get(0),
-    )?;
+    let has_header: i64 =
+        conn.query_row("select count(*) from sqlite_master where type = 'table' and name = 'header'", [], |r| {
+            r.get(0)
+        })?;
     if has_header == 0 {
         return Ok(false);
     }
-    conn.execute_batch(
-        "create index if not exists header_topition_offset on header(topition, offset_id)",
-    )?;
+    conn.execute_batch("create index if not exists header_topition_offset on header(topition, offset_id)")?;
     Ok(true)
 }

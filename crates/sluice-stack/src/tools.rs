@@ -16,10 +16,7 @@ pub fn find_tool(tool: &str, extra_dirs: &[PathBuf]) -> Result<PathBuf, StackErr
         return if is_executable(&path) {
             Ok(path)
         } else {
-            Err(StackError::MissingTool {
-                tool: tool.into(),
-                looked: format!("{var}={}", path.display()),
-            })
+            Err(StackError::MissingTool { tool: tool.into(), looked: format!("{var}={}", path.display()) })
         };
     }
     let mut dirs = vec![PathBuf::from(TOOLS_DIR)];
@@ -30,23 +27,33 @@ pub fn find_tool(tool: &str, extra_dirs: &[PathBuf]) -> Result<PathBuf, StackErr
     dirs.iter()
         .map(|d| d.join(tool))
         .find(|p| is_executable(p))
-        .ok_or_else(|| StackError::MissingTool {
-            tool: tool.into(),
-            looked: format!("{var}, {TOOLS_DIR}, PATH"),
-        })
+        .ok_or_else(|| StackError::MissingTool { tool: tool.into(), looked: format!("{var}, {TOOLS_DIR}, PATH") })
 }
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    path.metadata()
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// A port that was free a moment ago (bound to port 0, then released).
 pub fn free_port() -> Result<u16, StackError> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(StackError::io("bind a free port"))?;
-    Ok(listener
-        .local_addr()
-        .map_err(StackError::io("read the bound port"))?
-        .port())
+    Ok(listener.local_addr().map_err(StackError::io("read the bound port"))?.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_tool_names_itself_and_make_setup() {
+        let err = find_tool("sluice-no-such-tool", &[]).expect_err("not installed").to_string();
+        assert!(err.contains("sluice-no-such-tool") && err.contains("make setup"), "{err}");
+    }
+
+    #[test]
+    fn free_ports_are_bindable() {
+        let port = free_port().expect("port");
+        assert!(TcpListener::bind(("127.0.0.1", port)).is_ok());
+    }
 }

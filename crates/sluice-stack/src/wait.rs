@@ -16,10 +16,7 @@ pub fn wait_for_tcp(
         if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
             return Ok(());
         }
-        alive().map_err(|detail| StackError::NotReady {
-            what: what.into(),
-            detail,
-        })?;
+        alive().map_err(|detail| StackError::NotReady { what: what.into(), detail })?;
         if start.elapsed() > deadline {
             return Err(StackError::NotReady {
                 what: what.into(),

@@ -30,40 +30,25 @@ struct OpsState {
 
 /// `/metrics` (Prometheus text), `/healthz` (the process answers) and
 /// `/readyz` (503 until the service says it is ready).
-pub fn ops_router<S: Clone + Send + Sync + 'static>(
-    registry: Registry,
-    readiness: Readiness,
-) -> Router<S> {
+pub fn ops_router<S: Clone + Send + Sync + 'static>(registry: Registry, readiness: Readiness) -> Router<S> {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
-        .with_state(OpsState {
-            registry,
-            readiness,
-        })
+        .with_state(OpsState { registry, readiness })
 }
 
 async fn metrics(State(state): State<OpsState>) -> impl IntoResponse {
     let mut body = Vec::new();
     let encoder = TextEncoder::new();
     match encoder.encode(&state.registry.gather(), &mut body) {
-        Ok(()) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, encoder.format_type().to_string())],
-            body,
-        )
-            .into_response(),
+        Ok(()) => (StatusCode::OK, [(header::CONTENT_TYPE, encoder.format_type().to_string())], body).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }
 
 async fn ready(State(state): State<OpsState>) -> impl IntoResponse {
-    if state.readiness.is_ready() {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
-    }
+    if state.readiness.is_ready() { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready") }
 }
 
 #[cfg(test)]
@@ -75,30 +60,19 @@ mod tests {
 
     async fn status(router: &Router, path: &str) -> StatusCode {
         let req = Request::get(path).body(Body::empty()).expect("request");
-        router
-            .clone()
-            .oneshot(req)
-            .await
-            .expect("response")
-            .status()
+        router.clone().oneshot(req).await.expect("response").status()
     }
 
     #[tokio::test]
     async fn readyz_follows_readiness_and_metrics_render() {
         let registry = Registry::new();
-        let counter =
-            prometheus::IntCounter::new("sluice_test_things_total", "things").expect("counter");
-        registry
-            .register(Box::new(counter.clone()))
-            .expect("register");
+        let counter = prometheus::IntCounter::new("sluice_test_things_total", "things").expect("counter");
+        registry.register(Box::new(counter.clone())).expect("register");
         counter.inc();
         let readiness = Readiness::default();
         let router: Router = ops_router(registry, readiness.clone());
         assert_eq!(status(&router, "/healthz").await, StatusCode::OK);
-        assert_eq!(
-            status(&router, "/readyz").await,
-            StatusCode::SERVICE_UNAVAILABLE
-        );
+        assert_eq!(status(&router, "/readyz").await, StatusCode::SERVICE_UNAVAILABLE);
         readiness.set_ready(true);
         assert_eq!(status(&router, "/readyz").await, StatusCode::OK);
         assert_eq!(status(&router, "/metrics").await, StatusCode::OK);

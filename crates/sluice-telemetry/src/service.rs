@@ -13,17 +13,15 @@ where
     Fut: Future<Output = anyhow::Result<()>>,
 {
     crate::init_logging(service);
-    let config: C = match sluice_core::load_config::<C>()
-        .map_err(|e| e.to_string())
-        .and_then(|c| c.validate().map(|()| c))
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(service, error = %e, "invalid configuration");
-            eprintln!("{service}: invalid configuration: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let config: C =
+        match sluice_core::load_config::<C>().map_err(|e| e.to_string()).and_then(|c| c.validate().map(|()| c)) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(service, error = %e, "invalid configuration");
+                eprintln!("{service}: invalid configuration: {e}");
+                return ExitCode::from(2);
+            }
+        };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

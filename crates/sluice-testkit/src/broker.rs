@@ -15,32 +15,15 @@ pub struct TestBroker {
 
 impl TestBroker {
     pub fn start() -> TestBroker {
-        let dir = tempfile::Builder::new()
-            .prefix("sluice-tansu-")
-            .tempdir()
-            .expect("temp dir");
+        let dir = tempfile::Builder::new().prefix("sluice-tansu-").tempdir().expect("temp dir");
         let db = dir.path().join("tansu.db");
         let log = dir.path().join("tansu.log");
         let port = sluice_stack::free_port().unwrap_or_else(|e| panic!("{e}"));
         let launch = sluice_stack::tansu::launch(port, &db, &log).unwrap_or_else(|e| panic!("{e}"));
         let mut process = Managed::start("tansu", &launch);
-        expect_ready(sluice_stack::wait_for_tcp(
-            "tansu",
-            port,
-            START_DEADLINE,
-            || process.check_alive(&log),
-        ));
-        expect_ready(sluice_stack::tansu::create_header_index(
-            &db,
-            START_DEADLINE,
-        ));
-        TestBroker {
-            process,
-            port,
-            db,
-            log,
-            _dir: dir,
-        }
+        expect_ready(sluice_stack::wait_for_tcp("tansu", port, START_DEADLINE, || process.check_alive(&log)));
+        expect_ready(sluice_stack::tansu::create_header_index(&db, START_DEADLINE));
+        TestBroker { process, port, db, log, _dir: dir }
     }
 
     /// `host:port` for `bootstrap.servers`.
@@ -61,11 +44,7 @@ impl TestBroker {
     }
 
     pub async fn create_topic(&self, name: &str, partitions: i32, cleanup: CleanupPolicy) {
-        let spec = TopicSpec {
-            name: name.into(),
-            partitions,
-            cleanup,
-        };
+        let spec = TopicSpec { name: name.into(), partitions, cleanup };
         sluice_kafka::ensure_topics(&self.bootstrap(), &[spec])
             .await
             .unwrap_or_else(|e| panic!("create topic {name}: {e}"));

@@ -5,8 +5,6 @@ use rand::Rng;
 pub fn random_name(prefix: &str) -> String {
     const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
-    let suffix: String = (0..10)
-        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
-        .collect();
+    let suffix: String = (0..10).map(|_| CHARS[rng.random_range(0..CHARS.len())] as char).collect();
     format!("{prefix}_{suffix}")
 }

@@ -14,31 +14,21 @@ impl TestPostgres {
     pub fn start() -> TestPostgres {
         let bindir = postgres::bindir().unwrap_or_else(|e| panic!("{e}"));
         let user = postgres::server_user().unwrap_or_else(|e| panic!("{e}"));
-        let dir = tempfile::Builder::new()
-            .prefix("sluice-pg-")
-            .tempdir()
-            .expect("temp dir");
+        let dir = tempfile::Builder::new().prefix("sluice-pg-").tempdir().expect("temp dir");
         postgres::chown_to(dir.path(), user).unwrap_or_else(|e| panic!("{e}"));
         let data = dir.path().join("data");
         let log = dir.path().join("postgres.log");
-        postgres::init(&bindir, &data, user, &dir.path().join("initdb.log"))
-            .unwrap_or_else(|e| panic!("{e}"));
+        postgres::init(&bindir, &data, user, &dir.path().join("initdb.log")).unwrap_or_else(|e| panic!("{e}"));
         let mut last_error = String::new();
         for _ in 0..5 {
             let port = sluice_stack::free_port().unwrap_or_else(|e| panic!("{e}"));
             let mut launch = postgres::launch(&bindir, &data, dir.path(), port, true, &log);
             launch.user = user;
-            let mut process = Managed::start("postgres", &launch);
-            let ready = sluice_stack::wait_for_tcp("postgres", port, START_DEADLINE, || {
-                process.check_alive(&log)
-            });
+            let mut process = Managed::start("postgres", &launch).with_stop_signal(sluice_stack::SIGINT);
+            let ready = sluice_stack::wait_for_tcp("postgres", port, START_DEADLINE, || process.check_alive(&log));
             match ready {
                 Ok(()) => {
-                    return TestPostgres {
-                        process,
-                        port,
-                        _dir: dir,
-                    };
+                    return TestPostgres { process, port, _dir: dir };
                 }
                 // Another test may have taken the port between probe and bind.
                 Err(e) => last_error = e.to_string(),

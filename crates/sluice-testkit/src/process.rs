@@ -6,17 +6,22 @@ use std::time::Duration;
 pub(crate) struct Managed {
     pub(crate) name: String,
     child: Child,
+    /// Sent first on drop; PostgreSQL wants SIGINT (fast shutdown), since
+    /// SIGTERM waits for every client to disconnect.
+    stop_signal: i32,
 }
 
 impl Managed {
     pub(crate) fn start(name: &str, launch: &Launch) -> Managed {
         match sluice_stack::spawn(launch, Lifetime::TiedToThisProcess) {
-            Ok(child) => Managed {
-                name: name.into(),
-                child,
-            },
+            Ok(child) => Managed { name: name.into(), child, stop_signal: sluice_stack::SIGTERM },
             Err(e) => panic!("cannot start {name}: {e}"),
         }
+    }
+
+    pub(crate) fn with_stop_signal(mut self, signal: i32) -> Self {
+        self.stop_signal = signal;
+        self
     }
 
     pub(crate) fn pid(&self) -> u32 {
@@ -27,11 +32,7 @@ impl Managed {
     pub(crate) fn check_alive(&mut self, log: &std::path::Path) -> Result<(), String> {
         match self.child.try_wait() {
             Ok(None) => Ok(()),
-            Ok(Some(status)) => Err(format!(
-                "{} exited with {status}; log:\n{}",
-                self.name,
-                tail(log)
-            )),
+            Ok(Some(status)) => Err(format!("{} exited with {status}; log:\n{}", self.name, tail(log))),
             Err(e) => Err(e.to_string()),
         }
     }
@@ -44,7 +45,7 @@ impl Managed {
 
 impl Drop for Managed {
     fn drop(&mut self) {
-        sluice_stack::stop_pid(self.child.id(), Duration::from_secs(10));
+        sluice_stack::stop_pid_with(self.child.id(), self.stop_signal, Duration::from_secs(10));
         let _ = self.child.wait();
     }
 }

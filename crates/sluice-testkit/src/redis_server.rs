@@ -11,26 +11,13 @@ pub struct TestRedis {
 
 impl TestRedis {
     pub fn start() -> TestRedis {
-        let dir = tempfile::Builder::new()
-            .prefix("sluice-redis-")
-            .tempdir()
-            .expect("temp dir");
+        let dir = tempfile::Builder::new().prefix("sluice-redis-").tempdir().expect("temp dir");
         let log = dir.path().join("redis.log");
         let port = sluice_stack::free_port().unwrap_or_else(|e| panic!("{e}"));
-        let launch =
-            sluice_stack::redis::launch(port, dir.path(), &log).unwrap_or_else(|e| panic!("{e}"));
+        let launch = sluice_stack::redis::launch(port, dir.path(), &log).unwrap_or_else(|e| panic!("{e}"));
         let mut process = Managed::start("redis-server", &launch);
-        expect_ready(sluice_stack::wait_for_tcp(
-            "redis-server",
-            port,
-            START_DEADLINE,
-            || process.check_alive(&log),
-        ));
-        TestRedis {
-            process,
-            port,
-            _dir: dir,
-        }
+        expect_ready(sluice_stack::wait_for_tcp("redis-server", port, START_DEADLINE, || process.check_alive(&log)));
+        TestRedis { process, port, _dir: dir }
     }
 
     pub fn url(&self) -> String {
@@ -43,9 +30,6 @@ impl TestRedis {
 
     pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
         let client = redis::Client::open(self.url()).expect("redis url");
-        client
-            .get_multiplexed_async_connection()
-            .await
-            .expect("connect to test redis")
+        client.get_multiplexed_async_connection().await.expect("connect to test redis")
     }
 }

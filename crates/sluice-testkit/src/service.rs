@@ -9,10 +9,7 @@ use tempfile::TempDir;
 pub fn service_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current test executable");
     // target/<profile>/deps/<test> -> target/<profile>/<name>
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir layout");
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir layout");
     let path = profile_dir.join(name);
     assert!(
         path.exists(),
@@ -34,10 +31,7 @@ impl ServiceHandle {
     /// Starts `name` with `env` (`SLUICE_*` variables) plus a free
     /// `SLUICE_LISTEN` address and waits until `/healthz` answers.
     pub async fn start(name: &str, env: &[(&str, String)]) -> ServiceHandle {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("sluice-{name}-"))
-            .tempdir()
-            .expect("temp dir");
+        let dir = tempfile::Builder::new().prefix(&format!("sluice-{name}-")).tempdir().expect("temp dir");
         let log = dir.path().join(format!("{name}.log"));
         let port = sluice_stack::free_port().unwrap_or_else(|e| panic!("{e}"));
         let mut launch = Launch::new(service_binary(name), &log)
@@ -46,12 +40,7 @@ impl ServiceHandle {
         for (k, v) in env {
             launch = launch.env(*k, v);
         }
-        let mut handle = ServiceHandle {
-            process: Managed::start(name, &launch),
-            port,
-            log,
-            _dir: dir,
-        };
+        let mut handle = ServiceHandle { process: Managed::start(name, &launch), port, log, _dir: dir };
         handle.wait_healthy().await;
         handle
     }
@@ -64,12 +53,7 @@ impl ServiceHandle {
             if let Err(e) = self.process.check_alive(&self.log) {
                 panic!("{e}");
             }
-            if client
-                .get(&url)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
+            if client.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
                 return;
             }
             assert!(
@@ -88,19 +72,10 @@ impl ServiceHandle {
         let client = reqwest::Client::new();
         let name = self.process.name.clone();
         let log = self.log.clone();
-        wait_until(
-            &format!("{name} to be ready; log:\n{}", crate::process::tail(&log)),
-            START_DEADLINE,
-            || {
-                let req = client.get(&url).send();
-                async move {
-                    req.await
-                        .ok()
-                        .filter(|r| r.status().is_success())
-                        .map(|_| ())
-                }
-            },
-        )
+        wait_until(&format!("{name} to be ready; log:\n{}", crate::process::tail(&log)), START_DEADLINE, || {
+            let req = client.get(&url).send();
+            async move { req.await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
+        })
         .await;
     }
 

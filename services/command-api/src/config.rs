@@ -20,6 +20,16 @@ pub struct Config {
     pub outbox_table: String,
     pub max_body_bytes: usize,
     pub schemas_dir: String,
+    /// SLUICE_WRITE_TOKENS: comma-separated bearer tokens allowed to write.
+    pub write_tokens: Secret,
+    /// SLUICE_READ_TOKENS: comma-separated bearer tokens allowed to read `/changes`.
+    pub read_tokens: Secret,
+    /// SLUICE_AUTH_DISABLED=true runs without tokens (local experiments only).
+    pub auth_disabled: bool,
+    /// How long an Idempotency-Key remembers its first answer.
+    pub idempotency_ttl_secs: u64,
+    /// How often scheduled articles are checked.
+    pub schedule_interval_ms: u64,
 }
 
 impl Default for Config {
@@ -34,39 +44,37 @@ impl Default for Config {
             outbox_table: "outbox".into(),
             max_body_bytes: 256 * 1024,
             schemas_dir: "schemas".into(),
+            write_tokens: Secret::default(),
+            read_tokens: Secret::default(),
+            auth_disabled: false,
+            idempotency_ttl_secs: 24 * 3600,
+            schedule_interval_ms: 1000,
         }
     }
 }
 
 impl Config {
     pub fn outbox(&self) -> anyhow::Result<OutboxTable> {
-        OutboxTable::parse(&self.outbox_table)
-            .map_err(|e| anyhow::anyhow!("SLUICE_OUTBOX_TABLE: {e}"))
+        OutboxTable::parse(&self.outbox_table).map_err(|e| anyhow::anyhow!("SLUICE_OUTBOX_TABLE: {e}"))
     }
 }
 
 impl Validate for Config {
     fn validate(&self) -> Result<(), String> {
         check_listen("SLUICE_LISTEN", &self.listen)?;
-        check_url(
-            "SLUICE_DATABASE_URL",
-            self.database_url.expose(),
-            &["postgres", "postgresql"],
-        )?;
-        check_url(
-            "SLUICE_REGISTRY_URL",
-            &self.registry_url,
-            &["http", "https"],
-        )?;
-        check_url(
-            "SLUICE_QUERY_BASE_URL",
-            &self.query_base_url,
-            &["http", "https"],
-        )?;
+        check_url("SLUICE_DATABASE_URL", self.database_url.expose(), &["postgres", "postgresql"])?;
+        check_url("SLUICE_REGISTRY_URL", &self.registry_url, &["http", "https"])?;
+        check_url("SLUICE_QUERY_BASE_URL", &self.query_base_url, &["http", "https"])?;
         check_not_empty("SLUICE_TOPIC_PREFIX", &self.topic_prefix)?;
         OutboxTable::parse(&self.outbox_table).map_err(|e| format!("SLUICE_OUTBOX_TABLE: {e}"))?;
         if self.max_body_bytes == 0 {
             return Err("SLUICE_MAX_BODY_BYTES must be positive".into());
+        }
+        if self.write_tokens.expose().trim().is_empty() && !self.auth_disabled {
+            return Err("SLUICE_WRITE_TOKENS is empty: set at least one token (or SLUICE_AUTH_DISABLED=true for local experiments)".into());
+        }
+        if self.idempotency_ttl_secs == 0 || self.schedule_interval_ms == 0 {
+            return Err("SLUICE_IDEMPOTENCY_TTL_SECS and SLUICE_SCHEDULE_INTERVAL_MS must be positive".into());
         }
         if self.db_pool_size == 0 {
             return Err("SLUICE_DB_POOL_SIZE must be positive".into());

@@ -3,7 +3,7 @@
 mod config;
 
 use anyhow::Context;
-use cms_write::{AppState, Repository};
+use cms_write::{AppState, CommandService, Encoders, Tokens};
 use config::Config;
 use sluice_avro::{RegistryEncoder, SchemaSet};
 use sluice_core::topics;
@@ -21,19 +21,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let shutdown = sluice_telemetry::shutdown_token();
     let outbox = config.outbox()?;
     let schemas = SchemaSet::load(config.schemas_dir.as_ref())?;
-    let article_schema = schemas
-        .latest(cms_domain::aggregate::ARTICLE)
-        .context("no article schema in the schemas folder")?;
 
     let mut pg = deadpool_postgres::Config::new();
     pg.url = Some(config.database_url.expose().to_string());
     pg.pool = Some(deadpool_postgres::PoolConfig::new(config.db_pool_size));
-    let pool = pg
-        .create_pool(
-            Some(deadpool_postgres::Runtime::Tokio1),
-            tokio_postgres::NoTls,
-        )
-        .context("database pool")?;
+    let pool =
+        pg.create_pool(Some(deadpool_postgres::Runtime::Tokio1), tokio_postgres::NoTls).context("database pool")?;
     let applied = retry_at_start("migrate the database", || async {
         let mut client = pool.get().await?;
         cms_write::migrations::migrate(&mut client, &outbox).await
@@ -41,31 +34,42 @@ async fn run(config: Config) -> anyhow::Result<()> {
     .await?;
     tracing::info!(?applied, "database migrated");
 
-    let subject = topics::value_subject(&topics::state_topic(
-        &config.topic_prefix,
-        cms_domain::aggregate::ARTICLE,
+    let encoders = Encoders {
+        article: Arc::new(register(&config, &schemas, cms_domain::aggregate::ARTICLE).await?),
+        author: Arc::new(register(&config, &schemas, cms_domain::aggregate::AUTHOR).await?),
+    };
+    let ttl = Duration::from_secs(config.idempotency_ttl_secs);
+    let service = CommandService::new(pool, outbox, encoders, config.query_base_url.clone(), ttl);
+    let tokens = Tokens::parse(&config.write_tokens, &config.read_tokens);
+    if config.auth_disabled {
+        tracing::warn!("authentication is disabled (SLUICE_AUTH_DISABLED): anyone can write");
+    }
+    let scheduler = tokio::spawn(cms_write::scheduler::run(
+        service.clone(),
+        Duration::from_millis(config.schedule_interval_ms),
+        shutdown.clone(),
     ));
-    let encoder = retry_at_start("register the article schema", || {
-        RegistryEncoder::register(&config.registry_url, &subject, &article_schema.text)
+    let readiness = Readiness::default();
+    let app = cms_write::router(AppState { service }, tokens, config.max_body_bytes, config.auth_disabled)
+        .merge(sluice_telemetry::ops_router(Registry::new(), readiness.clone()));
+    readiness.set_ready(true);
+    let served = sluice_telemetry::serve(&config.listen, app, shutdown.clone()).await;
+    shutdown.cancel();
+    scheduler.await.context("scheduler task")?;
+    served
+}
+
+/// Registers the newest schema of `aggregate` under its state topic's subject.
+async fn register(config: &Config, schemas: &SchemaSet, aggregate: &str) -> anyhow::Result<RegistryEncoder> {
+    let schema =
+        schemas.latest(aggregate).with_context(|| format!("no {aggregate} schema in {}", config.schemas_dir))?;
+    let subject = topics::value_subject(&topics::state_topic(&config.topic_prefix, aggregate));
+    let encoder = retry_at_start(&format!("register the {aggregate} schema"), || {
+        RegistryEncoder::register(&config.registry_url, &subject, &schema.text)
     })
     .await?;
-    tracing::info!(%subject, schema_id = encoder.schema_id(), version = article_schema.version, "writer schema registered");
-
-    let repository = Repository::new(pool, outbox, Arc::new(encoder));
-    let readiness = Readiness::default();
-    let app = cms_write::router(
-        AppState {
-            repository,
-            query_base_url: config.query_base_url.clone(),
-        },
-        config.max_body_bytes,
-    )
-    .merge(sluice_telemetry::ops_router(
-        Registry::new(),
-        readiness.clone(),
-    ));
-    readiness.set_ready(true);
-    sluice_telemetry::serve(&config.listen, app, shutdown).await
+    tracing::info!(%subject, schema_id = encoder.schema_id(), version = schema.version, "writer schema registered");
+    Ok(encoder)
 }
 
 /// Dependencies may start a moment after us (local stack, Kubernetes): retry

@@ -13,8 +13,7 @@ fn main() -> ExitCode {
         let readiness = Readiness::default();
         let ops = sluice_telemetry::ops_router(registry, readiness.clone());
         let (listen, token) = (config.listen.clone(), shutdown.clone());
-        let server =
-            tokio::spawn(async move { sluice_telemetry::serve(&listen, ops, token).await });
+        let server = tokio::spawn(async move { sluice_telemetry::serve(&listen, ops, token).await });
         let result = sluice_relay::run_relay(config, metrics, readiness, shutdown.clone()).await;
         shutdown.cancel();
         server.await??;

@@ -51,11 +51,7 @@ impl Validate for Config {
     fn validate(&self) -> Result<(), String> {
         check_listen("SLUICE_LISTEN", &self.listen)?;
         check_url("SLUICE_REDIS_URL", &self.redis_url, &["redis", "rediss"])?;
-        check_url(
-            "SLUICE_REGISTRY_URL",
-            &self.registry_url,
-            &["http", "https"],
-        )?;
+        check_url("SLUICE_REGISTRY_URL", &self.registry_url, &["http", "https"])?;
         check_not_empty("SLUICE_BROKERS", &self.brokers)?;
         check_not_empty("SLUICE_AGGREGATES", &self.aggregates)?;
         check_not_empty("SLUICE_PROJECTION", &self.projection)?;
@@ -80,8 +76,7 @@ fn main() -> ExitCode {
         let readiness = Readiness::default();
         let ops = sluice_telemetry::ops_router(registry, readiness.clone());
         let (listen, token) = (config.listen.clone(), shutdown.clone());
-        let server =
-            tokio::spawn(async move { sluice_telemetry::serve(&listen, ops, token).await });
+        let server = tokio::spawn(async move { sluice_telemetry::serve(&listen, ops, token).await });
 
         let store = Arc::new(RedisStore::connect(&config.redis_url, &config.projection).await?);
         let topics = config
@@ -101,9 +96,7 @@ fn main() -> ExitCode {
             batch_wait: Duration::from_millis(config.batch_wait_ms),
             partitions: config.partitions,
         };
-        let result =
-            sluice_projection::run_projector(runtime, store, metrics, readiness, shutdown.clone())
-                .await;
+        let result = sluice_projection::run_projector(runtime, store, metrics, readiness, shutdown.clone()).await;
         shutdown.cancel();
         server.await??;
         result

@@ -19,11 +19,7 @@ struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self {
-            listen: "127.0.0.1:8082".into(),
-            redis_url: "redis://127.0.0.1:6379/".into(),
-            projection: "cms".into(),
-        }
+        Self { listen: "127.0.0.1:8082".into(), redis_url: "redis://127.0.0.1:6379/".into(), projection: "cms".into() }
     }
 }
 
@@ -38,18 +34,10 @@ impl Validate for Config {
 fn main() -> ExitCode {
     sluice_telemetry::run_service("query-api", |config: Config| async move {
         let client = redis::Client::open(config.redis_url.as_str()).context("SLUICE_REDIS_URL")?;
-        let redis = redis::aio::ConnectionManager::new(client)
-            .await
-            .context("connect to Redis")?;
+        let redis = redis::aio::ConnectionManager::new(client).await.context("connect to Redis")?;
         let readiness = Readiness::default();
-        let app = sluice_query::router(QueryState {
-            redis,
-            projection: config.projection,
-        })
-        .merge(sluice_telemetry::ops_router(
-            Registry::new(),
-            readiness.clone(),
-        ));
+        let app = sluice_query::router(QueryState { redis, projection: config.projection })
+            .merge(sluice_telemetry::ops_router(Registry::new(), readiness.clone()));
         readiness.set_ready(true);
         sluice_telemetry::serve(&config.listen, app, sluice_telemetry::shutdown_token()).await
     })

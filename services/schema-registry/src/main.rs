@@ -14,9 +14,7 @@ struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self {
-            listen: "127.0.0.1:8081".into(),
-        }
+        Self { listen: "127.0.0.1:8081".into() }
     }
 }
 
@@ -29,10 +27,8 @@ impl Validate for Config {
 fn main() -> ExitCode {
     sluice_telemetry::run_service("schema-registry", |config: Config| async move {
         let readiness = sluice_telemetry::Readiness::default();
-        let app = sluice_registry::router(Default::default()).merge(sluice_telemetry::ops_router(
-            Registry::new(),
-            readiness.clone(),
-        ));
+        let app = sluice_registry::router(Default::default())
+            .merge(sluice_telemetry::ops_router(Registry::new(), readiness.clone()));
         readiness.set_ready(true);
         sluice_telemetry::serve(&config.listen, app, sluice_telemetry::shutdown_token()).await
     })

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub const DEFAULT_BROKERS: &str = "127.0.0.1:19092";
+/// The local stack's write token (not a secret: the stack listens on loopback only).
+pub const DEV_WRITE_TOKEN: &str = "dev-write-token";
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:16379/";
 const PG_PORT: u16 = 15432;
 const REDIS_PORT: u16 = 16379;
@@ -35,11 +37,7 @@ fn services(schemas_dir: &Path) -> Vec<Service> {
     let db = postgres::url(PG_PORT, DATABASE);
     let registry = "http://127.0.0.1:8081".to_string();
     vec![
-        Service {
-            name: "schema-registry",
-            port: 8081,
-            env: vec![],
-        },
+        Service { name: "schema-registry", port: 8081, env: vec![] },
         Service {
             name: "command-api",
             port: 8080,
@@ -48,15 +46,13 @@ fn services(schemas_dir: &Path) -> Vec<Service> {
                 ("SLUICE_REGISTRY_URL", registry.clone()),
                 ("SLUICE_QUERY_BASE_URL", "http://127.0.0.1:8082".into()),
                 ("SLUICE_SCHEMAS_DIR", schemas_dir.display().to_string()),
+                ("SLUICE_WRITE_TOKENS", DEV_WRITE_TOKEN.into()),
             ],
         },
         Service {
             name: "outbox-relay",
             port: 9090,
-            env: vec![
-                ("SLUICE_DATABASE_URL", db),
-                ("SLUICE_BROKERS", DEFAULT_BROKERS.into()),
-            ],
+            env: vec![("SLUICE_DATABASE_URL", db), ("SLUICE_BROKERS", DEFAULT_BROKERS.into())],
         },
         Service {
             name: "projector-redis",
@@ -67,19 +63,14 @@ fn services(schemas_dir: &Path) -> Vec<Service> {
                 ("SLUICE_REGISTRY_URL", registry),
             ],
         },
-        Service {
-            name: "query-api",
-            port: 8082,
-            env: vec![("SLUICE_REDIS_URL", DEFAULT_REDIS_URL.into())],
-        },
+        Service { name: "query-api", port: 8082, env: vec![("SLUICE_REDIS_URL", DEFAULT_REDIS_URL.into())] },
     ]
 }
 
 const INFRA: [&str; 3] = ["postgres", "redis-server", "tansu"];
 
 pub async fn run(action: Action) -> anyhow::Result<()> {
-    let dir = std::env::var_os("SLUICE_DEV_DIR")
-        .map_or_else(|| PathBuf::from(".sluice/dev"), PathBuf::from);
+    let dir = std::env::var_os("SLUICE_DEV_DIR").map_or_else(|| PathBuf::from(".sluice/dev"), PathBuf::from);
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     let dir = dir.canonicalize()?;
     match action {
@@ -94,11 +85,7 @@ fn pid_file(dir: &Path, name: &str) -> PathBuf {
 }
 
 fn running_pid(dir: &Path, name: &str) -> Option<u32> {
-    let pid: u32 = std::fs::read_to_string(pid_file(dir, name))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
+    let pid: u32 = std::fs::read_to_string(pid_file(dir, name)).ok()?.trim().parse().ok()?;
     sluice_stack::pid_alive(pid).then_some(pid)
 }
 
@@ -106,20 +93,13 @@ fn start(dir: &Path, name: &str, launch: &Launch) -> anyhow::Result<u32> {
     let child = sluice_stack::spawn(launch, Lifetime::Detached)?;
     let pid = child.id();
     std::fs::write(pid_file(dir, name), pid.to_string())?;
-    println!(
-        "  started {name:<16} pid {pid:<8} log {}",
-        launch.log.display()
-    );
+    println!("  started {name:<16} pid {pid:<8} log {}", launch.log.display());
     Ok(pid)
 }
 
 fn wait_port(name: &str, port: u16, pid: u32, log: &Path) -> anyhow::Result<()> {
     sluice_stack::wait_for_tcp(name, port, START_DEADLINE, || {
-        if sluice_stack::pid_alive(pid) {
-            Ok(())
-        } else {
-            Err(format!("{name} exited; see {}", log.display()))
-        }
+        if sluice_stack::pid_alive(pid) { Ok(()) } else { Err(format!("{name} exited; see {}", log.display())) }
     })?;
     Ok(())
 }
@@ -161,24 +141,16 @@ async fn up(dir: &Path) -> anyhow::Result<()> {
     }
     tansu::create_header_index(&db_path, START_DEADLINE)?;
     // Services, in dependency order.
-    let bin_dir = std::env::current_exe()?
-        .parent()
-        .context("binary folder")?
-        .to_path_buf();
+    let bin_dir = std::env::current_exe()?.parent().context("binary folder")?.to_path_buf();
     let schemas = std::env::current_dir()?.join("schemas");
     for service in services(&schemas) {
         if running_pid(dir, service.name).is_some() {
             continue;
         }
         let program = bin_dir.join(service.name);
-        anyhow::ensure!(
-            program.exists(),
-            "{} is missing: run `cargo build --workspace --bins`",
-            program.display()
-        );
+        anyhow::ensure!(program.exists(), "{} is missing: run `cargo build --workspace --bins`", program.display());
         let log = dir.join(format!("{}.log", service.name));
-        let mut launch =
-            Launch::new(program, &log).env("SLUICE_LISTEN", format!("127.0.0.1:{}", service.port));
+        let mut launch = Launch::new(program, &log).env("SLUICE_LISTEN", format!("127.0.0.1:{}", service.port));
         for (k, v) in &service.env {
             launch = launch.env(*k, v);
         }
@@ -205,14 +177,9 @@ async fn ensure_database() -> anyhow::Result<()> {
         }
     };
     tokio::spawn(conn);
-    let exists = client
-        .query_opt("select 1 from pg_database where datname = $1", &[&DATABASE])
-        .await?
-        .is_some();
+    let exists = client.query_opt("select 1 from pg_database where datname = $1", &[&DATABASE]).await?.is_some();
     if !exists {
-        client
-            .batch_execute(&format!("create database {DATABASE}"))
-            .await?;
+        client.batch_execute(&format!("create database {DATABASE}")).await?;
     }
     Ok(())
 }
@@ -228,19 +195,10 @@ async fn wait_ready(name: &str, port: u16, pid: u32, log: &Path) -> anyhow::Resu
     let http = reqwest::Client::new();
     let start = std::time::Instant::now();
     loop {
-        if http
-            .get(&url)
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
+        if http.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
             return Ok(());
         }
-        anyhow::ensure!(
-            sluice_stack::pid_alive(pid),
-            "{name} exited; see {}",
-            log.display()
-        );
+        anyhow::ensure!(sluice_stack::pid_alive(pid), "{name} exited; see {}", log.display());
         anyhow::ensure!(
             start.elapsed() < START_DEADLINE,
             "{name} not ready after {START_DEADLINE:?}; see {}",
@@ -253,8 +211,7 @@ async fn wait_ready(name: &str, port: u16, pid: u32, log: &Path) -> anyhow::Resu
 async fn status(dir: &Path) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     for name in INFRA {
-        let state =
-            running_pid(dir, name).map_or("stopped".to_string(), |p| format!("running (pid {p})"));
+        let state = running_pid(dir, name).map_or("stopped".to_string(), |p| format!("running (pid {p})"));
         println!("{name:<16} {state}");
     }
     for service in services(Path::new("schemas")) {
@@ -262,16 +219,8 @@ async fn status(dir: &Path) -> anyhow::Result<()> {
             None => "stopped".to_string(),
             Some(pid) => {
                 let url = format!("http://127.0.0.1:{}/readyz", service.port);
-                let ready = http
-                    .get(&url)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success());
-                format!(
-                    "running (pid {pid}), {} on :{}",
-                    if ready { "ready" } else { "NOT ready" },
-                    service.port
-                )
+                let ready = http.get(&url).send().await.is_ok_and(|r| r.status().is_success());
+                format!("running (pid {pid}), {} on :{}", if ready { "ready" } else { "NOT ready" }, service.port)
             }
         };
         println!("{:<16} {state}", service.name);
@@ -280,30 +229,17 @@ async fn status(dir: &Path) -> anyhow::Result<()> {
 }
 
 fn down(dir: &Path) -> anyhow::Result<()> {
-    let services: Vec<&str> = services(Path::new("schemas"))
-        .iter()
-        .map(|s| s.name)
-        .collect();
-    let order = services
-        .into_iter()
-        .rev()
-        .chain(["tansu", "redis-server", "postgres"]);
+    let services: Vec<&str> = services(Path::new("schemas")).iter().map(|s| s.name).collect();
+    let order = services.into_iter().rev().chain(["tansu", "redis-server", "postgres"]);
     for name in order {
         if let Some(pid) = running_pid(dir, name) {
             // PostgreSQL: SIGINT is its fast shutdown; SIGTERM would wait for clients.
-            let signal = if name == "postgres" {
-                sluice_stack::SIGINT
-            } else {
-                sluice_stack::SIGTERM
-            };
+            let signal = if name == "postgres" { sluice_stack::SIGINT } else { sluice_stack::SIGTERM };
             sluice_stack::stop_pid_with(pid, signal, Duration::from_secs(20));
             println!("  stopped {name} (pid {pid})");
         }
         let _ = std::fs::remove_file(pid_file(dir, name));
     }
-    println!(
-        "stack is down (data kept in {}; delete the folder to start afresh)",
-        dir.display()
-    );
+    println!("stack is down (data kept in {}; delete the folder to start afresh)", dir.display());
     Ok(())
 }

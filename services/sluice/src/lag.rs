@@ -25,28 +25,22 @@ pub async fn run(args: LagArgs) -> anyhow::Result<()> {
 
 pub async fn measure(args: &LagArgs) -> anyhow::Result<Vec<PartitionLag>> {
     let client = redis::Client::open(args.redis_url.as_str()).context("redis url")?;
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .context("connect to Redis")?;
+    let mut conn = client.get_multiplexed_async_connection().await.context("connect to Redis")?;
     let consumer = Arc::new(sluice_kafka::metadata_client(&args.brokers)?);
     let topic = state_topic(&args.topic_prefix, &args.aggregate);
     redis_projection_lag(&mut conn, consumer, &args.projection, &topic).await
 }
 
 pub fn print(lags: &[PartitionLag]) {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
+    let now_ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
     println!(
         "{:<32} {:>9} {:>10} {:>10} {:>12} {:>16}",
         "topic", "partition", "end", "applied", "lag (msgs)", "last applied"
     );
     for l in lags {
-        let age = l.applied_at_ms.map_or("never".to_string(), |at| {
-            format!("{:.1} s ago", (now_ms - at) as f64 / 1000.0)
-        });
+        let age =
+            l.applied_at_ms.map_or("never".to_string(), |at| format!("{:.1} s ago", (now_ms - at) as f64 / 1000.0));
         println!(
             "{:<32} {:>9} {:>10} {:>10} {:>12} {:>16}",
             l.topic, l.partition, l.end_offset, l.position, l.messages, age

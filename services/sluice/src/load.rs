@@ -9,12 +9,11 @@ pub struct LoadArgs {
     pub articles: usize,
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
-    #[arg(
-        long,
-        env = "SLUICE_COMMAND_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
+    #[arg(long, env = "SLUICE_COMMAND_URL", default_value = "http://127.0.0.1:8080")]
     pub command_url: String,
+    /// Bearer token with write access.
+    #[arg(long, env = "SLUICE_TOKEN", default_value = crate::dev::DEV_WRITE_TOKEN, hide_default_value = true)]
+    pub token: String,
     /// Wait until every accepted article is in the Redis read model, then print the lag.
     #[arg(long)]
     pub wait: bool,
@@ -26,12 +25,8 @@ pub struct LoadArgs {
 
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let mut redis = redis_connection(&args.lag.redis_url).await?;
-    let ids_key =
-        sluice_projection::redis_store::keys::ids(&args.lag.projection, &args.lag.aggregate);
-    let before: usize = redis::cmd("SCARD")
-        .arg(&ids_key)
-        .query_async(&mut redis)
-        .await?;
+    let ids_key = sluice_projection::redis_store::keys::ids(&args.lag.projection, &args.lag.aggregate);
+    let before: usize = redis::cmd("SCARD").arg(&ids_key).query_async(&mut redis).await?;
 
     let http = reqwest::Client::new();
     let url = format!("{}/articles", args.command_url.trim_end_matches('/'));
@@ -39,13 +34,14 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     let results: Vec<Result<u16, String>> = futures::stream::iter(0..args.articles)
         .map(|i| {
-            let (http, url) = (http.clone(), url.clone());
+            let (http, url, token) = (http.clone(), url.clone(), args.token.clone());
             async move {
                 let body = serde_json::json!({
                     "title": format!("Load article {run_id}-{i}"),
                     "body": format!("Body of article {i} of load run {run_id}."),
                 });
                 http.post(&url)
+                    .bearer_auth(token)
                     .json(&body)
                     .send()
                     .await
@@ -58,11 +54,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         .await;
     let elapsed = start.elapsed();
     let accepted = results.iter().filter(|r| matches!(r, Ok(202))).count();
-    let failed: Vec<_> = results
-        .iter()
-        .filter(|r| !matches!(r, Ok(202)))
-        .take(3)
-        .collect();
+    let failed: Vec<_> = results.iter().filter(|r| !matches!(r, Ok(202))).take(3).collect();
     println!(
         "sent {} commands in {:.2} s ({:.0}/s): {accepted} accepted",
         args.articles,
@@ -79,10 +71,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(args.wait_seconds);
     let mut count: usize;
     loop {
-        count = redis::cmd("SCARD")
-            .arg(&ids_key)
-            .query_async(&mut redis)
-            .await?;
+        count = redis::cmd("SCARD").arg(&ids_key).query_async(&mut redis).await?;
         if count >= expected || Instant::now() > deadline {
             break;
         }
@@ -106,8 +95,5 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
 
 async fn redis_connection(url: &str) -> anyhow::Result<redis::aio::MultiplexedConnection> {
     let client = redis::Client::open(url).context("redis url")?;
-    client
-        .get_multiplexed_async_connection()
-        .await
-        .context("connect to Redis")
+    client.get_multiplexed_async_connection().await.context("connect to Redis")
 }

@@ -1,0 +1,90 @@
+//! Bearer tokens: write tokens may do everything, read tokens only read.
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use sluice_core::Secret;
+use subtle::ConstantTimeEq;
+
+#[derive(Clone, Default)]
+pub struct Tokens {
+    pub write: Vec<Secret>,
+    pub read: Vec<Secret>,
+}
+
+impl Tokens {
+    /// Parses comma-separated token lists (empty entries ignored).
+    pub fn parse(write: &Secret, read: &Secret) -> Self {
+        let split = |s: &Secret| -> Vec<Secret> {
+            s.expose().split(',').map(str::trim).filter(|t| !t.is_empty()).map(Secret::new).collect()
+        };
+        Self { write: split(write), read: split(read) }
+    }
+
+    fn level(&self, presented: &str) -> Option<Access> {
+        // Compare against every token, in constant time per token.
+        let matches = |list: &[Secret]| {
+            list.iter().fold(false, |found, t| found | bool::from(t.expose().as_bytes().ct_eq(presented.as_bytes())))
+        };
+        if matches(&self.write) {
+            Some(Access::Write)
+        } else if matches(&self.read) {
+            Some(Access::Read)
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+fn deny(status: StatusCode, message: &str) -> Response {
+    let mut r = (status, Json(json!({"status": "rejected", "error": message}))).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+    }
+    r
+}
+
+async fn require(tokens: &Tokens, needed: Access, req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented.and_then(|p| tokens.level(p)) {
+        None => deny(StatusCode::UNAUTHORIZED, "a valid bearer token is required"),
+        Some(level) if level < needed => deny(StatusCode::FORBIDDEN, "this token may only read"),
+        Some(_) => next.run(req).await,
+    }
+}
+
+pub async fn require_write(State(tokens): State<Tokens>, req: Request, next: Next) -> Response {
+    require(&tokens, Access::Write, req, next).await
+}
+
+pub async fn require_read(State(tokens): State<Tokens>, req: Request, next: Next) -> Response {
+    require(&tokens, Access::Read, req, next).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels() {
+        let t = Tokens::parse(&Secret::new("w1, w2"), &Secret::new("r1"));
+        assert_eq!(t.level("w2"), Some(Access::Write));
+        assert_eq!(t.level("r1"), Some(Access::Read));
+        assert_eq!(t.level("w"), None);
+        assert_eq!(t.level(""), None);
+    }
+}

@@ -1,0 +1,211 @@
+//! One handler per command: parse, hand to the service, render the answer.
+
+use super::AppState;
+use super::extract::{Command, Meta, NoFields};
+use crate::CommandError;
+use crate::service::Answer;
+use crate::store::changes::{self, Change, Cursor};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cms_domain::{
+    ArticleCommand, AuthorCommand, CreateAuthor, DraftArticle, EditArticle, RenameAuthor, ScheduleArticle,
+    UpdateAuthorBio,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Body of an accepted command.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AcceptedBody {
+    /// Always `accepted`.
+    pub status: String,
+    pub id: String,
+    /// The aggregate's version after the command.
+    pub version: i64,
+    /// Hand to the query API (`Sluice-Consistency: at-least; token=...`) to read your write.
+    pub consistency_token: String,
+}
+
+/// Body of a refused command.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Always `rejected`.
+    pub status: String,
+    pub error: String,
+    /// Present on 422: every field that was wrong.
+    pub reasons: Option<Vec<cms_domain::Reason>>,
+    /// Present on 409.
+    pub current_version: Option<i64>,
+}
+
+fn render(answer: Answer) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::ACCEPTED);
+    let mut response = (status, Json(answer.body)).into_response();
+    if let Some(location) = answer.location.and_then(|l| header::HeaderValue::from_str(&l).ok()) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+fn parse_id(id: &str) -> Result<Uuid, CommandError> {
+    Uuid::parse_str(id).map_err(|_| CommandError::BadRequest(format!("`{id}` is not a UUID")))
+}
+
+#[utoipa::path(post, path = "/articles", tag = "articles", request_body = DraftArticle,
+    params(("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 202, body = AcceptedBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn draft_article(
+    State(s): State<AppState>,
+    meta: Meta,
+    cmd: Command<DraftArticle>,
+) -> Result<Response, CommandError> {
+    Ok(render(s.service.draft_article(&meta.context(cmd.digest), cmd.body).await?))
+}
+
+async fn on_article(
+    s: &AppState,
+    id: &str,
+    meta: Meta,
+    digest: Vec<u8>,
+    command: ArticleCommand,
+) -> Result<Response, CommandError> {
+    let id = parse_id(id)?;
+    Ok(render(s.service.article_command(&meta.context(digest), id, command).await?))
+}
+
+#[utoipa::path(post, path = "/articles/{id}/edit", tag = "articles", request_body = EditArticle,
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 202, body = AcceptedBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn edit_article(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    meta: Meta,
+    cmd: Command<EditArticle>,
+) -> Result<Response, CommandError> {
+    on_article(&s, &id, meta, cmd.digest, ArticleCommand::Edit(cmd.body)).await
+}
+
+#[utoipa::path(post, path = "/articles/{id}/schedule", tag = "articles", request_body = ScheduleArticle,
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 202, body = AcceptedBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn schedule_article(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    meta: Meta,
+    cmd: Command<ScheduleArticle>,
+) -> Result<Response, CommandError> {
+    on_article(&s, &id, meta, cmd.digest, ArticleCommand::Schedule(cmd.body)).await
+}
+
+macro_rules! article_action {
+    ($name:ident, $path:literal, $command:expr) => {
+        #[utoipa::path(post, path = $path, tag = "articles",
+            params(("id" = String, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header)),
+            responses((status = 202, body = AcceptedBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+            security(("bearer" = [])))]
+        pub async fn $name(State(s): State<AppState>, Path(id): Path<String>, meta: Meta, cmd: Command<NoFields>) -> Result<Response, CommandError> {
+            on_article(&s, &id, meta, cmd.digest, $command).await
+        }
+    };
+}
+
+article_action!(publish_article, "/articles/{id}/publish", ArticleCommand::Publish);
+article_action!(unpublish_article, "/articles/{id}/unpublish", ArticleCommand::Unpublish);
+article_action!(archive_article, "/articles/{id}/archive", ArticleCommand::Archive);
+article_action!(restore_article, "/articles/{id}/restore", ArticleCommand::Restore);
+
+#[utoipa::path(post, path = "/authors", tag = "authors", request_body = CreateAuthor,
+    params(("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 202, body = AcceptedBody), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create_author(
+    State(s): State<AppState>,
+    meta: Meta,
+    cmd: Command<CreateAuthor>,
+) -> Result<Response, CommandError> {
+    Ok(render(s.service.create_author(&meta.context(cmd.digest), cmd.body).await?))
+}
+
+async fn on_author(
+    s: &AppState,
+    id: &str,
+    meta: Meta,
+    digest: Vec<u8>,
+    command: AuthorCommand,
+) -> Result<Response, CommandError> {
+    let id = parse_id(id)?;
+    Ok(render(s.service.author_command(&meta.context(digest), id, command).await?))
+}
+
+#[utoipa::path(post, path = "/authors/{id}/rename", tag = "authors", request_body = RenameAuthor,
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 202, body = AcceptedBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn rename_author(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    meta: Meta,
+    cmd: Command<RenameAuthor>,
+) -> Result<Response, CommandError> {
+    on_author(&s, &id, meta, cmd.digest, AuthorCommand::Rename(cmd.body)).await
+}
+
+#[utoipa::path(post, path = "/authors/{id}/bio", tag = "authors", request_body = UpdateAuthorBio,
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 202, body = AcceptedBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update_author_bio(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    meta: Meta,
+    cmd: Command<UpdateAuthorBio>,
+) -> Result<Response, CommandError> {
+    on_author(&s, &id, meta, cmd.digest, AuthorCommand::UpdateBio(cmd.body)).await
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ChangesQuery {
+    /// Cursor from a previous page's `next_cursor`; omit to start from the beginning.
+    pub after: Option<String>,
+    /// 1 to 1000, default 100.
+    pub limit: Option<i64>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ChangesPage {
+    #[schema(value_type = Vec<Object>)]
+    pub changes: Vec<Change>,
+    /// Pass as `after` to get the next page.
+    pub next_cursor: String,
+}
+
+#[utoipa::path(get, path = "/changes", tag = "changes", params(ChangesQuery),
+    responses((status = 200, body = ChangesPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_changes(
+    State(s): State<AppState>,
+    query: Result<Query<ChangesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<ChangesPage>, CommandError> {
+    let Query(q) = query.map_err(|e| CommandError::BadRequest(e.body_text()))?;
+    let after = match q.after.as_deref() {
+        None | Some("") => Cursor::default(),
+        Some(c) => {
+            Cursor::parse(c).ok_or_else(|| CommandError::BadRequest(format!("`{c}` is not a cursor from /changes")))?
+        }
+    };
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(CommandError::BadRequest("limit must be between 1 and 1000".into()));
+    }
+    let client = s.service.pool().get().await.map_err(|e| CommandError::Unavailable(e.to_string()))?;
+    let page = changes::page(&**client, after, limit).await.map_err(crate::service::db_error)?;
+    let next_cursor = page.last().map_or(after.to_string(), |c| c.cursor.clone());
+    Ok(Json(ChangesPage { changes: page, next_cursor }))
+}

@@ -1,0 +1,48 @@
+use super::{to_micros, to_time};
+use cms_domain::Author;
+use tokio_postgres::{GenericClient, Row};
+use uuid::Uuid;
+
+fn from_row(row: &Row) -> Result<Author, tokio_postgres::Error> {
+    Ok(Author {
+        id: row.try_get::<_, Uuid>("id")?.to_string(),
+        name: row.try_get("name")?,
+        bio: row.try_get("bio")?,
+        version: row.try_get("version")?,
+        created_at: to_micros(row.try_get("created_at")?),
+        updated_at: to_micros(row.try_get("updated_at")?),
+    })
+}
+
+pub async fn load_for_update<C: GenericClient>(tx: &C, id: Uuid) -> Result<Option<Author>, tokio_postgres::Error> {
+    tx.query_opt("select id, name, bio, version, created_at, updated_at from authors where id = $1 for update", &[&id])
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
+}
+
+pub async fn insert<C: GenericClient>(tx: &C, a: &Author) -> Result<(), tokio_postgres::Error> {
+    let id: Uuid = a.id.parse().unwrap_or_default();
+    tx.execute(
+        "insert into authors (id, name, bio, version, created_at, updated_at) values ($1, $2, $3, $4, $5, $6)",
+        &[&id, &a.name, &a.bio, &a.version, &to_time(a.created_at), &to_time(a.updated_at)],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn update<C: GenericClient>(tx: &C, a: &Author) -> Result<bool, tokio_postgres::Error> {
+    let id: Uuid = a.id.parse().unwrap_or_default();
+    let n = tx
+        .execute(
+            "update authors set name = $2, bio = $3, version = $4, updated_at = $5 where id = $1 and version = $4 - 1",
+            &[&id, &a.name, &a.bio, &a.version, &to_time(a.updated_at)],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+pub async fn exists<C: GenericClient>(tx: &C, id: Uuid) -> Result<bool, tokio_postgres::Error> {
+    Ok(tx.query_opt("select 1 from authors where id = $1", &[&id]).await?.is_some())
+}

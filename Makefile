@@ -4,7 +4,7 @@ CARGO ?= cargo
 SLUICE := target/debug/sluice
 export PATH := /opt/sluice/bin:$(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: setup build test lint demo up status down clean
+.PHONY: setup build test lint demo up status down clean openapi
 
 setup: ## Install the broker and system packages (idempotent)
 	@bash deploy/setup.sh
@@ -36,3 +36,6 @@ demo: up ## Start the stack, send 300 commands, show they all reached the read m
 
 clean: down
 	rm -rf .sluice
+
+openapi: build ## Regenerate the checked-in OpenAPI document of the command API
+	target/debug/command-api openapi > services/command-api/openapi.json

@@ -261,7 +261,10 @@ pub(crate) fn db_error(e: tokio_postgres::Error) -> CommandError {
             CommandError::Unavailable(e.to_string())
         }
         Some(_) => CommandError::Internal(describe(&e)),
-        None => CommandError::Unavailable(describe(&e)),
+        // No server code: the connection broke (retry later) or the request
+        // could not even be encoded (a bug).
+        None if e.is_closed() || is_io(&e) => CommandError::Unavailable(describe(&e)),
+        None => CommandError::Internal(describe(&e)),
     }
 }
 
@@ -271,4 +274,8 @@ fn describe(e: &tokio_postgres::Error) -> String {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),
         None => format!("{e}: {}", std::error::Error::source(e).map(ToString::to_string).unwrap_or_default()),
     }
+}
+
+fn is_io(e: &tokio_postgres::Error) -> bool {
+    std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
 }

@@ -2,6 +2,7 @@ use crate::process::Managed;
 use crate::{START_DEADLINE, random_name};
 use sluice_stack::postgres;
 use tempfile::TempDir;
+use tokio_postgres::error::SqlState;
 
 /// An own PostgreSQL cluster with `wal_level=logical`.
 pub struct TestPostgres {
@@ -56,11 +57,24 @@ impl TestPostgres {
         self.url(&name)
     }
 
+    /// Connects, waiting out "the database system is starting up": the port
+    /// opens before the server accepts sessions.
     pub async fn connect(&self, database: &str) -> tokio_postgres::Client {
-        let (client, conn) = tokio_postgres::connect(&self.url(database), tokio_postgres::NoTls)
-            .await
-            .unwrap_or_else(|e| panic!("connect to test postgres: {e}"));
-        tokio::spawn(conn);
-        client
+        let start = tokio::time::Instant::now();
+        loop {
+            match tokio_postgres::connect(&self.url(database), tokio_postgres::NoTls).await {
+                Ok((client, conn)) => {
+                    tokio::spawn(conn);
+                    return client;
+                }
+                Err(e) if e.code() == Some(&SqlState::CANNOT_CONNECT_NOW) && start.elapsed() < START_DEADLINE => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(e) => {
+                    let detail = e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string());
+                    panic!("connect to test postgres: {detail}");
+                }
+            }
+        }
     }
 }

@@ -14,6 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn main() -> ExitCode {
+    // `command-api openapi` prints the OpenAPI document (`make openapi`).
+    if std::env::args().nth(1).as_deref() == Some("openapi") {
+        println!("{}", cms_write::openapi_json());
+        return ExitCode::SUCCESS;
+    }
     sluice_telemetry::run_service("command-api", run)
 }
 

@@ -78,7 +78,7 @@ pub async fn update<C: GenericClient>(tx: &C, a: &Article) -> Result<bool, tokio
         .execute(
             "update articles set slug = $2, title = $3, body = $4, status = $5, version = $6, updated_at = $7,
                     published_at = $8, tags = $9, scheduled_at = $10
-             where id = $1 and version = $6 - 1",
+             where id = $1 and version = $6::bigint - 1",
             &[
                 &id,
                 &a.slug,

@@ -36,7 +36,7 @@ pub async fn update<C: GenericClient>(tx: &C, a: &Author) -> Result<bool, tokio_
     let id: Uuid = a.id.parse().unwrap_or_default();
     let n = tx
         .execute(
-            "update authors set name = $2, bio = $3, version = $4, updated_at = $5 where id = $1 and version = $4 - 1",
+            "update authors set name = $2, bio = $3, version = $4, updated_at = $5 where id = $1 and version = $4::bigint - 1",
             &[&id, &a.name, &a.bio, &a.version, &to_time(a.updated_at)],
         )
         .await?;

@@ -14,7 +14,12 @@ async fn page(h: &Harness, after: &str, limit: u32) -> Value {
 }
 
 fn titles(page: &Value) -> Vec<String> {
-    page["changes"].as_array().expect("changes").iter().map(|c| c["snapshot"]["title"].as_str().unwrap_or("").to_string()).collect()
+    page["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| c["snapshot"]["title"].as_str().unwrap_or("").to_string())
+        .collect()
 }
 
 #[tokio::test]
@@ -26,7 +31,10 @@ async fn pages_follow_each_other_with_full_snapshots() {
     let first = page(&h, "", 2).await;
     assert_eq!(titles(&first), ["A0", "A1"]);
     let c = &first["changes"][0];
-    assert_eq!((c["aggregate_type"].as_str(), c["version"].as_i64(), c["event_type"].as_str()), (Some("article"), Some(1), Some("ArticleDrafted")));
+    assert_eq!(
+        (c["aggregate_type"].as_str(), c["version"].as_i64(), c["event_type"].as_str()),
+        (Some("article"), Some(1), Some("ArticleDrafted"))
+    );
     let second = page(&h, first["next_cursor"].as_str().expect("cursor"), 10).await;
     assert_eq!(titles(&second), ["A2", "A3", "A4"]);
     let empty = page(&h, second["next_cursor"].as_str().expect("cursor"), 10).await;

@@ -4,8 +4,8 @@
 mod common;
 
 use axum::http::StatusCode;
-use cms_write::CommandContext;
 use cms_domain::{ArticleCommand, EditArticle};
+use cms_write::CommandContext;
 use common::Harness;
 use serde_json::json;
 use std::time::Duration;
@@ -48,7 +48,11 @@ async fn idempotency_keys_expire() {
     let h = Harness::start().await;
     let key = [("idempotency-key", "old")];
     let first = h.post_with("/articles", json!({"title": "Old"}), &key).await;
-    h.client().await.execute("update idempotency_keys set created_at = now() - interval '2 hours'", &[]).await.expect("age");
+    h.client()
+        .await
+        .execute("update idempotency_keys set created_at = now() - interval '2 hours'", &[])
+        .await
+        .expect("age");
     // The harness keeps keys for one hour: the expired key is purged, and may be reused.
     assert_eq!(h.service.purge_expired_keys().await.expect("purge"), 1);
     let reused = h.post_with("/articles", json!({"title": "New"}), &key).await;
@@ -106,7 +110,11 @@ async fn scheduled_articles_are_published_exactly_once_by_two_workers() {
     // A published article is no longer schedulable.
     let r = h
         .service
-        .article_command(&CommandContext::default(), edited, ArticleCommand::Edit(EditArticle { body: Some("x".into()), ..Default::default() }))
+        .article_command(
+            &CommandContext::default(),
+            edited,
+            ArticleCommand::Edit(EditArticle { body: Some("x".into()), ..Default::default() }),
+        )
         .await
         .expect("edit after publish");
     assert_eq!(r.body["version"], 4);

@@ -14,6 +14,8 @@ mod publication;
 mod publisher;
 mod relay;
 mod row;
+mod slot;
+mod snapshot;
 
 pub use config::RelayConfig;
 pub use metrics::RelayMetrics;

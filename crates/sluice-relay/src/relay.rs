@@ -3,11 +3,13 @@
 use crate::ack::TxnAck;
 use crate::publication::ensure_publication;
 use crate::publisher::{Publisher, Source};
+use crate::slot::{self, SlotPlan};
+use crate::snapshot::publish_snapshot;
 use crate::{OutboxRow, RelayConfig, RelayMetrics};
 use anyhow::Context;
 use pg_walstream::{
-    CancellationToken as WalCancel, EventType, LogicalReplicationStream, ReplicationStreamConfig, SharedLsnFeedback,
-    StreamingMode,
+    CancellationToken as WalCancel, EventType, LogicalReplicationStream, ReplicationSlotOptions,
+    ReplicationStreamConfig, SharedLsnFeedback, StreamingMode,
 };
 use sluice_outbox::OutboxTable;
 use sluice_telemetry::Readiness;
@@ -31,18 +33,23 @@ pub async fn run_relay(
         .context("connect to PostgreSQL")?;
     let conn_task = tokio::spawn(connection);
     ensure_publication(&client, &config.publication, &tables).await?;
+
+    let (confirm_tx, confirm_rx) = mpsc::unbounded_channel();
+    let mut publisher = Publisher::new(
+        &config.brokers,
+        &config.topic_prefix,
+        config.partitions,
+        config.events_topics,
+        metrics.clone(),
+    )?;
+    let mut stream = open_stream(&config, &client, &tables, &mut publisher, &shutdown).await?;
     drop(client);
     conn_task.abort();
-
-    let mut stream = open_stream(&config, &shutdown).await?;
     readiness.set_ready(true);
     tracing::info!(slot = %config.slot, publication = %config.publication, "relay streaming");
 
     let feedback = stream.shared_lsn_feedback.clone();
-    let (confirm_tx, confirm_rx) = mpsc::unbounded_channel();
-    let confirmer = tokio::spawn(confirm_in_order(confirm_rx, feedback, metrics.clone()));
-    let mut publisher =
-        Publisher::new(&config.brokers, &config.topic_prefix, config.partitions, config.events_topics, metrics)?;
+    let confirmer = tokio::spawn(confirm_in_order(confirm_rx, feedback, metrics));
     let captured: HashSet<(String, String)> = tables.iter().map(|t| (t.schema.clone(), t.table.clone())).collect();
 
     let wal_cancel = WalCancel::new();
@@ -59,27 +66,48 @@ pub async fn run_relay(
     result.and(confirmed)
 }
 
-async fn open_stream(config: &RelayConfig, shutdown: &CancellationToken) -> anyhow::Result<LogicalReplicationStream> {
+/// Connects the replication stream. A new slot first has its snapshot of the
+/// outbox relayed and acknowledged. A slot serves one reader: a second relay
+/// waits here until the active one goes away, which makes it a standby.
+async fn open_stream(
+    config: &RelayConfig,
+    client: &tokio_postgres::Client,
+    tables: &[OutboxTable],
+    publisher: &mut Publisher,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<LogicalReplicationStream> {
     let url = replication_url(config.database_url.expose());
-    let stream_config = ReplicationStreamConfig::builder(&config.slot, &config.publication)
-        .with_protocol_version(1)
-        .with_streaming_mode(StreamingMode::Off)
-        .with_feedback_interval(Duration::from_millis(500));
-    // A slot serves one reader: a second relay waits here until the active one
-    // goes away, which makes it a standby.
     let mut delay = Duration::from_millis(500);
     loop {
         let attempt = async {
-            let mut stream = LogicalReplicationStream::new(&url, stream_config.clone()).await?;
+            let plan = slot::plan(client, &config.slot).await?;
+            // Whenever this connection creates the slot (planned, or because it
+            // vanished meanwhile), the snapshot is exported and relayed.
+            let options = ReplicationSlotOptions { snapshot: Some("export".into()), ..Default::default() };
+            let stream_config = ReplicationStreamConfig::builder(&config.slot, &config.publication)
+                .with_protocol_version(1)
+                .with_streaming_mode(StreamingMode::Off)
+                .with_feedback_interval(Duration::from_millis(500))
+                .with_slot_options(options);
+            let mut stream = LogicalReplicationStream::new(&url, stream_config).await?;
+            stream.ensure_replication_slot().await?;
+            if let Some(name) = stream.exported_snapshot_name().map(str::to_string) {
+                let (rows, ack) = publish_snapshot(config.database_url.expose(), &name, tables, publisher).await?;
+                ack.wait().await.map_err(anyhow::Error::msg)?;
+                slot::mark_snapshot_complete(client, &config.slot).await?;
+                tracing::info!(slot = %config.slot, rows, "initial snapshot of the outbox relayed");
+            } else if plan == SlotPlan::CreateWithSnapshot {
+                anyhow::bail!("slot {} appeared while this relay was creating it; retrying", config.slot);
+            }
             stream.start(None).await?;
-            Ok::<_, pg_walstream::ReplicationError>(stream)
+            Ok::<_, anyhow::Error>(stream)
         };
         match attempt.await {
             Ok(stream) => return Ok(stream),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot start replication yet; retrying in {delay:?}");
+                tracing::warn!(error = %format!("{e:#}"), "cannot start replication yet; retrying in {delay:?}");
                 tokio::select! {
-                    _ = shutdown.cancelled() => anyhow::bail!("shut down before replication started: {e}"),
+                    _ = shutdown.cancelled() => anyhow::bail!("shut down before replication started: {e:#}"),
                     _ = tokio::time::sleep(delay) => {}
                 }
                 delay = (delay * 2).min(Duration::from_secs(5));

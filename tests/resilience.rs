@@ -1,0 +1,93 @@
+//! The write side does not depend on the read side: commands are accepted
+//! while the broker, the relay, Redis and the query API are down, and the
+//! outbox delivers them once the relay and the broker come up.
+
+use serde_json::json;
+use sluice_kafka::rdkafka::Message;
+use sluice_kafka::rdkafka::consumer::Consumer;
+use sluice_testkit::{ServiceHandle, TestBroker, TestPostgres, random_name};
+use std::collections::HashSet;
+use std::time::Duration;
+
+const TOKEN: &str = "resilience-token";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_are_accepted_with_only_postgres_up_and_delivered_later() {
+    let pg = TestPostgres::start();
+    let db = pg.create_database().await;
+    let prefix = random_name("res");
+    let registry = ServiceHandle::start("schema-registry", &[]).await;
+    let mut command = ServiceHandle::start(
+        "command-api",
+        &[
+            ("SLUICE_DATABASE_URL", db.clone()),
+            ("SLUICE_REGISTRY_URL", registry.base_url()),
+            ("SLUICE_TOPIC_PREFIX", prefix.clone()),
+            ("SLUICE_SCHEMAS_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas").to_string()),
+            ("SLUICE_WRITE_TOKENS", TOKEN.to_string()),
+            // Nothing listens there: the query side is down.
+            ("SLUICE_QUERY_BASE_URL", "http://127.0.0.1:9".to_string()),
+        ],
+    )
+    .await;
+    command.wait_ready().await;
+
+    let http = reqwest::Client::new();
+    let mut ids = HashSet::new();
+    for i in 0..20 {
+        let r = http
+            .post(format!("{}/articles", command.base_url()))
+            .bearer_auth(TOKEN)
+            .json(&json!({"title": format!("Offline {i}")}))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(r.status(), 202);
+        let body: serde_json::Value = r.json().await.expect("json");
+        ids.insert(body["id"].as_str().expect("id").to_string());
+    }
+    let held: i64 = pg
+        .connect(db.rsplit('/').next().expect("db name"))
+        .await
+        .query_one("select count(*) from outbox", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(held, 20, "the outbox holds every accepted command");
+
+    // The broker and the relay come up: every command is published.
+    let broker = TestBroker::start();
+    let _relay = ServiceHandle::start(
+        "outbox-relay",
+        &[
+            ("SLUICE_DATABASE_URL", db.clone()),
+            ("SLUICE_BROKERS", broker.bootstrap()),
+            ("SLUICE_TOPIC_PREFIX", prefix.clone()),
+            ("SLUICE_SLOT", random_name("slot")),
+            ("SLUICE_PUBLICATION", random_name("pub")),
+        ],
+    )
+    .await;
+    let topic = format!("{prefix}.article.state");
+    let consumer = sluice_kafka::consumer(&broker.bootstrap(), &random_name("group")).expect("consumer");
+    sluice_testkit::wait_until("the state topic", Duration::from_secs(60), || {
+        let ok = sluice_kafka::partition_count(&consumer, &topic).is_ok_and(|n| n > 0);
+        async move { ok.then_some(()) }
+    })
+    .await;
+    consumer.subscribe(&[&topic]).expect("subscribe");
+    let mut seen = HashSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while seen.len() < ids.len() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} of {} commands reached the topic",
+            seen.len(),
+            ids.len()
+        );
+        if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(1), consumer.recv()).await {
+            seen.insert(String::from_utf8_lossy(m.key().expect("key")).into_owned());
+        }
+    }
+    assert_eq!(seen, ids);
+}

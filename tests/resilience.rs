@@ -49,7 +49,7 @@ async fn commands_are_accepted_with_only_postgres_up_and_delivered_later() {
     let held: i64 = pg
         .connect(db.rsplit('/').next().expect("db name"))
         .await
-        .query_one("select count(*) from outbox", &[])
+        .query_one("select count(*) from cms.outbox", &[])
         .await
         .expect("count")
         .get(0);

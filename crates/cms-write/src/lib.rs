@@ -4,6 +4,7 @@
 mod error;
 pub mod http;
 pub mod migrations;
+mod pool;
 pub mod scheduler;
 pub mod service;
 pub mod store;
@@ -12,5 +13,6 @@ mod token;
 pub use error::CommandError;
 pub use http::auth::Tokens;
 pub use http::{AppState, openapi_json, router};
+pub use pool::{WRITE_SCHEMA, connect_pool};
 pub use service::{CommandContext, CommandService, Encoders};
 pub use token::ConsistencyToken;

@@ -1,6 +1,7 @@
 //! Versioned schema migrations, applied in order, once, under an advisory lock
 //! so that several replicas can start together.
 
+use crate::WRITE_SCHEMA;
 use anyhow::Context;
 use sluice_outbox::OutboxTable;
 use tokio_postgres::Client;
@@ -18,6 +19,17 @@ const LOCK_KEY: i64 = 758_423_001;
 pub async fn migrate(client: &mut Client, outbox: &OutboxTable) -> anyhow::Result<Vec<i32>> {
     let tx = client.transaction().await.context("begin migration")?;
     tx.execute("select pg_advisory_xact_lock($1)", &[&LOCK_KEY]).await.context("take migration lock")?;
+    // Usually created beforehand by an administrator, owned by the command
+    // API's role (deploy/sql/roles.sql); created here for development set-ups.
+    // CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the
+    // schema exists, which the least-privilege role lacks: look first.
+    let exists = tx.query_opt("select 1 from pg_namespace where nspname = $1", &[&WRITE_SCHEMA]).await?.is_some();
+    if !exists {
+        tx.batch_execute(&format!("create schema {WRITE_SCHEMA}"))
+            .await
+            .with_context(|| format!("create schema {WRITE_SCHEMA}"))?;
+    }
+    tx.batch_execute(&format!("set local search_path = {WRITE_SCHEMA}")).await?;
     tx.batch_execute(
         "create table if not exists sluice_migrations (
              version int primary key,
@@ -37,7 +49,7 @@ pub async fn migrate(client: &mut Client, outbox: &OutboxTable) -> anyhow::Resul
         tx.execute("insert into sluice_migrations (version, name) values ($1, $2)", &[version, name]).await?;
         applied.push(*version);
     }
-    tx.batch_execute(&sluice_outbox::create_table_sql(outbox)).await.context("create outbox table")?;
+    sluice_outbox::ensure_table(&tx, outbox).await.context("create outbox table")?;
     tx.commit().await.context("commit migrations")?;
     Ok(applied)
 }

@@ -7,7 +7,7 @@
 
 mod table;
 
-pub use table::{OutboxTable, create_table_sql};
+pub use table::{OutboxTable, ensure_table};
 
 use tokio_postgres::GenericClient;
 use uuid::Uuid;

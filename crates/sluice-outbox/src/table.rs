@@ -32,23 +32,33 @@ impl Default for OutboxTable {
     }
 }
 
-/// DDL for an outbox table (idempotent).
-pub fn create_table_sql(table: &OutboxTable) -> String {
-    format!(
-        "create schema if not exists {schema};
-         create table if not exists {q} (
-             id uuid primary key,
-             aggregatetype text not null,
-             aggregateid text not null,
-             type text not null,
-             payload bytea,
-             aggregate_version bigint not null,
-             created_at timestamptz not null default now(),
-             headers jsonb not null default '{{}}'::jsonb
-         );",
-        schema = table.schema,
-        q = table.qualified()
-    )
+/// Creates the outbox table (and its schema) when missing. Checks for the
+/// schema first: `CREATE SCHEMA IF NOT EXISTS` needs CREATE on the database
+/// even when the schema exists, which a least-privilege role lacks.
+pub async fn ensure_table<C: tokio_postgres::GenericClient>(
+    client: &C,
+    table: &OutboxTable,
+) -> Result<(), tokio_postgres::Error> {
+    let schema_exists =
+        client.query_opt("select 1 from pg_namespace where nspname = $1", &[&table.schema]).await?.is_some();
+    if !schema_exists {
+        client.batch_execute(&format!("create schema {}", table.schema)).await?;
+    }
+    client
+        .batch_execute(&format!(
+            "create table if not exists {q} (
+                 id uuid primary key,
+                 aggregatetype text not null,
+                 aggregateid text not null,
+                 type text not null,
+                 payload bytea,
+                 aggregate_version bigint not null,
+                 created_at timestamptz not null default now(),
+                 headers jsonb not null default '{{}}'::jsonb
+             )",
+            q = table.qualified()
+        ))
+        .await
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ impl Default for RelayConfig {
             database_url: Secret::default(),
             brokers: "127.0.0.1:9092".into(),
             topic_prefix: "sluice".into(),
-            outbox_tables: "outbox".into(),
+            outbox_tables: "cms.outbox".into(),
             slot: "sluice_outbox".into(),
             publication: "sluice_outbox".into(),
             partitions: 3,

@@ -41,7 +41,7 @@ impl Default for Config {
             registry_url: "http://127.0.0.1:8081".into(),
             query_base_url: "http://127.0.0.1:8082".into(),
             topic_prefix: "sluice".into(),
-            outbox_table: "outbox".into(),
+            outbox_table: "cms.outbox".into(),
             max_body_bytes: 256 * 1024,
             schemas_dir: "schemas".into(),
             write_tokens: Secret::default(),

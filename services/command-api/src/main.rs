@@ -27,11 +27,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let outbox = config.outbox()?;
     let schemas = SchemaSet::load(config.schemas_dir.as_ref())?;
 
-    let mut pg = deadpool_postgres::Config::new();
-    pg.url = Some(config.database_url.expose().to_string());
-    pg.pool = Some(deadpool_postgres::PoolConfig::new(config.db_pool_size));
-    let pool =
-        pg.create_pool(Some(deadpool_postgres::Runtime::Tokio1), tokio_postgres::NoTls).context("database pool")?;
+    let pool = cms_write::connect_pool(config.database_url.expose(), config.db_pool_size)?;
     let applied = retry_at_start("migrate the database", || async {
         let mut client = pool.get().await?;
         cms_write::migrations::migrate(&mut client, &outbox).await

@@ -56,8 +56,10 @@ impl Harness {
         service(&self.db_url, &self.registry.base_url()).await
     }
 
+    /// A connection working in the write schema.
     pub async fn client(&self) -> tokio_postgres::Client {
-        let (client, conn) = tokio_postgres::connect(&self.db_url, tokio_postgres::NoTls).await.expect("connect");
+        let url = format!("{}?options=-csearch_path%3Dcms", self.db_url);
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect");
         tokio::spawn(conn);
         client
     }
@@ -106,10 +108,8 @@ impl Harness {
 }
 
 async fn service(db_url: &str, registry_url: &str) -> CommandService {
-    let mut cfg = deadpool_postgres::Config::new();
-    cfg.url = Some(db_url.to_string());
-    let pool = cfg.create_pool(Some(deadpool_postgres::Runtime::Tokio1), tokio_postgres::NoTls).expect("pool");
-    let outbox = OutboxTable::default();
+    let pool = cms_write::connect_pool(db_url, 8).expect("pool");
+    let outbox = OutboxTable::parse("cms.outbox").expect("outbox name");
     let mut client = pool.get().await.expect("db connection");
     cms_write::migrations::migrate(&mut client, &outbox).await.expect("migrate");
     drop(client);

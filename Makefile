@@ -4,7 +4,7 @@ CARGO ?= cargo
 SLUICE := target/debug/sluice
 export PATH := /opt/sluice/bin:$(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: setup build test lint demo up status down clean openapi
+.PHONY: setup build test lint demo up status down clean openapi bench
 
 setup: ## Install the broker and system packages (idempotent)
 	@bash deploy/setup.sh
@@ -39,3 +39,10 @@ clean: down
 
 openapi: build ## Regenerate the checked-in OpenAPI document of the command API
 	target/debug/command-api openapi > services/command-api/openapi.json
+
+bench: setup ## Benchmarks on a release build of the local stack: our figures beside raw baselines
+	$(CARGO) build --release --workspace --bins
+	target/release/sluice dev down >/dev/null
+	target/release/sluice dev up
+	target/release/sluice bench commands
+	target/release/sluice dev down

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub const DEFAULT_BROKERS: &str = "127.0.0.1:19092";
+/// The local stack's write database (trust authentication on loopback).
+pub const DEV_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:15432/sluice";
 /// The local stack's write token (not a secret: the stack listens on loopback only).
 pub const DEV_WRITE_TOKEN: &str = "dev-write-token";
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:16379/";

@@ -1,8 +1,10 @@
 //! `sluice`: the operator's command line.
 
+mod bench;
 mod dev;
 mod lag;
 mod load;
+mod migrate;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -25,6 +27,13 @@ enum Command {
     Load(load::LoadArgs),
     /// Consumer lag of a Redis projection, per partition.
     Lag(lag::LagArgs),
+    /// Apply the write side's database migrations.
+    Migrate(migrate::MigrateArgs),
+    /// Benchmarks: our figure beside the raw baseline, measured in one run.
+    Bench {
+        #[command(subcommand)]
+        bench: bench::Bench,
+    },
 }
 
 #[tokio::main]
@@ -34,6 +43,8 @@ async fn main() -> ExitCode {
         Command::Dev { action } => dev::run(action).await,
         Command::Load(args) => load::run(args).await,
         Command::Lag(args) => lag::run(args).await,
+        Command::Migrate(args) => migrate::run(args).await,
+        Command::Bench { bench } => bench::run(bench).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,119 @@
+//! `sluice bench`: our figure and the raw baseline, measured in the same run.
+
+use anyhow::Context;
+use futures::StreamExt;
+use std::time::Instant;
+
+#[derive(clap::Subcommand)]
+pub enum Bench {
+    /// create-article commands/s over HTTP vs the same INSERTs without HTTP.
+    Commands(CommandsArgs),
+}
+
+#[derive(clap::Args)]
+pub struct CommandsArgs {
+    #[arg(long, default_value_t = 3000)]
+    pub commands: usize,
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    #[arg(long, env = "SLUICE_COMMAND_URL", default_value = "http://127.0.0.1:8080")]
+    pub command_url: String,
+    #[arg(long, env = "SLUICE_TOKEN", default_value = crate::dev::DEV_WRITE_TOKEN, hide_default_value = true)]
+    pub token: String,
+    /// The command API's database (for the raw baseline).
+    #[arg(long, env = "SLUICE_DATABASE_URL", default_value = crate::dev::DEV_DATABASE_URL)]
+    pub database_url: String,
+}
+
+pub async fn run(bench: Bench) -> anyhow::Result<()> {
+    match bench {
+        Bench::Commands(args) => commands(args).await,
+    }
+}
+
+async fn commands(args: CommandsArgs) -> anyhow::Result<()> {
+    let run = std::process::id();
+    let http = reqwest::Client::new();
+    let url = format!("{}/articles", args.command_url.trim_end_matches('/'));
+    let start = Instant::now();
+    let accepted = futures::stream::iter(0..args.commands)
+        .map(|i| {
+            let (http, url, token) = (http.clone(), url.clone(), args.token.clone());
+            async move {
+                let body = serde_json::json!({"title": format!("Bench {run}-{i}"), "body": "x".repeat(500)});
+                http.post(&url).bearer_auth(token).json(&body).send().await.is_ok_and(|r| r.status() == 202)
+            }
+        })
+        .buffer_unordered(args.concurrency)
+        .filter(|ok| std::future::ready(*ok))
+        .count()
+        .await;
+    let ours = start.elapsed();
+    anyhow::ensure!(accepted == args.commands, "only {accepted} of {} commands were accepted", args.commands);
+
+    let raw = raw_inserts(&args, run).await?;
+    let ours_rate = args.commands as f64 / ours.as_secs_f64();
+    let raw_rate = args.commands as f64 / raw.as_secs_f64();
+    println!(
+        "create-article over HTTP : {ours_rate:>8.0} commands/s ({} in {:.2} s, concurrency {})",
+        args.commands,
+        ours.as_secs_f64(),
+        args.concurrency
+    );
+    println!(
+        "raw INSERTs (row+outbox) : {raw_rate:>8.0} transactions/s ({} in {:.2} s, concurrency {})",
+        args.commands,
+        raw.as_secs_f64(),
+        args.concurrency
+    );
+    println!("ratio                    : {:.2}", ours_rate / raw_rate);
+    Ok(())
+}
+
+/// The same rows (article + outbox, one transaction each) straight into copies
+/// of the tables, without HTTP, validation, idempotency or the catch-up log.
+async fn raw_inserts(args: &CommandsArgs, run: u32) -> anyhow::Result<std::time::Duration> {
+    let pool = cms_write::connect_pool(&args.database_url, args.concurrency)?;
+    let setup = pool.get().await.context("connect for the raw baseline")?;
+    setup
+        .batch_execute(
+            "drop table if exists bench_articles, bench_outbox;
+             create table bench_articles (like articles including all);
+             create table bench_outbox (like outbox including all);",
+        )
+        .await
+        .context("create the baseline tables")?;
+    let payload = vec![0u8; 600];
+    let start = Instant::now();
+    let results: Vec<anyhow::Result<()>> = futures::stream::iter(0..args.commands)
+        .map(|i| {
+            let (pool, payload) = (pool.clone(), payload.clone());
+            async move {
+                let mut client = pool.get().await?;
+                let tx = client.transaction().await?;
+                let id = uuid::Uuid::now_v7();
+                let now = chrono::Utc::now();
+                tx.execute(
+                    "insert into bench_articles (id, slug, title, body, status, version, created_at, updated_at)
+                     values ($1, $2, $3, $4, 'DRAFT', 1, $5, $5)",
+                    &[&id, &format!("bench-{run}-{i}"), &format!("Bench {run}-{i}"), &"x".repeat(500), &now],
+                )
+                .await?;
+                tx.execute(
+                    "insert into bench_outbox (id, aggregatetype, aggregateid, type, payload, aggregate_version)
+                     values ($1, 'article', $2, 'ArticleDrafted', $3, 1)",
+                    &[&uuid::Uuid::now_v7(), &id.to_string(), &payload],
+                )
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+        })
+        .buffer_unordered(args.concurrency)
+        .collect()
+        .await;
+    let elapsed = start.elapsed();
+    results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+    setup.batch_execute("drop table bench_articles, bench_outbox").await?;
+    Ok(elapsed)
+}

@@ -5,7 +5,10 @@
 //! and storage in a compacted `_schemas` topic come with the registry issue.
 
 mod api;
+pub mod compat;
+mod level;
 mod store;
 
 pub use api::router;
+pub use level::Level;
 pub use store::{RegisterError, SchemaStore};

@@ -16,7 +16,10 @@ async fn commands_are_accepted_with_only_postgres_up_and_delivered_later() {
     let pg = TestPostgres::start();
     let db = pg.create_database().await;
     let prefix = random_name("res");
-    let registry = ServiceHandle::start("schema-registry", &[]).await;
+    // The registry keeps its schemas in a broker of its own; the broker the
+    // relay publishes to starts later.
+    let registry_broker = TestBroker::start();
+    let registry = ServiceHandle::start("schema-registry", &[("SLUICE_BROKERS", registry_broker.bootstrap())]).await;
     let mut command = ServiceHandle::start(
         "command-api",
         &[

@@ -45,7 +45,8 @@ async fn the_command_role_owns_only_the_write_schema_and_can_run_commands() {
     drop(client);
 
     // And the command API works with it.
-    let registry = ServiceHandle::start("schema-registry", &[]).await;
+    let broker = sluice_testkit::TestBroker::start();
+    let registry = ServiceHandle::start("schema-registry", &[("SLUICE_BROKERS", broker.bootstrap())]).await;
     let schemas =
         sluice_avro::SchemaSet::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas").as_ref()).expect("schemas");
     let register = |a: &str| {

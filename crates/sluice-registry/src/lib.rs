@@ -1,14 +1,20 @@
 //! A schema registry that speaks Confluent's REST API for Avro.
 //!
-//! This first cut keeps schemas in memory and covers what producers and
-//! consumers need (register, look up, fetch by id, list). Compatibility checks
-//! and storage in a compacted `_schemas` topic come with the registry issue.
+//! Its only storage is a compacted `_schemas` topic: every instance replays it
+//! at start and tails it, so instances are stateless. One instance (the
+//! leader) writes; followers forward writes to it.
 
 mod api;
 pub mod compat;
+mod error;
 mod level;
+mod log;
+mod record;
+mod registry;
 mod store;
 
-pub use api::router;
+pub use api::{CONTENT_TYPE, Leader, router};
+pub use error::RegistryError;
 pub use level::Level;
-pub use store::{RegisterError, SchemaStore};
+pub use registry::{Registry, SubjectVersion, VersionSpec};
+pub use store::SchemaStore;

@@ -1,112 +1,147 @@
+//! The registry's state, rebuilt from the `_schemas` log: schemas by global
+//! id, subjects as versions pointing at ids, compatibility configuration.
+
+use crate::Level;
+use crate::record::{ConfigValue, LogKey, SchemaValue};
 use apache_avro::Schema;
 use std::collections::{BTreeMap, HashMap};
 
-#[derive(Debug, PartialEq, Eq)]
-pub enum RegisterError {
-    InvalidSchema(String),
+#[derive(Debug, Clone)]
+pub struct StoredSchema {
+    pub text: String,
+    pub canonical: String,
 }
 
-/// Schemas by global id and subjects as lists of schema ids (version = index + 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionEntry {
+    pub id: u32,
+    pub deleted: bool,
+}
+
 #[derive(Default)]
 pub struct SchemaStore {
-    schemas: Vec<String>,
+    schemas: BTreeMap<u32, StoredSchema>,
     by_canonical: HashMap<String, u32>,
-    subjects: BTreeMap<String, Vec<u32>>,
+    subjects: BTreeMap<String, BTreeMap<u32, VersionEntry>>,
+    global: Option<Level>,
+    subject_levels: HashMap<String, Level>,
 }
 
-pub struct SubjectVersion<'a> {
-    pub subject: &'a str,
-    pub version: u32,
-    pub id: u32,
-    pub schema: &'a str,
+/// Parses and canonicalises a schema (Avro Parsing Canonical Form).
+pub fn parse(text: &str) -> Result<(Schema, String), String> {
+    let schema = Schema::parse_str(text).map_err(|e| e.to_string())?;
+    let canonical = schema.canonical_form();
+    Ok((schema, canonical))
 }
 
 impl SchemaStore {
-    /// Registers `schema` under `subject`: the same schema keeps its global id
-    /// everywhere and is not added twice to one subject. Returns the id.
-    pub fn register(&mut self, subject: &str, schema: &str) -> Result<u32, RegisterError> {
-        let canonical = canonical(schema)?;
-        let id = match self.by_canonical.get(&canonical) {
-            Some(id) => *id,
-            None => {
-                self.schemas.push(schema.to_string());
-                let id = u32::try_from(self.schemas.len()).unwrap_or(u32::MAX);
-                self.by_canonical.insert(canonical, id);
-                id
+    /// Applies one record of the log (a `None` value is a tombstone).
+    pub fn apply(&mut self, key: &LogKey, value: Option<&serde_json::Value>) {
+        match key {
+            LogKey::Schema { subject, version, .. } => {
+                match value.and_then(|v| serde_json::from_value::<SchemaValue>(v.clone()).ok()) {
+                    Some(v) => {
+                        if !self.schemas.contains_key(&v.id)
+                            && let Ok((_, canonical)) = parse(&v.schema)
+                        {
+                            self.by_canonical.entry(canonical.clone()).or_insert(v.id);
+                            self.schemas.insert(v.id, StoredSchema { text: v.schema.clone(), canonical });
+                        }
+                        self.subjects
+                            .entry(subject.clone())
+                            .or_default()
+                            .insert(*version, VersionEntry { id: v.id, deleted: v.deleted });
+                    }
+                    None => {
+                        if let Some(versions) = self.subjects.get_mut(subject) {
+                            versions.remove(version);
+                            if versions.is_empty() {
+                                self.subjects.remove(subject);
+                            }
+                        }
+                    }
+                }
             }
-        };
-        let versions = self.subjects.entry(subject.to_string()).or_default();
-        if !versions.contains(&id) {
-            versions.push(id);
+            LogKey::Config { subject, .. } => {
+                let level = value
+                    .and_then(|v| serde_json::from_value::<ConfigValue>(v.clone()).ok())
+                    .and_then(|c| Level::parse(&c.compatibility_level));
+                match (subject, level) {
+                    (None, level) => self.global = level,
+                    (Some(s), Some(level)) => {
+                        self.subject_levels.insert(s.clone(), level);
+                    }
+                    (Some(s), None) => {
+                        self.subject_levels.remove(s);
+                    }
+                }
+            }
         }
-        Ok(id)
     }
 
-    /// The version of `subject` holding `schema`, if registered there.
-    pub fn lookup(&self, subject: &str, schema: &str) -> Result<Option<SubjectVersion<'_>>, RegisterError> {
-        let canonical = canonical(schema)?;
-        let Some(id) = self.by_canonical.get(&canonical) else {
-            return Ok(None);
-        };
-        Ok(self
-            .subject_versions(subject)
+    pub fn next_id(&self) -> u32 {
+        self.schemas.keys().next_back().map_or(1, |id| id + 1)
+    }
+
+    pub fn id_of(&self, canonical: &str) -> Option<u32> {
+        self.by_canonical.get(canonical).copied()
+    }
+
+    /// A schema by id, while some version (live or soft-deleted) refers to it.
+    pub fn schema(&self, id: u32) -> Option<&StoredSchema> {
+        let referenced = self.subjects.values().any(|versions| versions.values().any(|v| v.id == id));
+        if referenced { self.schemas.get(&id) } else { None }
+    }
+
+    pub fn versions(&self, subject: &str) -> impl Iterator<Item = (u32, VersionEntry)> + '_ {
+        self.subjects.get(subject).into_iter().flat_map(|v| v.iter().map(|(n, e)| (*n, *e)))
+    }
+
+    pub fn live_versions(&self, subject: &str) -> Vec<(u32, u32)> {
+        self.versions(subject).filter(|(_, e)| !e.deleted).map(|(n, e)| (n, e.id)).collect()
+    }
+
+    /// Whether the subject exists: it has versions, live or (with `deleted`) soft-deleted.
+    pub fn has_subject(&self, subject: &str, deleted: bool) -> bool {
+        self.versions(subject).any(|(_, e)| deleted || !e.deleted)
+    }
+
+    pub fn subjects(&self, deleted: bool) -> Vec<String> {
+        self.subjects.keys().filter(|s| self.has_subject(s, deleted)).cloned().collect()
+    }
+
+    pub fn next_version(&self, subject: &str) -> u32 {
+        self.versions(subject).map(|(n, _)| n).max().map_or(1, |n| n + 1)
+    }
+
+    /// The live version of `subject` holding the schema with `canonical` form.
+    pub fn find_live(&self, subject: &str, canonical: &str) -> Option<(u32, u32)> {
+        let id = self.id_of(canonical)?;
+        self.live_versions(subject).into_iter().find(|(_, v_id)| *v_id == id)
+    }
+
+    /// Subjects and versions that use schema `id`.
+    pub fn usages(&self, id: u32, deleted: bool) -> Vec<(String, u32)> {
+        self.subjects
             .iter()
-            .position(|v| v == id)
-            .and_then(|i| self.version(subject, i as u32 + 1)))
+            .flat_map(|(s, versions)| {
+                versions
+                    .iter()
+                    .filter(move |(_, e)| e.id == id && (deleted || !e.deleted))
+                    .map(move |(n, _)| (s.clone(), *n))
+            })
+            .collect()
     }
 
-    pub fn schema(&self, id: u32) -> Option<&str> {
-        self.schemas.get(id.checked_sub(1)? as usize).map(String::as_str)
+    pub fn global_level(&self) -> Level {
+        self.global.unwrap_or(Level::DEFAULT)
     }
 
-    pub fn subjects(&self) -> impl Iterator<Item = &str> {
-        self.subjects.keys().map(String::as_str)
+    pub fn subject_level(&self, subject: &str) -> Option<Level> {
+        self.subject_levels.get(subject).copied()
     }
 
-    pub fn subject_versions(&self, subject: &str) -> &[u32] {
-        self.subjects.get(subject).map(Vec::as_slice).unwrap_or(&[])
-    }
-
-    pub fn has_subject(&self, subject: &str) -> bool {
-        self.subjects.contains_key(subject)
-    }
-
-    pub fn version(&self, subject: &str, version: u32) -> Option<SubjectVersion<'_>> {
-        let (subject, ids) = self.subjects.get_key_value(subject)?;
-        let id = *ids.get(version.checked_sub(1)? as usize)?;
-        Some(SubjectVersion { subject, version, id, schema: self.schema(id)? })
-    }
-
-    pub fn latest(&self, subject: &str) -> Option<SubjectVersion<'_>> {
-        let n = self.subject_versions(subject).len() as u32;
-        self.version(subject, n)
-    }
-}
-
-fn canonical(schema: &str) -> Result<String, RegisterError> {
-    Schema::parse_str(schema).map(|s| s.canonical_form()).map_err(|e| RegisterError::InvalidSchema(e.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const A: &str = r#"{"type":"record","name":"A","fields":[{"name":"x","type":"int"}]}"#;
-    const A_SPACED: &str = r#"{ "type": "record", "name": "A", "fields": [ {"name": "x", "type": "int"} ] }"#;
-    const B: &str = r#"{"type":"record","name":"B","fields":[{"name":"y","type":"string"}]}"#;
-
-    #[test]
-    fn same_schema_same_id_across_subjects_and_no_duplicate_versions() {
-        let mut store = SchemaStore::default();
-        let a = store.register("s1", A).expect("valid");
-        assert_eq!(store.register("s1", A_SPACED), Ok(a));
-        assert_eq!(store.subject_versions("s1"), &[a]);
-        assert_eq!(store.register("s2", A), Ok(a));
-        let b = store.register("s1", B).expect("valid");
-        assert_ne!(a, b);
-        assert_eq!(store.latest("s1").map(|v| (v.version, v.id)), Some((2, b)));
-        assert_eq!(store.lookup("s1", B).expect("valid").map(|v| v.version), Some(2));
-        assert!(store.lookup("s2", B).expect("valid").is_none());
-        assert!(matches!(store.register("s1", "{not json"), Err(RegisterError::InvalidSchema(_))));
+    pub fn effective_level(&self, subject: &str) -> Level {
+        self.subject_level(subject).unwrap_or_else(|| self.global_level())
     }
 }

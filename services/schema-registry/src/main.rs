@@ -1,8 +1,9 @@
 //! schema-registry: wiring only; the registry lives in `sluice-registry`.
 
 use serde::{Deserialize, Serialize};
-use sluice_core::validate::{Validate, check_listen};
-use sluice_telemetry::prometheus::Registry;
+use sluice_core::validate::{Validate, check_listen, check_not_empty, check_url};
+use sluice_registry::{Leader, Registry};
+use sluice_telemetry::prometheus::Registry as Metrics;
 use std::process::ExitCode;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -10,26 +11,50 @@ use std::process::ExitCode;
 struct Config {
     /// `host:port` for the registry API and the ops endpoints.
     listen: String,
+    /// SLUICE_BROKERS: where the schemas topic lives.
+    brokers: String,
+    /// SLUICE_TOPIC: the compacted topic holding every schema.
+    topic: String,
+    /// SLUICE_LEADER_URL: empty for the leader; a follower forwards writes there.
+    leader_url: String,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:8081".into() }
+        Self {
+            listen: "127.0.0.1:8081".into(),
+            brokers: "127.0.0.1:9092".into(),
+            topic: "_schemas".into(),
+            leader_url: String::new(),
+        }
     }
 }
 
 impl Validate for Config {
     fn validate(&self) -> Result<(), String> {
-        check_listen("SLUICE_LISTEN", &self.listen)
+        check_listen("SLUICE_LISTEN", &self.listen)?;
+        check_not_empty("SLUICE_BROKERS", &self.brokers)?;
+        check_not_empty("SLUICE_TOPIC", &self.topic)?;
+        if !self.leader_url.is_empty() {
+            check_url("SLUICE_LEADER_URL", &self.leader_url, &["http", "https"])?;
+        }
+        Ok(())
     }
 }
 
 fn main() -> ExitCode {
     sluice_telemetry::run_service("schema-registry", |config: Config| async move {
+        let shutdown = sluice_telemetry::shutdown_token();
         let readiness = sluice_telemetry::Readiness::default();
-        let app = sluice_registry::router(Default::default())
-            .merge(sluice_telemetry::ops_router(Registry::new(), readiness.clone()));
+        let ops = sluice_telemetry::ops_router(Metrics::new(), readiness.clone());
+        let registry = Registry::open(&config.brokers, &config.topic, shutdown.clone()).await?;
+        let leader = (!config.leader_url.is_empty())
+            .then(|| Leader { url: config.leader_url.clone(), http: reqwest::Client::new() });
+        if let Some(l) = &leader {
+            tracing::info!(leader = %l.url, "follower: writes are forwarded to the leader");
+        }
         readiness.set_ready(true);
-        sluice_telemetry::serve(&config.listen, app, sluice_telemetry::shutdown_token()).await
+        let app = sluice_registry::router(registry, leader).merge(ops);
+        sluice_telemetry::serve(&config.listen, app, shutdown).await
     })
 }

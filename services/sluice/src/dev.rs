@@ -39,7 +39,7 @@ fn services(schemas_dir: &Path) -> Vec<Service> {
     let db = postgres::url(PG_PORT, DATABASE);
     let registry = "http://127.0.0.1:8081".to_string();
     vec![
-        Service { name: "schema-registry", port: 8081, env: vec![] },
+        Service { name: "schema-registry", port: 8081, env: vec![("SLUICE_BROKERS", DEFAULT_BROKERS.into())] },
         Service {
             name: "command-api",
             port: 8080,

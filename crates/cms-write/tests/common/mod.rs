@@ -10,7 +10,7 @@ use serde_json::Value;
 use sluice_avro::{RegistryEncoder, SchemaSet};
 use sluice_core::Secret;
 use sluice_outbox::OutboxTable;
-use sluice_testkit::{ServiceHandle, TestPostgres};
+use sluice_testkit::{ServiceHandle, TestBroker, TestPostgres};
 use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceExt;
@@ -21,6 +21,7 @@ pub const MAX_BODY: usize = 64 * 1024;
 
 pub struct Harness {
     pub pg: TestPostgres,
+    pub broker: TestBroker,
     pub registry: ServiceHandle,
     pub db_url: String,
     pub service: CommandService,
@@ -44,11 +45,12 @@ impl Harness {
         sluice_telemetry::init_logging("cms-write-test");
         let pg = TestPostgres::start();
         let db_url = pg.create_database().await;
-        let registry = ServiceHandle::start("schema-registry", &[]).await;
+        let broker = TestBroker::start();
+        let registry = ServiceHandle::start("schema-registry", &[("SLUICE_BROKERS", broker.bootstrap())]).await;
         let service = service(&db_url, &registry.base_url()).await;
         let tokens = Tokens::parse(&Secret::new(WRITE), &Secret::new(READ));
         let app = cms_write::router(AppState { service: service.clone() }, tokens, MAX_BODY, false);
-        Harness { pg, registry, db_url, service, app }
+        Harness { pg, broker, registry, db_url, service, app }
     }
 
     /// A second, independent command API on the same database (another replica).

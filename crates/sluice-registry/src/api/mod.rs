@@ -1,0 +1,113 @@
+//! Confluent Schema Registry REST API (Avro).
+
+mod config;
+mod forward;
+mod schemas;
+mod subjects;
+
+use crate::error::RegistryError;
+use crate::registry::Registry;
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+pub use forward::Leader;
+
+pub const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub registry: Arc<Registry>,
+}
+
+/// The routes; `leader` set makes this instance a follower that forwards writes.
+pub fn router(registry: Arc<Registry>, leader: Option<Leader>) -> Router {
+    let routes = Router::new()
+        .route("/", get(|| async { Reply::ok(json!({})) }))
+        .route("/subjects", get(subjects::list))
+        .route("/subjects/{subject}", post(subjects::lookup).delete(subjects::delete))
+        .route("/subjects/{subject}/versions", get(subjects::versions).post(subjects::register))
+        .route("/subjects/{subject}/versions/{version}", get(subjects::version).delete(subjects::delete_version))
+        .route("/subjects/{subject}/versions/{version}/schema", get(subjects::version_schema))
+        .route("/schemas/ids/{id}", get(schemas::by_id))
+        .route("/schemas/ids/{id}/schema", get(schemas::raw_by_id))
+        .route("/schemas/ids/{id}/versions", get(schemas::versions_of_id))
+        .route("/config", get(config::get_global).put(config::put_global).delete(config::delete_global))
+        .route("/config/{subject}", get(config::get_subject).put(config::put_subject).delete(config::delete_subject))
+        .route("/compatibility/subjects/{subject}/versions/{version}", post(config::test_compatibility))
+        .route("/mode", get(config::mode))
+        .route("/mode/{subject}", get(config::mode))
+        .with_state(ApiState { registry });
+    match leader {
+        Some(leader) => routes.layer(axum::middleware::from_fn_with_state(leader, forward::forward_writes)),
+        None => routes,
+    }
+}
+
+/// A JSON answer with Confluent's content type.
+pub struct Reply(StatusCode, Value);
+
+impl Reply {
+    pub fn ok(value: Value) -> Self {
+        Reply(StatusCode::OK, value)
+    }
+}
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        (self.0, [(header::CONTENT_TYPE, CONTENT_TYPE)], self.1.to_string()).into_response()
+    }
+}
+
+impl IntoResponse for RegistryError {
+    fn into_response(self) -> Response {
+        Reply(self.status, json!({"error_code": self.code, "message": self.message})).into_response()
+    }
+}
+
+pub type ApiResult = Result<Reply, RegistryError>;
+
+#[derive(Deserialize, Default)]
+pub struct Flags {
+    #[serde(default)]
+    pub deleted: bool,
+    #[serde(default)]
+    pub permanent: bool,
+    #[serde(default)]
+    pub verbose: bool,
+    #[serde(default, rename = "defaultToGlobal")]
+    pub default_to_global: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SchemaRequest {
+    schema: String,
+    #[serde(default)]
+    schema_type: Option<String>,
+    #[serde(default)]
+    references: Vec<Value>,
+}
+
+/// The schema text of a register, look-up or compatibility request.
+pub fn schema_from_body(body: &Bytes) -> Result<String, RegistryError> {
+    let request: SchemaRequest =
+        serde_json::from_slice(body).map_err(|e| RegistryError::bad_request(format!("Invalid request body: {e}")))?;
+    match request.schema_type.as_deref() {
+        None | Some("AVRO") => {}
+        Some(other) => {
+            return Err(RegistryError::bad_request(format!(
+                "Schema type {other} is not supported; this registry holds AVRO schemas"
+            )));
+        }
+    }
+    if !request.references.is_empty() {
+        return Err(RegistryError::bad_request("Schema references are not supported"));
+    }
+    Ok(request.schema)
+}

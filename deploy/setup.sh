@@ -53,8 +53,19 @@ else
   did_something=1
 fi
 
+# Python test peers (Confluent's own clients) in a machine-wide virtualenv.
+VENV="$TOOLS_DIR/venv"
+REQS="$(dirname "$0")/requirements-test.txt"
+if [ ! -f "$VENV/.requirements" ] || ! cmp -s "$REQS" "$VENV/.requirements"; then
+  say "installing Python test peers into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQS"
+  cp "$REQS" "$VENV/.requirements"
+  did_something=1
+fi
+
 if [ "$did_something" = 0 ]; then
-  say "everything present (tansu $TANSU_VERSION in $TOOLS_DIR/bin, postgres, redis-server, cargo-nextest)"
+  say "everything present (tansu $TANSU_VERSION in $TOOLS_DIR/bin, Python peers in $VENV, postgres, redis-server, cargo-nextest)"
 else
   say "done"
 fi

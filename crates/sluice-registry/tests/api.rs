@@ -84,10 +84,16 @@ async fn registers_evolves_and_refuses_with_confluent_codes() {
     assert_eq!((s, r["id"].as_u64()), (200, Some(2)));
     assert_eq!(c.get("/subjects/t-value/versions").await.1, json!([1, 2]));
     let (_, latest) = c.get("/subjects/t-value/versions/latest").await;
-    assert_eq!((latest["version"].as_u64(), latest["id"].as_u64(), latest["subject"].as_str()), (Some(2), Some(2), Some("t-value")));
+    assert_eq!(
+        (latest["version"].as_u64(), latest["id"].as_u64(), latest["subject"].as_str()),
+        (Some(2), Some(2), Some("t-value"))
+    );
     assert_eq!(c.get("/subjects/t-value/versions/1/schema").await.1["type"], "record");
     assert_eq!(c.get("/schemas/ids/2").await.1["schema"], v2);
-    assert_eq!(c.get("/schemas/ids/1/versions").await.1, json!([{"subject": "other-value", "version": 1}, {"subject": "t-value", "version": 1}]));
+    assert_eq!(
+        c.get("/schemas/ids/1/versions").await.1,
+        json!([{"subject": "other-value", "version": 1}, {"subject": "t-value", "version": 1}])
+    );
     let (s, r) = c.post("/subjects/t-value", json!({"schema": v2})).await;
     assert_eq!((s, r["version"].as_u64()), (200, Some(2)));
 
@@ -108,7 +114,10 @@ async fn registers_evolves_and_refuses_with_confluent_codes() {
     assert_eq!(code(&c.get("/schemas/ids/99").await.1), Some(40403));
     assert_eq!(code(&c.get("/subjects/t-value/versions/abc").await.1), Some(42202));
     assert_eq!(code(&c.register("t-value", "{\"type\": \"record\"}").await.1), Some(42201));
-    assert_eq!(code(&c.post("/subjects/t-value", json!({"schema": record(r#"{"name":"z","type":"int"}"#)})).await.1), Some(40403));
+    assert_eq!(
+        code(&c.post("/subjects/t-value", json!({"schema": record(r#"{"name":"z","type":"int"}"#)})).await.1),
+        Some(40403)
+    );
     assert_eq!(code(&c.put("/config", json!({"compatibility": "SIDEWAYS"})).await.1), Some(42203));
     assert_eq!(code(&c.get("/config/t-value").await.1), Some(40408));
     assert_eq!(c.get("/config/t-value?defaultToGlobal=true").await.1, json!({"compatibilityLevel": "BACKWARD"}));
@@ -117,7 +126,10 @@ async fn registers_evolves_and_refuses_with_confluent_codes() {
     assert_eq!(c.put("/config/t-value", json!({"compatibility": "NONE"})).await.1, json!({"compatibility": "NONE"}));
     assert_eq!(c.register("t-value", &bad).await.0, 200, "NONE accepts anything");
     assert_eq!(c.delete("/config/t-value").await.1, json!({"compatibilityLevel": "NONE"}));
-    assert_eq!(c.put("/config", json!({"compatibility": "full_transitive"})).await.1, json!({"compatibility": "FULL_TRANSITIVE"}));
+    assert_eq!(
+        c.put("/config", json!({"compatibility": "full_transitive"})).await.1,
+        json!({"compatibility": "FULL_TRANSITIVE"})
+    );
     assert_eq!(c.get("/config").await.1, json!({"compatibilityLevel": "FULL_TRANSITIVE"}));
 }
 
@@ -169,14 +181,18 @@ async fn a_restarted_registry_recovers_everything_from_the_topic_and_followers_f
     assert_eq!(c.get("/config/r-value").await.1, json!({"compatibilityLevel": "FULL_TRANSITIVE"}));
     assert_eq!(c.get("/schemas/ids/1").await.1["schema"], v1, "soft-deleted versions keep their schema");
     // New ids continue after the recovered ones.
-    let v3 = record(r#"{"name":"a","type":"int"},{"name":"b","type":"int","default":0},{"name":"c","type":"int","default":0}"#);
+    let v3 = record(
+        r#"{"name":"a","type":"int"},{"name":"b","type":"int","default":0},{"name":"c","type":"int","default":0}"#,
+    );
     assert_eq!(c.register("r-value", &v3).await.1["id"], 3);
 
     // A follower reads from the topic and forwards writes to the leader.
     let follower = registry(&broker, &[("SLUICE_LEADER_URL", leader.base_url())]).await;
     let f = Client::new(&follower);
     assert_eq!(f.get("/subjects/r-value/versions").await.1, json!([2, 3]));
-    let v4 = record(r#"{"name":"a","type":"int"},{"name":"b","type":"int","default":0},{"name":"c","type":"int","default":0},{"name":"d","type":"int","default":0}"#);
+    let v4 = record(
+        r#"{"name":"a","type":"int"},{"name":"b","type":"int","default":0},{"name":"c","type":"int","default":0},{"name":"d","type":"int","default":0}"#,
+    );
     let (s, r) = f.register("r-value", &v4).await;
     assert_eq!((s, r["id"].as_u64()), (200, Some(4)));
     assert_eq!(c.get("/subjects/r-value/versions/latest").await.1["id"], 4, "the leader wrote it");

@@ -3,7 +3,7 @@ use crate::Level;
 use crate::error::RegistryError;
 use crate::registry::VersionSpec;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -33,7 +33,7 @@ pub async fn delete_global(State(s): State<ApiState>) -> ApiResult {
     Ok(Reply::ok(json!({"compatibilityLevel": previous.as_str()})))
 }
 
-pub async fn get_subject(State(s): State<ApiState>, Path(subject): Path<String>, Query(f): Query<Flags>) -> ApiResult {
+pub async fn get_subject(State(s): State<ApiState>, Path(subject): Path<String>, f: Flags) -> ApiResult {
     let store = s.registry.read()?;
     match store.subject_level(&subject) {
         Some(level) => Ok(Reply::ok(json!({"compatibilityLevel": level.as_str()}))),
@@ -56,7 +56,7 @@ pub async fn delete_subject(State(s): State<ApiState>, Path(subject): Path<Strin
 pub async fn test_compatibility(
     State(s): State<ApiState>,
     Path((subject, version)): Path<(String, String)>,
-    Query(f): Query<Flags>,
+    f: Flags,
     body: Bytes,
 ) -> ApiResult {
     let text = schema_from_body(&body)?;

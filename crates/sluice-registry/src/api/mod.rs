@@ -72,16 +72,34 @@ impl IntoResponse for RegistryError {
 
 pub type ApiResult = Result<Reply, RegistryError>;
 
-#[derive(Deserialize, Default)]
+/// Query flags. Clients send `true`/`True`/`1`; unknown parameters (such as
+/// `normalize`) are ignored, as Confluent does.
+#[derive(Default)]
 pub struct Flags {
-    #[serde(default)]
     pub deleted: bool,
-    #[serde(default)]
     pub permanent: bool,
-    #[serde(default)]
     pub verbose: bool,
-    #[serde(default, rename = "defaultToGlobal")]
     pub default_to_global: bool,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Flags {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let mut flags = Flags::default();
+        for pair in parts.uri.query().unwrap_or("").split('&') {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, "true"));
+            let on = matches!(value.to_ascii_lowercase().as_str(), "true" | "1" | "yes");
+            match key {
+                "deleted" => flags.deleted = on,
+                "permanent" => flags.permanent = on,
+                "verbose" => flags.verbose = on,
+                "defaultToGlobal" => flags.default_to_global = on,
+                _ => {}
+            }
+        }
+        Ok(flags)
+    }
 }
 
 #[derive(Deserialize)]

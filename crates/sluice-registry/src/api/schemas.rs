@@ -1,6 +1,6 @@
 use super::{ApiResult, ApiState, Flags, Reply};
 use crate::error::RegistryError;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -21,7 +21,7 @@ pub async fn raw_by_id(State(s): State<ApiState>, Path(id): Path<String>) -> Res
     Ok(([(header::CONTENT_TYPE, super::CONTENT_TYPE)], schema.text.clone()).into_response())
 }
 
-pub async fn versions_of_id(State(s): State<ApiState>, Path(id): Path<String>, Query(f): Query<Flags>) -> ApiResult {
+pub async fn versions_of_id(State(s): State<ApiState>, Path(id): Path<String>, f: Flags) -> ApiResult {
     let store = s.registry.read()?;
     let id = parse_id(&id)?;
     store.schema(id).ok_or_else(RegistryError::schema_not_found)?;

@@ -2,12 +2,12 @@ use super::{ApiResult, ApiState, Flags, Reply, schema_from_body};
 use crate::error::RegistryError;
 use crate::registry::VersionSpec;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-pub async fn list(State(s): State<ApiState>, Query(f): Query<Flags>) -> ApiResult {
+pub async fn list(State(s): State<ApiState>, f: Flags) -> ApiResult {
     Ok(Reply::ok(json!(s.registry.read()?.subjects(f.deleted))))
 }
 
@@ -17,22 +17,17 @@ pub async fn register(State(s): State<ApiState>, Path(subject): Path<String>, bo
     Ok(Reply::ok(json!({"id": id})))
 }
 
-pub async fn lookup(
-    State(s): State<ApiState>,
-    Path(subject): Path<String>,
-    Query(f): Query<Flags>,
-    body: Bytes,
-) -> ApiResult {
+pub async fn lookup(State(s): State<ApiState>, Path(subject): Path<String>, f: Flags, body: Bytes) -> ApiResult {
     let text = schema_from_body(&body)?;
     let v = s.registry.lookup(&subject, &text, f.deleted)?;
     Ok(Reply::ok(json!({"subject": v.subject, "version": v.version, "id": v.id, "schema": v.schema})))
 }
 
-pub async fn delete(State(s): State<ApiState>, Path(subject): Path<String>, Query(f): Query<Flags>) -> ApiResult {
+pub async fn delete(State(s): State<ApiState>, Path(subject): Path<String>, f: Flags) -> ApiResult {
     Ok(Reply::ok(json!(s.registry.delete_subject(&subject, f.permanent).await?)))
 }
 
-pub async fn versions(State(s): State<ApiState>, Path(subject): Path<String>, Query(f): Query<Flags>) -> ApiResult {
+pub async fn versions(State(s): State<ApiState>, Path(subject): Path<String>, f: Flags) -> ApiResult {
     let store = s.registry.read()?;
     let versions: Vec<u32> =
         store.versions(&subject).filter(|(_, e)| f.deleted || !e.deleted).map(|(n, _)| n).collect();
@@ -45,7 +40,7 @@ pub async fn versions(State(s): State<ApiState>, Path(subject): Path<String>, Qu
 pub async fn version(
     State(s): State<ApiState>,
     Path((subject, version)): Path<(String, String)>,
-    Query(f): Query<Flags>,
+    f: Flags,
 ) -> ApiResult {
     let v = s.registry.version(&subject, VersionSpec::parse(&version)?, f.deleted)?;
     Ok(Reply::ok(json!({"subject": v.subject, "version": v.version, "id": v.id, "schema": v.schema})))
@@ -54,7 +49,7 @@ pub async fn version(
 pub async fn version_schema(
     State(s): State<ApiState>,
     Path((subject, version)): Path<(String, String)>,
-    Query(f): Query<Flags>,
+    f: Flags,
 ) -> Result<Response, RegistryError> {
     let v = s.registry.version(&subject, VersionSpec::parse(&version)?, f.deleted)?;
     Ok(([(header::CONTENT_TYPE, super::CONTENT_TYPE)], v.schema).into_response())
@@ -63,7 +58,7 @@ pub async fn version_schema(
 pub async fn delete_version(
     State(s): State<ApiState>,
     Path((subject, version)): Path<(String, String)>,
-    Query(f): Query<Flags>,
+    f: Flags,
 ) -> ApiResult {
     Ok(Reply::ok(json!(s.registry.delete_version(&subject, VersionSpec::parse(&version)?, f.permanent).await?)))
 }

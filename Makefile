@@ -14,6 +14,7 @@ build: ## Build every crate and service
 
 test: setup build ## Unit, integration and end-to-end tests against real processes
 	$(CARGO) fmt --all -- --check
+	target/debug/sluice schema check
 	$(CARGO) nextest run --workspace --no-fail-fast
 
 lint: ## rustfmt and clippy, warnings are errors

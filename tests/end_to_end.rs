@@ -35,6 +35,7 @@ async fn an_article_posted_to_the_command_api_is_served_by_the_query_api() {
             ("SLUICE_REGISTRY_URL", registry.base_url()),
             ("SLUICE_QUERY_BASE_URL", query.base_url()),
             ("SLUICE_TOPIC_PREFIX", prefix.clone()),
+            ("SLUICE_AUTO_REGISTER", "true".to_string()),
             ("SLUICE_SCHEMAS_DIR", schemas_dir()),
             ("SLUICE_WRITE_TOKENS", TOKEN.to_string()),
         ],
@@ -60,6 +61,7 @@ async fn an_article_posted_to_the_command_api_is_served_by_the_query_api() {
             ("SLUICE_REGISTRY_URL", registry.base_url()),
             ("SLUICE_TOPIC_PREFIX", prefix.clone()),
             ("SLUICE_PROJECTION", projection.clone()),
+            ("SLUICE_SCHEMAS_DIR", schemas_dir()),
         ],
     )
     .await;

@@ -26,6 +26,7 @@ async fn commands_are_accepted_with_only_postgres_up_and_delivered_later() {
             ("SLUICE_DATABASE_URL", db.clone()),
             ("SLUICE_REGISTRY_URL", registry.base_url()),
             ("SLUICE_TOPIC_PREFIX", prefix.clone()),
+            ("SLUICE_AUTO_REGISTER", "true".to_string()),
             ("SLUICE_SCHEMAS_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas").to_string()),
             ("SLUICE_WRITE_TOKENS", TOKEN.to_string()),
             // Nothing listens there: the query side is down.

@@ -33,6 +33,18 @@ impl RegistryEncoder {
         Ok(Self { schema, schema_id: registered.id })
     }
 
+    /// Looks the schema up without registering it (production: schemas are
+    /// registered by `sluice schema register`, never by the services).
+    pub async fn lookup(registry_url: &str, subject: &str, schema_text: &str) -> Result<Self, AvroError> {
+        let schema = Schema::parse_str(schema_text).map_err(|e| AvroError::Codec(e.to_string()))?;
+        let id = crate::admin::lookup(registry_url, subject, schema_text).await?.ok_or_else(|| {
+            AvroError::Registry(format!(
+                "the writer schema is not registered under {subject}; run `sluice schema register` (or set SLUICE_AUTO_REGISTER=true)"
+            ))
+        })?;
+        Ok(Self { schema, schema_id: id })
+    }
+
     pub fn schema_id(&self) -> u32 {
         self.schema_id
     }

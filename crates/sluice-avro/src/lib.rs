@@ -2,6 +2,7 @@
 //! the Confluent wire format, and encode/decode through the schema registry
 //! (a wrapper around `schema_registry_converter`, with caching).
 
+pub mod admin;
 mod codec;
 mod error;
 mod framing;

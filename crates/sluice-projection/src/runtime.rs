@@ -3,7 +3,7 @@
 use crate::dlq::{self, DeadLetter};
 use crate::{Position, ProjectionMetrics, ProjectionStore, Upsert};
 use anyhow::Context;
-use sluice_avro::{AvroError, RegistryDecoder, avro_to_json};
+use sluice_avro::{AvroError, RegistryDecoder, Schema, avro_to_json};
 use sluice_core::topics::dlq_topic;
 use sluice_core::{ErrorKind, headers};
 use sluice_kafka::rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -27,6 +27,9 @@ pub struct ProjectorConfig {
     pub topics: Vec<String>,
     pub batch_size: usize,
     pub batch_wait: Duration,
+    /// The reader schema per topic: every writer version is resolved into it.
+    /// A topic without one is decoded with the writer's schema.
+    pub readers: HashMap<String, Schema>,
     /// Partitions of a state topic this projection creates because it starts
     /// before the relay has written anything (same default as the relay).
     pub partitions: i32,
@@ -42,7 +45,11 @@ pub async fn run_projector<S: ProjectionStore + 'static>(
 ) -> anyhow::Result<()> {
     let consumer = Arc::new(sluice_kafka::consumer(&config.brokers, &config.group_id)?);
     let dlq_producer = sluice_kafka::producer(&config.brokers, &format!("{}-dlq", config.projection))?;
-    let decoder = RegistryDecoder::new(&config.registry_url, None);
+    let decoders: HashMap<String, RegistryDecoder> = config
+        .topics
+        .iter()
+        .map(|t| (t.clone(), RegistryDecoder::new(&config.registry_url, config.readers.get(t).cloned())))
+        .collect();
 
     let specs: Vec<TopicSpec> = config
         .topics
@@ -78,7 +85,7 @@ pub async fn run_projector<S: ProjectionStore + 'static>(
     let mut bootstrap = Bootstrap { targets, done: false };
     bootstrap.check(&positions, &readiness, &config.projection);
 
-    let ctx = BatchContext { config: &config, decoder: &decoder, dlq: &dlq_producer, metrics: &metrics };
+    let ctx = BatchContext { config: &config, decoders: &decoders, dlq: &dlq_producer, metrics: &metrics };
     loop {
         let first = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -135,7 +142,7 @@ impl Bootstrap {
 
 struct BatchContext<'a> {
     config: &'a ProjectorConfig,
-    decoder: &'a RegistryDecoder,
+    decoders: &'a HashMap<String, RegistryDecoder>,
     dlq: &'a FutureProducer,
     metrics: &'a ProjectionMetrics,
 }
@@ -208,7 +215,10 @@ impl BatchContext<'_> {
             return Ok(Err("tombstone (purge) records are not projected yet".into()));
         };
         let decoded = loop {
-            match self.decoder.decode(payload).await {
+            let Some(decoder) = self.decoders.get(msg.topic()) else {
+                return Ok(Err(format!("no decoder for topic {}", msg.topic())));
+            };
+            match decoder.decode(payload).await {
                 Ok(d) => break d,
                 Err(e) if e.kind() == ErrorKind::Transient && !shutdown.is_cancelled() => {
                     tracing::warn!(error = %e, "schema registry unavailable, retrying");

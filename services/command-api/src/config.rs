@@ -30,6 +30,9 @@ pub struct Config {
     pub idempotency_ttl_secs: u64,
     /// How often scheduled articles are checked.
     pub schedule_interval_ms: u64,
+    /// Register the writer schemas at start. Off in production, where
+    /// `sluice schema register` does it under review; the API only looks them up.
+    pub auto_register: bool,
 }
 
 impl Default for Config {
@@ -49,6 +52,7 @@ impl Default for Config {
             auth_disabled: false,
             idempotency_ttl_secs: 24 * 3600,
             schedule_interval_ms: 1000,
+            auto_register: false,
         }
     }
 }

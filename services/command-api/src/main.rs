@@ -60,13 +60,17 @@ async fn run(config: Config) -> anyhow::Result<()> {
     served
 }
 
-/// Registers the newest schema of `aggregate` under its state topic's subject.
+/// The encoder for the newest schema of `aggregate`, under its state topic's subject.
 async fn register(config: &Config, schemas: &SchemaSet, aggregate: &str) -> anyhow::Result<RegistryEncoder> {
     let schema =
         schemas.latest(aggregate).with_context(|| format!("no {aggregate} schema in {}", config.schemas_dir))?;
     let subject = topics::value_subject(&topics::state_topic(&config.topic_prefix, aggregate));
-    let encoder = retry_at_start(&format!("register the {aggregate} schema"), || {
-        RegistryEncoder::register(&config.registry_url, &subject, &schema.text)
+    let encoder = retry_at_start(&format!("find the {aggregate} schema in the registry"), || async {
+        if config.auto_register {
+            RegistryEncoder::register(&config.registry_url, &subject, &schema.text).await
+        } else {
+            RegistryEncoder::lookup(&config.registry_url, &subject, &schema.text).await
+        }
     })
     .await?;
     tracing::info!(%subject, schema_id = encoder.schema_id(), version = schema.version, "writer schema registered");

@@ -1,13 +1,16 @@
 //! projector-redis: configuration and wiring of the projector runtime with
 //! the Redis store.
 
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
+use sluice_avro::{Schema, SchemaSet};
 use sluice_core::topics::state_topic;
 use sluice_core::validate::{Validate, check_listen, check_not_empty, check_url};
 use sluice_projection::redis_store::RedisStore;
 use sluice_projection::{ProjectionMetrics, ProjectorConfig};
 use sluice_telemetry::Readiness;
 use sluice_telemetry::prometheus::Registry;
+use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +31,11 @@ struct Config {
     batch_wait_ms: u64,
     /// Partitions of state topics created by this projector when missing.
     partitions: i32,
+    /// SLUICE_SCHEMAS_DIR: where the reader schemas are (`<aggregate>/vN.avsc`).
+    schemas_dir: String,
+    /// SLUICE_READER_VERSIONS: `aggregate=N,...` to read with an older schema;
+    /// by default each aggregate is read with its newest schema.
+    reader_versions: String,
 }
 
 impl Default for Config {
@@ -43,6 +51,8 @@ impl Default for Config {
             batch_size: 500,
             batch_wait_ms: 5,
             partitions: 3,
+            schemas_dir: "schemas".into(),
+            reader_versions: String::new(),
         }
     }
 }
@@ -68,6 +78,28 @@ impl Validate for Config {
     }
 }
 
+/// The reader schema of each aggregate's state topic.
+fn reader_schemas(config: &Config, aggregates: &[&str]) -> anyhow::Result<HashMap<String, Schema>> {
+    let set = SchemaSet::load(config.schemas_dir.as_ref()).map_err(|e| anyhow::anyhow!("SLUICE_SCHEMAS_DIR: {e}"))?;
+    let mut pinned: HashMap<&str, u32> = HashMap::new();
+    for pair in config.reader_versions.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (aggregate, version) = pair.split_once('=').context("SLUICE_READER_VERSIONS takes aggregate=N,...")?;
+        pinned.insert(aggregate.trim(), version.trim().parse().context("SLUICE_READER_VERSIONS: N must be a number")?);
+    }
+    let mut readers = HashMap::new();
+    for aggregate in aggregates {
+        let versions = set.versions(aggregate);
+        let file = match pinned.get(aggregate) {
+            Some(v) => versions.iter().find(|f| f.version == *v),
+            None => versions.last(),
+        }
+        .with_context(|| format!("no reader schema for {aggregate} in {}", config.schemas_dir))?;
+        tracing::info!(aggregate, version = file.version, "reader schema");
+        readers.insert(state_topic(&config.topic_prefix, aggregate), file.schema.clone());
+    }
+    Ok(readers)
+}
+
 fn main() -> ExitCode {
     sluice_telemetry::run_service("projector-redis", |config: Config| async move {
         let shutdown = sluice_telemetry::shutdown_token();
@@ -79,13 +111,9 @@ fn main() -> ExitCode {
         let server = tokio::spawn(async move { sluice_telemetry::serve(&listen, ops, token).await });
 
         let store = Arc::new(RedisStore::connect(&config.redis_url, &config.projection).await?);
-        let topics = config
-            .aggregates
-            .split(',')
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-            .map(|a| state_topic(&config.topic_prefix, a))
-            .collect();
+        let aggregates: Vec<&str> = config.aggregates.split(',').map(str::trim).filter(|a| !a.is_empty()).collect();
+        let topics: Vec<String> = aggregates.iter().map(|a| state_topic(&config.topic_prefix, a)).collect();
+        let readers = reader_schemas(&config, &aggregates)?;
         let runtime = ProjectorConfig {
             group_id: format!("sluice-projector-redis-{}", config.projection),
             projection: config.projection,
@@ -95,6 +123,7 @@ fn main() -> ExitCode {
             batch_size: config.batch_size,
             batch_wait: Duration::from_millis(config.batch_wait_ms),
             partitions: config.partitions,
+            readers,
         };
         let result = sluice_projection::run_projector(runtime, store, metrics, readiness, shutdown.clone()).await;
         shutdown.cancel();

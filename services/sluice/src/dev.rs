@@ -17,6 +17,7 @@ const PG_PORT: u16 = 15432;
 const REDIS_PORT: u16 = 16379;
 const BROKER_PORT: u16 = 19092;
 const DATABASE: &str = "sluice";
+const REGISTRY_URL: &str = "http://127.0.0.1:8081";
 const START_DEADLINE: Duration = Duration::from_secs(60);
 
 #[derive(clap::Subcommand)]
@@ -37,7 +38,7 @@ struct Service {
 
 fn services(schemas_dir: &Path) -> Vec<Service> {
     let db = postgres::url(PG_PORT, DATABASE);
-    let registry = "http://127.0.0.1:8081".to_string();
+    let registry = REGISTRY_URL.to_string();
     vec![
         Service { name: "schema-registry", port: 8081, env: vec![("SLUICE_BROKERS", DEFAULT_BROKERS.into())] },
         Service {
@@ -63,6 +64,7 @@ fn services(schemas_dir: &Path) -> Vec<Service> {
                 ("SLUICE_REDIS_URL", DEFAULT_REDIS_URL.into()),
                 ("SLUICE_BROKERS", DEFAULT_BROKERS.into()),
                 ("SLUICE_REGISTRY_URL", registry),
+                ("SLUICE_SCHEMAS_DIR", schemas_dir.display().to_string()),
             ],
         },
         Service { name: "query-api", port: 8082, env: vec![("SLUICE_REDIS_URL", DEFAULT_REDIS_URL.into())] },
@@ -146,6 +148,15 @@ async fn up(dir: &Path) -> anyhow::Result<()> {
     let bin_dir = std::env::current_exe()?.parent().context("binary folder")?.to_path_buf();
     let schemas = std::env::current_dir()?.join("schemas");
     for service in services(&schemas) {
+        if service.name == "command-api" {
+            // As in production: schemas are registered by the tool, not the API.
+            let args = crate::schema::Args {
+                dir: schemas.display().to_string(),
+                registry: Some(REGISTRY_URL.into()),
+                topic_prefix: "sluice".into(),
+            };
+            crate::schema::register(&args).await.context("register the schemas")?;
+        }
         if running_pid(dir, service.name).is_some() {
             continue;
         }

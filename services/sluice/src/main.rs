@@ -5,6 +5,7 @@ mod dev;
 mod lag;
 mod load;
 mod migrate;
+mod schema;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -27,6 +28,11 @@ enum Command {
     Load(load::LoadArgs),
     /// Consumer lag of a Redis projection, per partition.
     Lag(lag::LagArgs),
+    /// Check and register the Avro schemas of `schemas/`.
+    Schema {
+        #[command(subcommand)]
+        action: schema::Action,
+    },
     /// Apply the write side's database migrations.
     Migrate(migrate::MigrateArgs),
     /// Benchmarks: our figure beside the raw baseline, measured in one run.
@@ -44,6 +50,7 @@ async fn main() -> ExitCode {
         Command::Load(args) => load::run(args).await,
         Command::Lag(args) => lag::run(args).await,
         Command::Migrate(args) => migrate::run(args).await,
+        Command::Schema { action } => schema::run(action).await,
         Command::Bench { bench } => bench::run(bench).await,
     };
     match result {

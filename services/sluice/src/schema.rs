@@ -1,0 +1,102 @@
+//! `sluice schema check|register`: the schema chain of `schemas/`, checked
+//! offline under each subject's mode and against a registry, and applied.
+
+use anyhow::Context;
+use sluice_avro::{RegistryEncoder, SchemaSet, admin};
+use sluice_core::topics::{state_topic, value_subject};
+use sluice_registry::Level;
+
+/// State topics are compacted: old records live forever, so their subjects
+/// must be readable both ways across every version.
+const STATE_LEVEL: Level = Level::FullTransitive;
+
+#[derive(clap::Subcommand)]
+pub enum Action {
+    /// Check every version against the earlier ones (offline), and with
+    /// --registry whether the newest could be registered there.
+    Check(Args),
+    /// Set each subject to FULL_TRANSITIVE and register every version in order.
+    Register(Args),
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, default_value = "schemas")]
+    pub dir: String,
+    #[arg(long, env = "SLUICE_REGISTRY_URL")]
+    pub registry: Option<String>,
+    #[arg(long, env = "SLUICE_TOPIC_PREFIX", default_value = "sluice")]
+    pub topic_prefix: String,
+}
+
+pub async fn run(action: Action) -> anyhow::Result<()> {
+    match action {
+        Action::Check(args) => check(&args).await,
+        Action::Register(args) => register(&args).await,
+    }
+}
+
+fn load(args: &Args) -> anyhow::Result<SchemaSet> {
+    let set = SchemaSet::load(args.dir.as_ref()).with_context(|| format!("load {}", args.dir))?;
+    anyhow::ensure!(set.aggregates().next().is_some(), "no schemas in {}", args.dir);
+    Ok(set)
+}
+
+fn subject(args: &Args, aggregate: &str) -> String {
+    value_subject(&state_topic(&args.topic_prefix, aggregate))
+}
+
+async fn check(args: &Args) -> anyhow::Result<()> {
+    let set = load(args)?;
+    let mut problems = Vec::new();
+    for aggregate in set.aggregates() {
+        let versions = set.versions(aggregate);
+        for (i, file) in versions.iter().enumerate() {
+            let earlier: Vec<(u32, &sluice_avro::Schema)> =
+                versions[..i].iter().map(|f| (f.version, &f.schema)).collect();
+            for p in STATE_LEVEL.check(&file.schema, &earlier) {
+                problems.push(format!("{}: {p}", file.path.display()));
+            }
+        }
+        let latest = versions.last().map_or(0, |f| f.version);
+        println!("{aggregate}: v1..v{latest} checked offline under {STATE_LEVEL}");
+        if let Some(registry) = &args.registry {
+            let subject = subject(args, aggregate);
+            for file in versions {
+                if admin::lookup(registry, &subject, &file.text).await?.is_some() {
+                    continue;
+                }
+                for p in admin::compatibility_problems(registry, &subject, &file.text).await? {
+                    problems.push(format!("{} against {registry} ({subject}): {p}", file.path.display()));
+                }
+            }
+            println!("{aggregate}: checked against {registry} ({subject})");
+        }
+    }
+    if problems.is_empty() {
+        println!("schemas are compatible");
+        Ok(())
+    } else {
+        for p in &problems {
+            eprintln!("INCOMPATIBLE {p}");
+        }
+        anyhow::bail!("{} schema compatibility problem(s)", problems.len())
+    }
+}
+
+pub async fn register(args: &Args) -> anyhow::Result<()> {
+    let registry = args.registry.as_deref().context("--registry (or SLUICE_REGISTRY_URL) is required")?;
+    check(args).await?;
+    let set = load(args)?;
+    for aggregate in set.aggregates() {
+        let subject = subject(args, aggregate);
+        admin::set_compatibility(registry, &subject, STATE_LEVEL.as_str()).await?;
+        for file in set.versions(aggregate) {
+            let encoder = RegistryEncoder::register(registry, &subject, &file.text)
+                .await
+                .with_context(|| format!("register {}", file.path.display()))?;
+            println!("{subject}: v{} registered as schema id {}", file.version, encoder.schema_id());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! Records written with article v1, v2 and v3 share one compacted topic. A new
+//! projector bootstraps and reads all of them with the v3 reader; a projector
+//! still on v1 reads the v3 records (forward compatibility).
+
+use serde_json::{Value, json};
+use sluice_avro::RegistryEncoder;
+use sluice_kafka::rdkafka::producer::FutureRecord;
+use sluice_kafka::rdkafka::util::Timeout;
+use sluice_kafka::{CleanupPolicy, TopicSpec};
+use sluice_testkit::{ServiceHandle, TestBroker, TestRedis, random_name};
+
+fn schemas_dir() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas").to_string()
+}
+
+fn article(id: &str, title: &str) -> Value {
+    json!({"id": id, "slug": id, "title": title, "body": "b", "author_id": null, "status": "DRAFT",
+           "version": 1, "created_at": 1, "updated_at": 1, "published_at": null})
+}
+
+async fn projector(
+    broker: &TestBroker,
+    redis: &TestRedis,
+    registry: &str,
+    prefix: &str,
+    projection: &str,
+    reader: &str,
+) -> ServiceHandle {
+    let mut p = ServiceHandle::start(
+        "projector-redis",
+        &[
+            ("SLUICE_REDIS_URL", redis.url()),
+            ("SLUICE_BROKERS", broker.bootstrap()),
+            ("SLUICE_REGISTRY_URL", registry.to_string()),
+            ("SLUICE_TOPIC_PREFIX", prefix.to_string()),
+            ("SLUICE_PROJECTION", projection.to_string()),
+            ("SLUICE_SCHEMAS_DIR", schemas_dir()),
+            ("SLUICE_READER_VERSIONS", reader.to_string()),
+        ],
+    )
+    .await;
+    // Ready means: reached the end offsets captured at start.
+    p.wait_ready().await;
+    p
+}
+
+async fn doc(redis: &TestRedis, projection: &str, id: &str) -> Value {
+    let mut conn = redis.connection().await;
+    let raw: Option<String> = redis::cmd("HGET")
+        .arg(format!("sluice:{{{projection}}}:article:{id}"))
+        .arg("doc")
+        .query_async(&mut conn)
+        .await
+        .expect("HGET");
+    serde_json::from_str(&raw.unwrap_or_else(|| panic!("{id} missing from {projection}"))).expect("json doc")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_version_is_read_by_new_and_old_readers() {
+    let broker = TestBroker::start();
+    let redis = TestRedis::start();
+    let mut registry = ServiceHandle::start("schema-registry", &[("SLUICE_BROKERS", broker.bootstrap())]).await;
+    registry.wait_ready().await;
+    let url = registry.base_url();
+    let prefix = random_name("evo");
+    let topic = format!("{prefix}.article.state");
+    let subject = format!("{topic}-value");
+
+    // The real registration path, as CI and deployments run it.
+    let out = std::process::Command::new(sluice_testkit::service_binary("sluice"))
+        .args(["schema", "register", "--dir", &schemas_dir(), "--registry", &url, "--topic-prefix", &prefix])
+        .output()
+        .expect("run sluice schema register");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let text = |v: u32| std::fs::read_to_string(format!("{}/article/v{v}.avsc", schemas_dir())).expect("schema");
+    let v1 = RegistryEncoder::lookup(&url, &subject, &text(1)).await.expect("v1 registered");
+    let v2 = RegistryEncoder::lookup(&url, &subject, &text(2)).await.expect("v2 registered");
+    let v3 = RegistryEncoder::lookup(&url, &subject, &text(3)).await.expect("v3 registered");
+    assert!(v1.schema_id() < v2.schema_id() && v2.schema_id() < v3.schema_id());
+
+    sluice_kafka::ensure_topics(
+        &broker.bootstrap(),
+        &[TopicSpec { name: topic.clone(), partitions: 3, cleanup: CleanupPolicy::Compact }],
+    )
+    .await
+    .expect("topic");
+    let producer = sluice_kafka::producer(&broker.bootstrap(), "evolution-test").expect("producer");
+    let mut with_tags = article("a2", "written with v2");
+    with_tags["tags"] = json!(["rust"]);
+    let mut scheduled = article("a3", "written with v3");
+    scheduled["tags"] = json!(["cqrs"]);
+    scheduled["scheduled_at"] = json!(1_900_000_000_000_000_i64);
+    for (id, encoder, value) in
+        [("a1", &v1, article("a1", "written with v1")), ("a2", &v2, with_tags), ("a3", &v3, scheduled)]
+    {
+        let bytes = encoder.encode_value(sluice_avro::Value::from(value)).expect("encode");
+        producer
+            .send(FutureRecord::<str, [u8]>::to(&topic).key(id).payload(&bytes), Timeout::Never)
+            .await
+            .map_err(|(e, _)| e)
+            .expect("produce");
+    }
+
+    // A new projector on the newest schema reads every version.
+    let _new = projector(&broker, &redis, &url, &prefix, "p_v3", "").await;
+    let a1 = doc(&redis, "p_v3", "a1").await;
+    assert_eq!(
+        (a1["title"].as_str(), &a1["tags"], &a1["scheduled_at"]),
+        (Some("written with v1"), &json!([]), &Value::Null)
+    );
+    assert_eq!(doc(&redis, "p_v3", "a2").await["tags"], json!(["rust"]));
+    let a3 = doc(&redis, "p_v3", "a3").await;
+    assert_eq!((&a3["tags"], a3["scheduled_at"].as_i64()), (&json!(["cqrs"]), Some(1_900_000_000_000_000)));
+
+    // A projector still on v1 reads v3 records: the new fields are dropped.
+    let _old = projector(&broker, &redis, &url, &prefix, "p_v1", "article=1").await;
+    let a3 = doc(&redis, "p_v1", "a3").await;
+    assert_eq!(a3["title"], "written with v3");
+    assert!(a3.get("tags").is_none() && a3.get("scheduled_at").is_none(), "{a3}");
+}
+
+#[test]
+fn schema_check_refuses_an_incompatible_chain_with_an_explanation() {
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/schemas-incompatible");
+    let out = std::process::Command::new(sluice_testkit::service_binary("sluice"))
+        .args(["schema", "check", "--dir", fixture])
+        .output()
+        .expect("run sluice schema check");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "an incompatible chain passed: {stderr}");
+    assert!(stderr.contains("INCOMPATIBLE") && stderr.contains("v2.avsc") && stderr.contains("version"), "{stderr}");
+
+    let ok = std::process::Command::new(sluice_testkit::service_binary("sluice"))
+        .args(["schema", "check", "--dir", &schemas_dir()])
+        .output()
+        .expect("run sluice schema check");
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+}

@@ -19,3 +19,9 @@ $$;
 create schema if not exists cms authorization sluice_command;
 grant usage on schema cms to sluice_relay;
 alter default privileges for role sluice_command in schema cms grant select on tables to sluice_relay;
+
+-- The relay keeps its own tables (slot state, heartbeat, relayed transactions)
+-- in a schema it owns. Note: CREATE PUBLICATION ... FOR TABLE needs ownership
+-- of the outbox table; create the publication as sluice_command (or a
+-- superuser) when the relay's role does not own the outbox.
+create schema if not exists sluice_relay authorization sluice_relay;

@@ -22,6 +22,15 @@ pub struct RelayConfig {
     pub partitions: i32,
     /// Also publish every event to `<prefix>.<aggregate>.events`.
     pub events_topics: bool,
+    /// Schema for the relay's own tables (slot state, heartbeat, relayed
+    /// transactions); the relay's role should own it.
+    pub state_schema: String,
+    /// A heartbeat row is written this often, so that an idle outbox in a
+    /// busy database still lets the slot's confirmed position advance.
+    pub heartbeat_interval_ms: u64,
+    /// Relayed outbox rows are deleted once older than this (0: right after
+    /// the broker acknowledged them). Unrelayed rows are never deleted.
+    pub outbox_retention_secs: u64,
 }
 
 impl Default for RelayConfig {
@@ -36,6 +45,9 @@ impl Default for RelayConfig {
             publication: "sluice_outbox".into(),
             partitions: 3,
             events_topics: false,
+            state_schema: "sluice_relay".into(),
+            heartbeat_interval_ms: 10_000,
+            outbox_retention_secs: 0,
         }
     }
 }
@@ -68,6 +80,10 @@ impl Validate for RelayConfig {
         check_identifier("SLUICE_PUBLICATION", &self.publication)?;
         if self.tables()?.is_empty() {
             return Err("SLUICE_OUTBOX_TABLES names no table".into());
+        }
+        check_identifier("SLUICE_STATE_SCHEMA", &self.state_schema)?;
+        if self.heartbeat_interval_ms == 0 {
+            return Err("SLUICE_HEARTBEAT_INTERVAL_MS must be positive".into());
         }
         if self.partitions < 1 {
             return Err("SLUICE_PARTITIONS must be at least 1".into());

@@ -9,6 +9,7 @@
 
 mod ack;
 mod config;
+mod housekeeping;
 mod metrics;
 mod publication;
 mod publisher;
@@ -16,6 +17,7 @@ mod relay;
 mod row;
 mod slot;
 mod snapshot;
+mod state;
 
 pub use config::RelayConfig;
 pub use metrics::RelayMetrics;

@@ -1,4 +1,4 @@
-use sluice_telemetry::prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use sluice_telemetry::prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// `sluice_relay_*` metrics.
 #[derive(Clone)]
@@ -8,6 +8,10 @@ pub struct RelayMetrics {
     pub transactions: IntCounter,
     pub delivery_errors: IntCounter,
     pub confirmed_lsn: IntGauge,
+    pub slot_lag_bytes: Gauge,
+    pub slot_lag_seconds: Gauge,
+    pub slot_lost: IntGauge,
+    pub outbox_deleted: IntCounter,
 }
 
 impl RelayMetrics {
@@ -24,12 +28,20 @@ impl RelayMetrics {
             )?,
             delivery_errors: IntCounter::new("sluice_relay_delivery_errors_total", "Records the broker refused")?,
             confirmed_lsn: IntGauge::new("sluice_relay_confirmed_lsn", "Last LSN confirmed (flushed) to PostgreSQL")?,
+            slot_lag_bytes: Gauge::new("sluice_relay_slot_lag_bytes", "WAL bytes between the current position and the slot's confirmed position")?,
+            slot_lag_seconds: Gauge::new("sluice_relay_slot_lag_seconds", "Age of the oldest committed transaction not yet confirmed (0 when caught up)")?,
+            slot_lost: IntGauge::new("sluice_relay_slot_invalidated", "1 when the slot's WAL was removed (wal_status=lost)")?,
+            outbox_deleted: IntCounter::new("sluice_relay_outbox_deleted_rows_total", "Relayed outbox rows deleted by housekeeping")?,
         };
         registry.register(Box::new(m.records.clone()))?;
         registry.register(Box::new(m.bytes.clone()))?;
         registry.register(Box::new(m.transactions.clone()))?;
         registry.register(Box::new(m.delivery_errors.clone()))?;
         registry.register(Box::new(m.confirmed_lsn.clone()))?;
+        registry.register(Box::new(m.slot_lag_bytes.clone()))?;
+        registry.register(Box::new(m.slot_lag_seconds.clone()))?;
+        registry.register(Box::new(m.slot_lost.clone()))?;
+        registry.register(Box::new(m.outbox_deleted.clone()))?;
         Ok(m)
     }
 }

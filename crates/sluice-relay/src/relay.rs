@@ -1,10 +1,12 @@
 //! The replication loop and the in-order confirmer.
 
 use crate::ack::TxnAck;
+use crate::housekeeping::{Housekeeping, Pending};
 use crate::publication::ensure_publication;
 use crate::publisher::{Publisher, Source};
 use crate::slot::{self, SlotPlan};
 use crate::snapshot::publish_snapshot;
+use crate::state::StateTables;
 use crate::{OutboxRow, RelayConfig, RelayMetrics};
 use anyhow::Context;
 use pg_walstream::{
@@ -19,6 +21,14 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+/// A transaction read from the stream, waiting for its acknowledgements.
+struct Confirmable {
+    end_lsn: u64,
+    xid: u32,
+    has_outbox_rows: bool,
+    ack: Arc<TxnAck>,
+}
+
 /// Runs until `shutdown`; then stops reading, waits for the broker to
 /// acknowledge what was sent, confirms it, and returns.
 pub async fn run_relay(
@@ -28,32 +38,48 @@ pub async fn run_relay(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let tables = config.tables().map_err(anyhow::Error::msg)?;
+    let state = StateTables { schema: config.state_schema.clone() };
     let (client, connection) = tokio_postgres::connect(config.database_url.expose(), tokio_postgres::NoTls)
         .await
         .context("connect to PostgreSQL")?;
     let conn_task = tokio::spawn(connection);
-    ensure_publication(&client, &config.publication, &tables).await?;
+    state.ensure(&client).await?;
+    let heartbeat = OutboxTable::parse(&state.heartbeat()).map_err(anyhow::Error::msg)?;
+    let published: Vec<OutboxTable> = tables.iter().cloned().chain([heartbeat]).collect();
+    ensure_publication(&client, &config.publication, &published).await?;
 
-    let (confirm_tx, confirm_rx) = mpsc::unbounded_channel();
-    let mut publisher = Publisher::new(
-        &config.brokers,
-        &config.topic_prefix,
-        config.partitions,
-        config.events_topics,
-        metrics.clone(),
-    )?;
-    let mut stream = open_stream(&config, &client, &tables, &mut publisher, &shutdown).await?;
+    let mut publisher =
+        Publisher::new(&config.brokers, &config.topic_prefix, config.partitions, config.events_topics, metrics.clone())?;
+    let mut stream = open_stream(&config, &client, &state, &tables, &mut publisher, &shutdown).await?;
     drop(client);
     conn_task.abort();
     readiness.set_ready(true);
     tracing::info!(slot = %config.slot, publication = %config.publication, "relay streaming");
 
+    let pending = Pending::default();
+    let (relayed_tx, relayed_rx) = mpsc::unbounded_channel();
+    let housekeeping = Housekeeping {
+        database_url: config.database_url.expose().to_string(),
+        slot: config.slot.clone(),
+        state,
+        tables: tables.clone(),
+        heartbeat: Duration::from_millis(config.heartbeat_interval_ms),
+        retention: Duration::from_secs(config.outbox_retention_secs),
+        metrics: metrics.clone(),
+        pending: pending.clone(),
+    };
+    let housekeeper = tokio::spawn(housekeeping.run(relayed_rx, shutdown.child_token()));
+
+    let (confirm_tx, confirm_rx) = mpsc::unbounded_channel();
     let feedback = stream.shared_lsn_feedback.clone();
-    let confirmer = tokio::spawn(confirm_in_order(confirm_rx, feedback, metrics));
+    let confirmer = tokio::spawn(confirm_in_order(confirm_rx, feedback, metrics, pending.clone(), relayed_tx));
     let captured: HashSet<(String, String)> = tables.iter().map(|t| (t.schema.clone(), t.table.clone())).collect();
 
     let wal_cancel = WalCancel::new();
-    let result = read_loop(&mut stream, &mut publisher, &captured, &confirm_tx, &shutdown, &wal_cancel).await;
+    let result = read_loop(&mut stream, &mut publisher, &captured, &confirm_tx, &pending, &shutdown, &wal_cancel).await;
+    if let Err(e) = &result {
+        tracing::error!(error = %format!("{e:#}"), "replication stopped");
+    }
 
     // Drain: whatever was sent gets acknowledged and confirmed.
     drop(confirm_tx);
@@ -63,6 +89,8 @@ pub async fn run_relay(
         tracing::warn!(error = %e, "final feedback to PostgreSQL failed; the next start resends from the previous confirmed LSN");
     }
     let _ = stream.stop().await;
+    shutdown.cancel();
+    let _ = housekeeper.await;
     result.and(confirmed)
 }
 
@@ -72,29 +100,34 @@ pub async fn run_relay(
 async fn open_stream(
     config: &RelayConfig,
     client: &tokio_postgres::Client,
+    state: &StateTables,
     tables: &[OutboxTable],
     publisher: &mut Publisher,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<LogicalReplicationStream> {
     let url = replication_url(config.database_url.expose());
-    let mut delay = Duration::from_millis(500);
+    let mut delay = Duration::from_millis(250);
     loop {
         let attempt = async {
-            let plan = slot::plan(client, &config.slot).await?;
+            let plan = slot::plan(client, state, &config.slot).await?;
             // Whenever this connection creates the slot (planned, or because it
             // vanished meanwhile), the snapshot is exported and relayed.
             let options = ReplicationSlotOptions { snapshot: Some("export".into()), ..Default::default() };
             let stream_config = ReplicationStreamConfig::builder(&config.slot, &config.publication)
                 .with_protocol_version(1)
                 .with_streaming_mode(StreamingMode::Off)
-                .with_feedback_interval(Duration::from_millis(500))
+                .with_feedback_interval(Duration::from_millis(200))
                 .with_slot_options(options);
             let mut stream = LogicalReplicationStream::new(&url, stream_config).await?;
             stream.ensure_replication_slot().await?;
             if let Some(name) = stream.exported_snapshot_name().map(str::to_string) {
-                let (rows, ack) = publish_snapshot(config.database_url.expose(), &name, tables, publisher).await?;
+                let (rows, xids, ack) = publish_snapshot(config.database_url.expose(), &name, tables, publisher).await?;
                 ack.wait().await.map_err(anyhow::Error::msg)?;
-                slot::mark_snapshot_complete(client, &config.slot).await?;
+                client
+                    .execute(&format!("insert into {} (xid) select unnest($1::bigint[])", state.relayed()), &[&xids])
+                    .await
+                    .context("record the relayed snapshot")?;
+                slot::mark_snapshot_complete(client, state, &config.slot).await?;
                 tracing::info!(slot = %config.slot, rows, "initial snapshot of the outbox relayed");
             } else if plan == SlotPlan::CreateWithSnapshot {
                 anyhow::bail!("slot {} appeared while this relay was creating it; retrying", config.slot);
@@ -105,12 +138,12 @@ async fn open_stream(
         match attempt.await {
             Ok(stream) => return Ok(stream),
             Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "cannot start replication yet; retrying in {delay:?}");
+                tracing::info!(error = %format!("{e:#}"), "replication not started (standby or not ready); retrying in {delay:?}");
                 tokio::select! {
                     _ = shutdown.cancelled() => anyhow::bail!("shut down before replication started: {e:#}"),
                     _ = tokio::time::sleep(delay) => {}
                 }
-                delay = (delay * 2).min(Duration::from_secs(5));
+                delay = (delay * 2).min(Duration::from_secs(2));
             }
         }
     }
@@ -123,14 +156,18 @@ fn replication_url(url: &str) -> String {
 
 struct Txn {
     ack: Arc<TxnAck>,
+    xid: u32,
     committed_at: String,
+    commit_micros: i64,
+    has_outbox_rows: bool,
 }
 
 async fn read_loop(
     stream: &mut LogicalReplicationStream,
     publisher: &mut Publisher,
     captured: &HashSet<(String, String)>,
-    confirm_tx: &mpsc::UnboundedSender<(u64, Arc<TxnAck>)>,
+    confirm_tx: &mpsc::UnboundedSender<Confirmable>,
+    pending: &Pending,
     shutdown: &CancellationToken,
     wal_cancel: &WalCancel,
 ) -> anyhow::Result<()> {
@@ -142,26 +179,33 @@ async fn read_loop(
             e = stream.next_event(wal_cancel) => e.context("replication stream")?,
         };
         match &event.event_type {
-            EventType::Begin { commit_timestamp, .. } => {
-                txn = Some(Txn { ack: Arc::default(), committed_at: commit_timestamp.to_rfc3339() });
+            EventType::Begin { transaction_id, commit_timestamp, .. } => {
+                txn = Some(Txn {
+                    ack: Arc::default(),
+                    xid: *transaction_id,
+                    committed_at: commit_timestamp.to_rfc3339(),
+                    commit_micros: commit_timestamp.timestamp_micros(),
+                    has_outbox_rows: false,
+                });
             }
             EventType::Insert { schema, table, data, .. } => {
                 if !captured.contains(&(schema.to_string(), table.to_string())) {
                     continue;
                 }
-                let current = txn.as_ref().context("insert outside a transaction")?;
-                let table = OutboxTable { schema: schema.to_string(), table: table.to_string() };
-                let row = OutboxRow::from_row(data).map_err(|e| {
-                    anyhow::anyhow!("undecodable outbox row in {} at {}: {e}", table.qualified(), event.lsn)
-                })?;
+                let current = txn.as_mut().context("insert outside a transaction")?;
+                let row = OutboxRow::from_row(data)
+                    .map_err(|e| anyhow::anyhow!("undecodable outbox row in {schema}.{table} at {}: {e}", event.lsn))?;
                 let lsn = event.lsn.to_string();
                 let source = Source { lsn: &lsn, committed_at: &current.committed_at };
                 publisher.publish(&row, &source, &current.ack).await?;
+                current.has_outbox_rows = true;
             }
             EventType::Commit { end_lsn, .. } => {
                 if let Some(done) = txn.take() {
                     done.ack.seal();
-                    confirm_tx.send((end_lsn.value(), done.ack)).map_err(|_| anyhow::anyhow!("confirmer stopped"))?;
+                    pending.push(done.commit_micros);
+                    let c = Confirmable { end_lsn: end_lsn.value(), xid: done.xid, has_outbox_rows: done.has_outbox_rows, ack: done.ack };
+                    confirm_tx.send(c).map_err(|_| anyhow::anyhow!("confirmer stopped"))?;
                 }
             }
             _ => {}
@@ -172,18 +216,24 @@ async fn read_loop(
 /// Confirms transactions strictly in commit order, each once all its records
 /// (and so all before it) are acknowledged.
 async fn confirm_in_order(
-    mut rx: mpsc::UnboundedReceiver<(u64, Arc<TxnAck>)>,
+    mut rx: mpsc::UnboundedReceiver<Confirmable>,
     feedback: Arc<SharedLsnFeedback>,
     metrics: RelayMetrics,
+    pending: Pending,
+    relayed: mpsc::UnboundedSender<u32>,
 ) -> anyhow::Result<()> {
-    while let Some((end_lsn, ack)) = rx.recv().await {
-        if let Err(reason) = ack.wait().await {
+    while let Some(c) = rx.recv().await {
+        if let Err(reason) = c.ack.wait().await {
             metrics.delivery_errors.inc();
-            anyhow::bail!("stopping without confirming LSN {end_lsn:#X}: {reason}");
+            anyhow::bail!("stopping without confirming LSN {:#X}: {reason}", c.end_lsn);
         }
-        feedback.update_flushed_lsn(end_lsn);
-        feedback.update_applied_lsn(end_lsn);
-        metrics.confirmed_lsn.set(i64::try_from(end_lsn).unwrap_or(i64::MAX));
+        feedback.update_flushed_lsn(c.end_lsn);
+        feedback.update_applied_lsn(c.end_lsn);
+        pending.pop();
+        if c.has_outbox_rows {
+            let _ = relayed.send(c.xid);
+        }
+        metrics.confirmed_lsn.set(i64::try_from(c.end_lsn).unwrap_or(i64::MAX));
         metrics.transactions.inc();
     }
     Ok(())

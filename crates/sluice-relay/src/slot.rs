@@ -3,10 +3,9 @@
 //! snapshot. A slot whose snapshot never completed (the relay died during it)
 //! would silently stream with a gap: it is dropped and made again.
 
+use crate::state::StateTables;
 use anyhow::Context;
 use tokio_postgres::Client;
-
-const STATE_TABLE: &str = "sluice_relay_slots";
 
 /// What the relay must do before streaming.
 #[derive(Debug, PartialEq, Eq)]
@@ -17,25 +16,28 @@ pub(crate) enum SlotPlan {
     CreateWithSnapshot,
 }
 
-pub(crate) async fn plan(client: &Client, slot: &str) -> anyhow::Result<SlotPlan> {
-    client
-        .batch_execute(&format!(
-            "create table if not exists {STATE_TABLE} (
-                 slot text primary key,
-                 created_at timestamptz not null default now(),
-                 snapshot_completed_at timestamptz
-             )"
-        ))
-        .await
-        .context("create the relay state table")?;
-    let exists = client
-        .query_opt("select 1 from pg_replication_slots where slot_name = $1", &[&slot])
+pub(crate) async fn plan(client: &Client, state: &StateTables, slot: &str) -> anyhow::Result<SlotPlan> {
+    let slots = state.slots();
+    let wal_status: Option<Option<String>> = client
+        .query_opt("select wal_status from pg_replication_slots where slot_name = $1", &[&slot])
         .await
         .context("read pg_replication_slots")?
-        .is_some();
+        .map(|r| r.get(0));
+    let exists = wal_status.is_some();
+    if wal_status.flatten().as_deref() == Some("lost") {
+        tracing::error!(
+            slot,
+            "replication slot was INVALIDATED (wal_status=lost: the WAL it needed was removed, see max_slot_wal_keep_size); \
+             dropping it and relaying the outbox again from a fresh snapshot. Unrelayed rows are still in the outbox, \
+             so nothing is lost; consumers skip the re-sent versions they already have"
+        );
+        client.execute("select pg_drop_replication_slot($1)", &[&slot]).await.context("drop the invalidated slot")?;
+        client.execute(&format!("delete from {slots} where slot = $1"), &[&slot]).await?;
+        return insert_pending(client, &slots, slot).await;
+    }
     let completed = client
         .query_opt(
-            &format!("select 1 from {STATE_TABLE} where slot = $1 and snapshot_completed_at is not null"),
+            &format!("select 1 from {slots} where slot = $1 and snapshot_completed_at is not null"),
             &[&slot],
         )
         .await?
@@ -51,10 +53,14 @@ pub(crate) async fn plan(client: &Client, slot: &str) -> anyhow::Result<SlotPlan
             .await
             .with_context(|| format!("drop incomplete slot {slot}"))?;
     }
+    insert_pending(client, &slots, slot).await
+}
+
+async fn insert_pending(client: &Client, slots: &str, slot: &str) -> anyhow::Result<SlotPlan> {
     client
         .execute(
             &format!(
-                "insert into {STATE_TABLE} (slot) values ($1)
+                "insert into {slots} (slot) values ($1)
                  on conflict (slot) do update set created_at = now(), snapshot_completed_at = null"
             ),
             &[&slot],
@@ -63,9 +69,9 @@ pub(crate) async fn plan(client: &Client, slot: &str) -> anyhow::Result<SlotPlan
     Ok(SlotPlan::CreateWithSnapshot)
 }
 
-pub(crate) async fn mark_snapshot_complete(client: &Client, slot: &str) -> anyhow::Result<()> {
+pub(crate) async fn mark_snapshot_complete(client: &Client, state: &StateTables, slot: &str) -> anyhow::Result<()> {
     client
-        .execute(&format!("update {STATE_TABLE} set snapshot_completed_at = now() where slot = $1"), &[&slot])
+        .execute(&format!("update {} set snapshot_completed_at = now() where slot = $1", state.slots()), &[&slot])
         .await
         .context("record the completed snapshot")?;
     Ok(())

@@ -11,13 +11,14 @@ use sluice_outbox::OutboxTable;
 use std::sync::Arc;
 
 /// Publishes every row of `tables` visible in `snapshot_name`, per aggregate in
-/// version order, and returns the acknowledgement tracker of them all.
+/// version order. Returns how many, the ids of the transactions that wrote
+/// them (for housekeeping) and the acknowledgement tracker of them all.
 pub(crate) async fn publish_snapshot(
     database_url: &str,
     snapshot_name: &str,
     tables: &[OutboxTable],
     publisher: &mut Publisher,
-) -> anyhow::Result<(u64, Arc<TxnAck>)> {
+) -> anyhow::Result<(u64, Vec<i64>, Arc<TxnAck>)> {
     let (mut client, connection) =
         tokio_postgres::connect(database_url, tokio_postgres::NoTls).await.context("connect for the snapshot")?;
     let conn_task = tokio::spawn(connection);
@@ -32,9 +33,10 @@ pub(crate) async fn publish_snapshot(
         .context("import the slot's snapshot")?;
     let ack: Arc<TxnAck> = Arc::default();
     let mut count = 0u64;
+    let mut xids = std::collections::BTreeSet::new();
     for table in tables {
         let sql = format!(
-            "select id::text, aggregatetype, aggregateid, type, payload, aggregate_version, headers->>'traceparent', created_at
+            "select id::text, aggregatetype, aggregateid, type, payload, aggregate_version, headers->>'traceparent', created_at, xmin::text::bigint
              from {} order by aggregate_version, created_at, id",
             table.qualified()
         );
@@ -58,10 +60,11 @@ pub(crate) async fn publish_snapshot(
             let committed_at = created.to_rfc3339();
             publisher.publish(&outbox, &Source { lsn: "snapshot", committed_at: &committed_at }, &ack).await?;
             count += 1;
+            xids.insert(row.try_get::<_, i64>(8)?);
         }
     }
     tx.commit().await?;
     conn_task.abort();
     ack.seal();
-    Ok((count, ack))
+    Ok((count, xids.into_iter().collect(), ack))
 }

@@ -37,6 +37,21 @@ impl Managed {
         }
     }
 
+    /// SIGTERM, then waits (SIGKILL after 60 s) and returns the exit status.
+    pub(crate) fn terminate(&mut self) -> std::process::ExitStatus {
+        sluice_stack::signal_pid(self.child.id(), sluice_stack::SIGTERM);
+        let start = std::time::Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                let _ = self.child.kill();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub(crate) fn kill_hard(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -91,6 +91,17 @@ impl ServiceHandle {
         crate::process::tail(&self.log)
     }
 
+    /// SIGTERM and the exit status (graceful shutdown tests).
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.process.terminate()
+    }
+
+    /// Whether `/readyz` answers 200 now.
+    pub async fn is_ready(&self) -> bool {
+        let url = format!("{}/readyz", self.base_url());
+        reqwest::get(url).await.is_ok_and(|r| r.status().is_success())
+    }
+
     /// SIGKILL, for crash tests.
     pub fn kill_hard(&mut self) {
         self.process.kill_hard();

@@ -1,8 +1,8 @@
 //! Background work beside the stream: heartbeats, deleting relayed outbox
 //! rows, and slot lag metrics.
 
-use crate::state::StateTables;
 use crate::RelayMetrics;
+use crate::state::StateTables;
 use sluice_outbox::OutboxTable;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -86,7 +86,8 @@ impl Housekeeping {
 
     async fn round(&self, c: &tokio_postgres::Client, xids: &mut Vec<i64>, beat: bool) -> anyhow::Result<()> {
         if !xids.is_empty() {
-            c.execute(&format!("insert into {} (xid) select unnest($1::bigint[])", self.state.relayed()), &[&*xids]).await?;
+            c.execute(&format!("insert into {} (xid) select unnest($1::bigint[])", self.state.relayed()), &[&*xids])
+                .await?;
             xids.clear();
         }
         let retention = self.retention.as_secs_f64();
@@ -107,13 +108,20 @@ impl Housekeeping {
             }
         }
         c.execute(
-            &format!("delete from {} where relayed_at < now() - make_interval(secs => $1) - interval '1 hour'", self.state.relayed()),
+            &format!(
+                "delete from {} where relayed_at < now() - make_interval(secs => $1) - interval '1 hour'",
+                self.state.relayed()
+            ),
             &[&retention],
         )
         .await?;
         if beat {
             c.execute(&format!("insert into {} (slot) values ($1)", self.state.heartbeat()), &[&self.slot]).await?;
-            c.execute(&format!("delete from {} where beat_at < now() - interval '1 minute'", self.state.heartbeat()), &[]).await?;
+            c.execute(
+                &format!("delete from {} where beat_at < now() - interval '1 minute'", self.state.heartbeat()),
+                &[],
+            )
+            .await?;
         }
         self.slot_metrics(c).await
     }

@@ -28,10 +28,22 @@ impl RelayMetrics {
             )?,
             delivery_errors: IntCounter::new("sluice_relay_delivery_errors_total", "Records the broker refused")?,
             confirmed_lsn: IntGauge::new("sluice_relay_confirmed_lsn", "Last LSN confirmed (flushed) to PostgreSQL")?,
-            slot_lag_bytes: Gauge::new("sluice_relay_slot_lag_bytes", "WAL bytes between the current position and the slot's confirmed position")?,
-            slot_lag_seconds: Gauge::new("sluice_relay_slot_lag_seconds", "Age of the oldest committed transaction not yet confirmed (0 when caught up)")?,
-            slot_lost: IntGauge::new("sluice_relay_slot_invalidated", "1 when the slot's WAL was removed (wal_status=lost)")?,
-            outbox_deleted: IntCounter::new("sluice_relay_outbox_deleted_rows_total", "Relayed outbox rows deleted by housekeeping")?,
+            slot_lag_bytes: Gauge::new(
+                "sluice_relay_slot_lag_bytes",
+                "WAL bytes between the current position and the slot's confirmed position",
+            )?,
+            slot_lag_seconds: Gauge::new(
+                "sluice_relay_slot_lag_seconds",
+                "Age of the oldest committed transaction not yet confirmed (0 when caught up)",
+            )?,
+            slot_lost: IntGauge::new(
+                "sluice_relay_slot_invalidated",
+                "1 when the slot's WAL was removed (wal_status=lost)",
+            )?,
+            outbox_deleted: IntCounter::new(
+                "sluice_relay_outbox_deleted_rows_total",
+                "Relayed outbox rows deleted by housekeeping",
+            )?,
         };
         registry.register(Box::new(m.records.clone()))?;
         registry.register(Box::new(m.bytes.clone()))?;

@@ -48,8 +48,13 @@ pub async fn run_relay(
     let published: Vec<OutboxTable> = tables.iter().cloned().chain([heartbeat]).collect();
     ensure_publication(&client, &config.publication, &published).await?;
 
-    let mut publisher =
-        Publisher::new(&config.brokers, &config.topic_prefix, config.partitions, config.events_topics, metrics.clone())?;
+    let mut publisher = Publisher::new(
+        &config.brokers,
+        &config.topic_prefix,
+        config.partitions,
+        config.events_topics,
+        metrics.clone(),
+    )?;
     let mut stream = open_stream(&config, &client, &state, &tables, &mut publisher, &shutdown).await?;
     drop(client);
     conn_task.abort();
@@ -121,7 +126,8 @@ async fn open_stream(
             let mut stream = LogicalReplicationStream::new(&url, stream_config).await?;
             stream.ensure_replication_slot().await?;
             if let Some(name) = stream.exported_snapshot_name().map(str::to_string) {
-                let (rows, xids, ack) = publish_snapshot(config.database_url.expose(), &name, tables, publisher).await?;
+                let (rows, xids, ack) =
+                    publish_snapshot(config.database_url.expose(), &name, tables, publisher).await?;
                 ack.wait().await.map_err(anyhow::Error::msg)?;
                 client
                     .execute(&format!("insert into {} (xid) select unnest($1::bigint[])", state.relayed()), &[&xids])
@@ -204,7 +210,12 @@ async fn read_loop(
                 if let Some(done) = txn.take() {
                     done.ack.seal();
                     pending.push(done.commit_micros);
-                    let c = Confirmable { end_lsn: end_lsn.value(), xid: done.xid, has_outbox_rows: done.has_outbox_rows, ack: done.ack };
+                    let c = Confirmable {
+                        end_lsn: end_lsn.value(),
+                        xid: done.xid,
+                        has_outbox_rows: done.has_outbox_rows,
+                        ack: done.ack,
+                    };
                     confirm_tx.send(c).map_err(|_| anyhow::anyhow!("confirmer stopped"))?;
                 }
             }

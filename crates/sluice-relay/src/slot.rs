@@ -36,10 +36,7 @@ pub(crate) async fn plan(client: &Client, state: &StateTables, slot: &str) -> an
         return insert_pending(client, &slots, slot).await;
     }
     let completed = client
-        .query_opt(
-            &format!("select 1 from {slots} where slot = $1 and snapshot_completed_at is not null"),
-            &[&slot],
-        )
+        .query_opt(&format!("select 1 from {slots} where slot = $1 and snapshot_completed_at is not null"), &[&slot])
         .await?
         .is_some();
     if exists && completed {

@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 
 #[derive(Default)]
 pub(crate) struct TxnAck {
+    records: AtomicU64,
     pending: AtomicU64,
     sealed: AtomicBool,
     failure: Mutex<Option<String>>,
@@ -20,11 +21,18 @@ pub(crate) struct TxnAck {
 
 impl TxnAck {
     pub(crate) fn record_sent(&self) {
+        self.records.fetch_add(1, Ordering::AcqRel);
         self.pending.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Records handed to the producer for this transaction.
+    pub(crate) fn records(&self) -> u64 {
+        self.records.load(Ordering::Acquire)
     }
 
     /// A record was handed back by the client without being sent.
     pub(crate) fn record_unsent(&self) {
+        self.records.fetch_sub(1, Ordering::AcqRel);
         self.pending.fetch_sub(1, Ordering::AcqRel);
     }
 

@@ -1,4 +1,6 @@
-use sluice_telemetry::prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use sluice_telemetry::prometheus::{
+    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 
 /// `sluice_relay_*` metrics.
 #[derive(Clone)]
@@ -12,6 +14,8 @@ pub struct RelayMetrics {
     pub slot_lag_seconds: Gauge,
     pub slot_lost: IntGauge,
     pub outbox_deleted: IntCounter,
+    pub acknowledged: IntCounter,
+    pub commit_to_ack: Histogram,
 }
 
 impl RelayMetrics {
@@ -44,6 +48,17 @@ impl RelayMetrics {
                 "sluice_relay_outbox_deleted_rows_total",
                 "Relayed outbox rows deleted by housekeeping",
             )?,
+            acknowledged: IntCounter::new(
+                "sluice_relay_acknowledged_records_total",
+                "Records acknowledged by the broker whose transaction was confirmed to PostgreSQL",
+            )?,
+            commit_to_ack: Histogram::with_opts(
+                HistogramOpts::new(
+                    "sluice_relay_commit_to_ack_seconds",
+                    "From a transaction's commit in PostgreSQL to the broker's acknowledgement of all its records",
+                )
+                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            )?,
         };
         registry.register(Box::new(m.records.clone()))?;
         registry.register(Box::new(m.bytes.clone()))?;
@@ -54,6 +69,8 @@ impl RelayMetrics {
         registry.register(Box::new(m.slot_lag_seconds.clone()))?;
         registry.register(Box::new(m.slot_lost.clone()))?;
         registry.register(Box::new(m.outbox_deleted.clone()))?;
+        registry.register(Box::new(m.acknowledged.clone()))?;
+        registry.register(Box::new(m.commit_to_ack.clone()))?;
         Ok(m)
     }
 }

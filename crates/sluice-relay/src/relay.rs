@@ -24,17 +24,49 @@ use tokio_util::sync::CancellationToken;
 /// A transaction read from the stream, waiting for its acknowledgements.
 struct Confirmable {
     end_lsn: u64,
+    commit_micros: i64,
     xid: u32,
     has_outbox_rows: bool,
     ack: Arc<TxnAck>,
 }
 
-/// Runs until `shutdown`; then stops reading, waits for the broker to
-/// acknowledge what was sent, confirms it, and returns.
+/// Runs until `shutdown`. A lost database or broker connection does not stop
+/// the service: what was acknowledged is confirmed, then replication starts
+/// again (with back-off) from the last confirmed position.
 pub async fn run_relay(
     config: RelayConfig,
     metrics: RelayMetrics,
     readiness: Readiness,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut delay = Duration::from_secs(1);
+    loop {
+        let started = tokio::time::Instant::now();
+        let result = run_once(&config, &metrics, &readiness, shutdown.child_token()).await;
+        readiness.set_ready(false);
+        if shutdown.is_cancelled() {
+            return result;
+        }
+        if let Err(e) = result {
+            tracing::error!(error = %format!("{e:#}"), "relay stopped; starting again in {delay:?}");
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            delay = Duration::from_secs(1);
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// One replication session: until `shutdown` or an error; then stops reading,
+/// waits for the broker to acknowledge what was sent, confirms it, returns.
+async fn run_once(
+    config: &RelayConfig,
+    metrics: &RelayMetrics,
+    readiness: &Readiness,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let tables = config.tables().map_err(anyhow::Error::msg)?;
@@ -55,7 +87,7 @@ pub async fn run_relay(
         config.events_topics,
         metrics.clone(),
     )?;
-    let mut stream = open_stream(&config, &client, &state, &tables, &mut publisher, &shutdown).await?;
+    let mut stream = open_stream(config, &client, &state, &tables, &mut publisher, &shutdown).await?;
     drop(client);
     conn_task.abort();
     readiness.set_ready(true);
@@ -77,7 +109,7 @@ pub async fn run_relay(
 
     let (confirm_tx, confirm_rx) = mpsc::unbounded_channel();
     let feedback = stream.shared_lsn_feedback.clone();
-    let confirmer = tokio::spawn(confirm_in_order(confirm_rx, feedback, metrics, pending.clone(), relayed_tx));
+    let confirmer = tokio::spawn(confirm_in_order(confirm_rx, feedback, metrics.clone(), pending.clone(), relayed_tx));
     let captured: HashSet<(String, String)> = tables.iter().map(|t| (t.schema.clone(), t.table.clone())).collect();
 
     let wal_cancel = WalCancel::new();
@@ -212,6 +244,7 @@ async fn read_loop(
                     pending.push(done.commit_micros);
                     let c = Confirmable {
                         end_lsn: end_lsn.value(),
+                        commit_micros: done.commit_micros,
                         xid: done.xid,
                         has_outbox_rows: done.has_outbox_rows,
                         ack: done.ack,
@@ -243,6 +276,9 @@ async fn confirm_in_order(
         pending.pop();
         if c.has_outbox_rows {
             let _ = relayed.send(c.xid);
+            let age = (chrono::Utc::now().timestamp_micros() - c.commit_micros).max(0) as f64 / 1e6;
+            metrics.commit_to_ack.observe(age);
+            metrics.acknowledged.inc_by(c.ack.records());
         }
         metrics.confirmed_lsn.set(i64::try_from(c.end_lsn).unwrap_or(i64::MAX));
         metrics.transactions.inc();

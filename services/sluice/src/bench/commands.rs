@@ -1,14 +1,8 @@
-//! `sluice bench`: our figure and the raw baseline, measured in the same run.
+//! create-article commands/s over HTTP beside the same INSERTs without HTTP.
 
 use anyhow::Context;
 use futures::StreamExt;
 use std::time::Instant;
-
-#[derive(clap::Subcommand)]
-pub enum Bench {
-    /// create-article commands/s over HTTP vs the same INSERTs without HTTP.
-    Commands(CommandsArgs),
-}
 
 #[derive(clap::Args)]
 pub struct CommandsArgs {
@@ -25,13 +19,7 @@ pub struct CommandsArgs {
     pub database_url: String,
 }
 
-pub async fn run(bench: Bench) -> anyhow::Result<()> {
-    match bench {
-        Bench::Commands(args) => commands(args).await,
-    }
-}
-
-async fn commands(args: CommandsArgs) -> anyhow::Result<()> {
+pub async fn run(args: CommandsArgs) -> anyhow::Result<()> {
     let run = std::process::id();
     let http = reqwest::Client::new();
     let url = format!("{}/articles", args.command_url.trim_end_matches('/'));

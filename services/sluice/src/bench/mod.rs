@@ -1,0 +1,22 @@
+//! `sluice bench`: our figure and the raw baseline, measured in the same run,
+//! against the local stack (`make bench` starts a release build of it).
+
+mod commands;
+mod relay;
+mod stats;
+
+#[derive(clap::Subcommand)]
+pub enum Bench {
+    /// create-article commands/s over HTTP vs the same INSERTs without HTTP.
+    Commands(commands::CommandsArgs),
+    /// Relay throughput vs a raw producer, and commit-to-consumable latency
+    /// at a steady rate beside the broker's own floor.
+    Relay(relay::RelayArgs),
+}
+
+pub async fn run(bench: Bench) -> anyhow::Result<()> {
+    match bench {
+        Bench::Commands(args) => commands::run(args).await,
+        Bench::Relay(args) => relay::run(args).await,
+    }
+}

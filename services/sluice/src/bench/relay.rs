@@ -1,0 +1,276 @@
+//! Relay throughput beside a raw producer sending the same keys and payloads
+//! to the same broker, and commit-to-consumable latency at a steady rate
+//! beside the broker's own produce-to-consumable floor, in one run.
+
+use super::stats::{ms, percentiles};
+use anyhow::Context;
+use futures::StreamExt;
+use sluice_kafka::rdkafka::Message;
+use sluice_kafka::rdkafka::consumer::{Consumer, StreamConsumer};
+use sluice_kafka::rdkafka::producer::FutureRecord;
+use sluice_kafka::rdkafka::util::Timeout;
+use sluice_kafka::{CleanupPolicy, TopicSpec};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct RelayArgs {
+    /// Rows for the throughput runs.
+    #[arg(long, default_value_t = 50_000)]
+    pub rows: usize,
+    #[arg(long, default_value_t = 600)]
+    pub payload_bytes: usize,
+    /// Steady rate for the latency runs, rows per second.
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u64,
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Also relay one transaction of this many rows and report the relay's peak RSS.
+    #[arg(long)]
+    pub large_rows: Option<usize>,
+    #[arg(long, env = "SLUICE_DATABASE_URL", default_value = crate::dev::DEV_DATABASE_URL)]
+    pub database_url: String,
+    #[arg(long, env = "SLUICE_BROKERS", default_value = crate::dev::DEFAULT_BROKERS)]
+    pub brokers: String,
+    #[arg(long, default_value = "http://127.0.0.1:9090/metrics")]
+    pub relay_metrics: String,
+}
+
+const KEYS: usize = 1000;
+
+pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
+    let run = std::process::id();
+    let aggregate = format!("bench{run}");
+    let relay_topic = format!("sluice.{aggregate}.state");
+    let raw_topic = format!("bench.raw{run}.state");
+    sluice_kafka::ensure_topics(
+        &args.brokers,
+        &[TopicSpec { name: raw_topic.clone(), partitions: 3, cleanup: CleanupPolicy::Compact }],
+    )
+    .await?;
+    let (db, conn) = tokio_postgres::connect(&args.database_url, tokio_postgres::NoTls)
+        .await
+        .context("connect to the local stack's database")?;
+    tokio::spawn(conn);
+    let relay_pid = relay_pid()?;
+    let payload = vec![b'x'; args.payload_bytes];
+
+    // Warm-up: the relay creates the bench topic.
+    let before = acknowledged(&args.relay_metrics).await?;
+    insert_rows(&db, &aggregate, 0, 1, &payload).await?;
+    wait_acknowledged(&args.relay_metrics, before + 1, Duration::from_secs(60)).await?;
+
+    // Throughput, raw producer.
+    let producer = sluice_kafka::producer(&args.brokers, "sluice-bench-raw")?;
+    let start = Instant::now();
+    let sends = futures::stream::iter(0..args.rows)
+        .map(|i| {
+            let (producer, topic, payload) = (&producer, &raw_topic, &payload);
+            async move {
+                let key = format!("k{}", i % KEYS);
+                producer
+                    .send(FutureRecord::to(topic).key(&key).payload(payload), Timeout::Never)
+                    .await
+                    .map_err(|(e, _)| e)
+            }
+        })
+        .buffer_unordered(10_000)
+        .collect::<Vec<_>>()
+        .await;
+    let raw = start.elapsed();
+    anyhow::ensure!(sends.iter().all(Result::is_ok), "raw producer failures");
+
+    // Throughput, relay: the rows wait in the outbox while the relay is
+    // paused, then it relays the backlog.
+    // (Its metrics endpoint does not answer while it is stopped.)
+    let before = acknowledged(&args.relay_metrics).await?;
+    sluice_stack::signal_pid(relay_pid, sluice_stack::SIGSTOP);
+    let inserted = async {
+        for chunk in (0..args.rows).step_by(1000) {
+            insert_rows(&db, &aggregate, chunk, 1000.min(args.rows - chunk), &payload).await?;
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    sluice_stack::signal_pid(relay_pid, sluice_stack::SIGCONT);
+    inserted?;
+    let start = Instant::now();
+    wait_acknowledged(&args.relay_metrics, before + args.rows as u64, Duration::from_secs(600)).await?;
+    let relayed = start.elapsed();
+    let raw_rate = args.rows as f64 / raw.as_secs_f64();
+    let relay_rate = args.rows as f64 / relayed.as_secs_f64();
+    println!("throughput ({} rows, {} B payloads, {KEYS} keys, 3 partitions)", args.rows, args.payload_bytes);
+    println!("  raw rdkafka producer         : {raw_rate:>8.0} records/s");
+    println!("  relay (committed -> acked)   : {relay_rate:>8.0} rows/s");
+    println!("  ratio                        : {:.2}", relay_rate / raw_rate);
+
+    // Latency at a steady rate.
+    let floor = raw_latency(&args, &producer, &raw_topic).await?;
+    let relay = relay_latency(&args, &db, &aggregate, &relay_topic).await?;
+    println!("latency at {} rows/s for {} s (p50 / p99)", args.rate, args.seconds);
+    println!("  broker floor, produce -> consumable : {:>7.1} / {:>7.1} ms", ms(floor.0), ms(floor.1));
+    println!("  relay, commit -> consumable         : {:>7.1} / {:>7.1} ms", ms(relay.0), ms(relay.1));
+
+    if let Some(rows) = args.large_rows {
+        large_transaction(&args, &db, &aggregate, rows, relay_pid).await?;
+    }
+    Ok(())
+}
+
+fn relay_pid() -> anyhow::Result<u32> {
+    let dir = std::env::var("SLUICE_DEV_DIR").unwrap_or_else(|_| ".sluice/dev".into());
+    let text = std::fs::read_to_string(format!("{dir}/outbox-relay.pid"))
+        .context("the local stack's relay is not running (make up)")?;
+    Ok(text.trim().parse()?)
+}
+
+async fn insert_rows(
+    db: &tokio_postgres::Client,
+    aggregate: &str,
+    from: usize,
+    count: usize,
+    payload: &[u8],
+) -> anyhow::Result<()> {
+    db.execute(
+        "insert into cms.outbox (id, aggregatetype, aggregateid, type, payload, aggregate_version)
+         select gen_random_uuid(), $1, 'k' || ((g - 1) % 1000), 'BenchEvent', $2, g
+         from generate_series($3::bigint + 1, $3::bigint + $4::bigint) g",
+        &[&aggregate, &payload, &(from as i64), &(count as i64)],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn acknowledged(metrics_url: &str) -> anyhow::Result<u64> {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    let text = http.get(metrics_url).send().await.context("relay metrics")?.text().await?;
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix("sluice_relay_acknowledged_records_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0) as u64)
+}
+
+async fn wait_acknowledged(metrics_url: &str, target: u64, deadline: Duration) -> anyhow::Result<()> {
+    let start = Instant::now();
+    while acknowledged(metrics_url).await? < target {
+        anyhow::ensure!(start.elapsed() < deadline, "the relay did not acknowledge {target} records in {deadline:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
+fn fresh_consumer(args: &RelayArgs, topic: &str) -> anyhow::Result<StreamConsumer> {
+    let consumer = sluice_kafka::consumer(&args.brokers, &format!("bench-{}-{topic}", std::process::id()))?;
+    consumer.subscribe(&[topic])?;
+    Ok(consumer)
+}
+
+/// Receive times of keys `lat-*`, until `expected` arrived or the deadline.
+async fn collect(consumer: StreamConsumer, expected: usize, deadline: Duration) -> HashMap<String, Instant> {
+    let mut seen = HashMap::new();
+    let start = Instant::now();
+    while seen.len() < expected && start.elapsed() < deadline {
+        if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(200), consumer.recv()).await {
+            let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+            if key.starts_with("lat-") {
+                seen.entry(key).or_insert_with(Instant::now);
+            }
+        }
+    }
+    seen
+}
+
+async fn raw_latency(
+    args: &RelayArgs,
+    producer: &sluice_kafka::rdkafka::producer::FutureProducer,
+    topic: &str,
+) -> anyhow::Result<(Duration, Duration)> {
+    let consumer = fresh_consumer(args, topic)?;
+    let total = (args.rate * args.seconds) as usize;
+    let receiver = tokio::spawn(collect(consumer, total, Duration::from_secs(args.seconds + 60)));
+    tokio::time::sleep(Duration::from_secs(2)).await; // let the consumer join
+    let mut sent = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / args.rate));
+    let payload = vec![b'x'; args.payload_bytes];
+    for i in 0..total {
+        tick.tick().await;
+        let key = format!("lat-{i}");
+        sent.insert(key.clone(), Instant::now());
+        producer.send_result(FutureRecord::to(topic).key(&key).payload(&payload)).map_err(|(e, _)| e)?;
+    }
+    let received = receiver.await?;
+    Ok(latencies(&sent, &received))
+}
+
+async fn relay_latency(
+    args: &RelayArgs,
+    db: &tokio_postgres::Client,
+    aggregate: &str,
+    topic: &str,
+) -> anyhow::Result<(Duration, Duration)> {
+    let consumer = fresh_consumer(args, topic)?;
+    let total = (args.rate * args.seconds) as usize;
+    let receiver = tokio::spawn(collect(consumer, total, Duration::from_secs(args.seconds + 60)));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let payload = vec![b'x'; args.payload_bytes];
+    let statement = db
+        .prepare(
+            "insert into cms.outbox (id, aggregatetype, aggregateid, type, payload, aggregate_version)
+             values (gen_random_uuid(), $1, $2, 'BenchEvent', $3, 1)",
+        )
+        .await?;
+    let mut committed = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / args.rate));
+    for i in 0..total {
+        tick.tick().await;
+        let key = format!("lat-{i}");
+        db.execute(&statement, &[&aggregate, &key, &payload]).await?;
+        committed.insert(key, Instant::now());
+    }
+    let received = receiver.await?;
+    Ok(latencies(&committed, &received))
+}
+
+fn latencies(start: &HashMap<String, Instant>, end: &HashMap<String, Instant>) -> (Duration, Duration) {
+    let mut samples: Vec<Duration> =
+        start.iter().filter_map(|(k, t0)| end.get(k).map(|t1| t1.saturating_duration_since(*t0))).collect();
+    if samples.len() < start.len() {
+        eprintln!("warning: {} of {} records were not received in time", start.len() - samples.len(), start.len());
+    }
+    percentiles(&mut samples)
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+}
+
+async fn large_transaction(
+    args: &RelayArgs,
+    db: &tokio_postgres::Client,
+    aggregate: &str,
+    rows: usize,
+    pid: u32,
+) -> anyhow::Result<()> {
+    let before_rss = peak_rss_kib(pid).unwrap_or(0);
+    let before = acknowledged(&args.relay_metrics).await?;
+    let payload = vec![b'x'; 100];
+    let start = Instant::now();
+    insert_rows(db, aggregate, 0, rows, &payload).await?;
+    let committed = start.elapsed();
+    wait_acknowledged(&args.relay_metrics, before + rows as u64, Duration::from_secs(3600)).await?;
+    let total = start.elapsed();
+    let after_rss = peak_rss_kib(pid).unwrap_or(0);
+    println!("one transaction of {rows} rows (100 B payloads)");
+    println!("  committed in {:.1} s, all acknowledged after {:.1} s", committed.as_secs_f64(), total.as_secs_f64());
+    println!(
+        "  relay peak RSS: {:.1} MiB before, {:.1} MiB after",
+        before_rss as f64 / 1024.0,
+        after_rss as f64 / 1024.0
+    );
+    Ok(())
+}

@@ -85,6 +85,16 @@ impl RelayStack {
     /// Reads the state topic from the start until `expected` distinct
     /// (key, version) pairs are seen; returns every record in order.
     pub async fn read_until(&self, expected: usize, deadline: Duration) -> Vec<Seen> {
+        self.read(expected, deadline, true).await
+    }
+
+    /// Reads the state topic from the start until `expected` records (not
+    /// necessarily distinct) are seen.
+    pub async fn read_all(&self, expected: usize, deadline: Duration) -> Vec<Seen> {
+        self.read(expected, deadline, false).await
+    }
+
+    async fn read(&self, expected: usize, deadline: Duration, distinct_only: bool) -> Vec<Seen> {
         let topic = self.topic();
         let consumer = sluice_kafka::consumer(&self.broker.bootstrap(), &random_name("reader")).expect("consumer");
         sluice_testkit::wait_until("the state topic", deadline, || {
@@ -96,8 +106,15 @@ impl RelayStack {
         let mut seen = Vec::new();
         let mut distinct = std::collections::HashSet::new();
         let start = tokio::time::Instant::now();
-        while distinct.len() < expected {
-            assert!(start.elapsed() < deadline, "only {} of {expected} records after {deadline:?}", distinct.len());
+        let count = |seen: &Vec<Seen>, distinct: &std::collections::HashSet<(String, i64)>| {
+            if distinct_only { distinct.len() } else { seen.len() }
+        };
+        while count(&seen, &distinct) < expected {
+            assert!(
+                start.elapsed() < deadline,
+                "only {} of {expected} records after {deadline:?}",
+                count(&seen, &distinct)
+            );
             let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await else { continue };
             let key = String::from_utf8_lossy(m.key().expect("key")).into_owned();
             let version = m

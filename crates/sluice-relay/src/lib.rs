@@ -14,12 +14,15 @@ mod metrics;
 mod publication;
 mod publisher;
 mod relay;
+mod replay;
 mod row;
 mod slot;
 mod snapshot;
 mod state;
+mod table_scan;
 
 pub use config::RelayConfig;
 pub use metrics::RelayMetrics;
 pub use relay::run_relay;
+pub use replay::replay;
 pub use row::OutboxRow;

@@ -158,9 +158,9 @@ async fn open_stream(
             let mut stream = LogicalReplicationStream::new(&url, stream_config).await?;
             stream.ensure_replication_slot().await?;
             if let Some(name) = stream.exported_snapshot_name().map(str::to_string) {
-                let (rows, xids, ack) =
-                    publish_snapshot(config.database_url.expose(), &name, tables, publisher).await?;
+                let (scanned, ack) = publish_snapshot(config.database_url.expose(), &name, tables, publisher).await?;
                 ack.wait().await.map_err(anyhow::Error::msg)?;
+                let (rows, xids): (u64, Vec<i64>) = (scanned.rows, scanned.xids.into_iter().collect());
                 client
                     .execute(&format!("insert into {} (xid) select unnest($1::bigint[])", state.relayed()), &[&xids])
                     .await

@@ -5,6 +5,7 @@ mod dev;
 mod lag;
 mod load;
 mod migrate;
+mod replay;
 mod schema;
 
 use clap::{Parser, Subcommand};
@@ -33,6 +34,11 @@ enum Command {
         #[command(subcommand)]
         action: schema::Action,
     },
+    /// Outbox relay tools.
+    Relay {
+        #[command(subcommand)]
+        action: replay::Action,
+    },
     /// Apply the write side's database migrations.
     Migrate(migrate::MigrateArgs),
     /// Benchmarks: our figure beside the raw baseline, measured in one run.
@@ -50,6 +56,7 @@ async fn main() -> ExitCode {
         Command::Load(args) => load::run(args).await,
         Command::Lag(args) => lag::run(args).await,
         Command::Migrate(args) => migrate::run(args).await,
+        Command::Relay { action } => replay::run(action).await,
         Command::Schema { action } => schema::run(action).await,
         Command::Bench { bench } => bench::run(bench).await,
     };

@@ -3,7 +3,7 @@
 
 use crate::ack::TxnAck;
 use crate::publisher::Publisher;
-use crate::table_scan::{Scanned, publish_rows};
+use crate::table_scan::{Scanned, Sink, publish_rows};
 use crate::{RelayConfig, RelayMetrics};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -27,18 +27,10 @@ pub async fn replay(
         Publisher::new(&config.brokers, &config.topic_prefix, config.partitions, config.events_topics, metrics)?;
     let ack: Arc<TxnAck> = Arc::default();
     let mut scanned = Scanned::default();
+    let mut sink = Sink { publisher: &mut publisher, ack: &ack, scanned: &mut scanned };
+    let range: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&since, &until];
     for table in &tables {
-        publish_rows(
-            &client,
-            table,
-            "created_at >= $1 and created_at < $2",
-            &[&since, &until],
-            "replay",
-            &mut publisher,
-            &ack,
-            &mut scanned,
-        )
-        .await?;
+        publish_rows(&client, table, "created_at >= $1 and created_at < $2", &range, "replay", &mut sink).await?;
     }
     ack.seal();
     ack.wait().await.map_err(anyhow::Error::msg)?;

@@ -4,7 +4,7 @@
 
 use crate::ack::TxnAck;
 use crate::publisher::Publisher;
-use crate::table_scan::{Scanned, publish_rows};
+use crate::table_scan::{Scanned, Sink, publish_rows};
 use anyhow::Context;
 use sluice_outbox::OutboxTable;
 use std::sync::Arc;
@@ -31,8 +31,9 @@ pub(crate) async fn publish_snapshot(
         .context("import the slot's snapshot")?;
     let ack: Arc<TxnAck> = Arc::default();
     let mut scanned = Scanned::default();
+    let mut sink = Sink { publisher, ack: &ack, scanned: &mut scanned };
     for table in tables {
-        publish_rows(&tx, table, "true", &[], "snapshot", publisher, &ack, &mut scanned).await?;
+        publish_rows(&tx, table, "true", &[], "snapshot", &mut sink).await?;
     }
     tx.commit().await?;
     conn_task.abort();

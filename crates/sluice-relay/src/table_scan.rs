@@ -19,6 +19,14 @@ pub(crate) struct Scanned {
     pub xids: BTreeSet<i64>,
 }
 
+/// Where scanned rows go: the publisher, one acknowledgement tracker for all
+/// of them, and the tally.
+pub(crate) struct Sink<'a> {
+    pub publisher: &'a mut Publisher,
+    pub ack: &'a std::sync::Arc<TxnAck>,
+    pub scanned: &'a mut Scanned,
+}
+
 /// Publishes the rows of `table` matching `filter` (SQL over its columns,
 /// with `params`), streaming them so memory stays flat; `source` names where
 /// they come from in the `sluice.source_lsn` header.
@@ -28,9 +36,7 @@ pub(crate) async fn publish_rows<C: GenericClient>(
     filter: &str,
     params: &[&(dyn ToSql + Sync)],
     source: &str,
-    publisher: &mut Publisher,
-    ack: &std::sync::Arc<TxnAck>,
-    scanned: &mut Scanned,
+    sink: &mut Sink<'_>,
 ) -> anyhow::Result<()> {
     let sql = format!(
         "select id::text, aggregatetype, aggregateid, type, payload, aggregate_version, headers->>'traceparent',
@@ -54,9 +60,9 @@ pub(crate) async fn publish_rows<C: GenericClient>(
         };
         let created: chrono::DateTime<chrono::Utc> = row.try_get(7)?;
         let committed_at = created.to_rfc3339();
-        publisher.publish(&outbox, &Source { lsn: source, committed_at: &committed_at }, ack).await?;
-        scanned.rows += 1;
-        scanned.xids.insert(row.try_get::<_, i64>(8)?);
+        sink.publisher.publish(&outbox, &Source { lsn: source, committed_at: &committed_at }, sink.ack).await?;
+        sink.scanned.rows += 1;
+        sink.scanned.xids.insert(row.try_get::<_, i64>(8)?);
     }
     Ok(())
 }

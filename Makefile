@@ -46,5 +46,5 @@ bench: setup ## Benchmarks on a release build of the local stack: our figures be
 	target/release/sluice dev down >/dev/null
 	target/release/sluice dev up
 	target/release/sluice bench commands
-	target/release/sluice bench relay
+	target/release/sluice bench relay --large-rows 1000000
 	target/release/sluice dev down

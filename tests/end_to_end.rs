@@ -7,11 +7,10 @@ use sluice_testkit::{ServiceHandle, TestBroker, TestPostgres, TestRedis, random_
 use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(120);
-const TOKEN: &str = "e2e-write-token";
 
-fn schemas_dir() -> String {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas").to_string()
-}
+mod common;
+
+use common::{TOKEN, schemas_dir};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_article_posted_to_the_command_api_is_served_by_the_query_api() {
@@ -28,31 +27,8 @@ async fn an_article_posted_to_the_command_api_is_served_by_the_query_api() {
         &[("SLUICE_REDIS_URL", redis.url()), ("SLUICE_PROJECTION", projection.clone())],
     )
     .await;
-    let mut command = ServiceHandle::start(
-        "command-api",
-        &[
-            ("SLUICE_DATABASE_URL", db.clone()),
-            ("SLUICE_REGISTRY_URL", registry.base_url()),
-            ("SLUICE_QUERY_BASE_URL", query.base_url()),
-            ("SLUICE_TOPIC_PREFIX", prefix.clone()),
-            ("SLUICE_AUTO_REGISTER", "true".to_string()),
-            ("SLUICE_SCHEMAS_DIR", schemas_dir()),
-            ("SLUICE_WRITE_TOKENS", TOKEN.to_string()),
-        ],
-    )
-    .await;
-    command.wait_ready().await;
-    let _relay = ServiceHandle::start(
-        "outbox-relay",
-        &[
-            ("SLUICE_DATABASE_URL", db.clone()),
-            ("SLUICE_BROKERS", broker.bootstrap()),
-            ("SLUICE_TOPIC_PREFIX", prefix.clone()),
-            ("SLUICE_SLOT", random_name("slot")),
-            ("SLUICE_PUBLICATION", random_name("pub")),
-        ],
-    )
-    .await;
+    let command = common::command_api(&db, &registry.base_url(), &prefix, &query.base_url()).await;
+    let _relay = common::relay(&db, &broker.bootstrap(), &prefix).await;
     let _projector = ServiceHandle::start(
         "projector-redis",
         &[

@@ -9,7 +9,9 @@ use sluice_testkit::{ServiceHandle, TestBroker, TestPostgres, random_name};
 use std::collections::HashSet;
 use std::time::Duration;
 
-const TOKEN: &str = "resilience-token";
+mod common;
+
+use common::TOKEN;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_are_accepted_with_only_postgres_up_and_delivered_later() {
@@ -20,21 +22,8 @@ async fn commands_are_accepted_with_only_postgres_up_and_delivered_later() {
     // relay publishes to starts later.
     let registry_broker = TestBroker::start();
     let registry = ServiceHandle::start("schema-registry", &[("SLUICE_BROKERS", registry_broker.bootstrap())]).await;
-    let mut command = ServiceHandle::start(
-        "command-api",
-        &[
-            ("SLUICE_DATABASE_URL", db.clone()),
-            ("SLUICE_REGISTRY_URL", registry.base_url()),
-            ("SLUICE_TOPIC_PREFIX", prefix.clone()),
-            ("SLUICE_AUTO_REGISTER", "true".to_string()),
-            ("SLUICE_SCHEMAS_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas").to_string()),
-            ("SLUICE_WRITE_TOKENS", TOKEN.to_string()),
-            // Nothing listens there: the query side is down.
-            ("SLUICE_QUERY_BASE_URL", "http://127.0.0.1:9".to_string()),
-        ],
-    )
-    .await;
-    command.wait_ready().await;
+    // Nothing listens on the query side: it is down.
+    let command = common::command_api(&db, &registry.base_url(), &prefix, "http://127.0.0.1:9").await;
 
     let http = reqwest::Client::new();
     let mut ids = HashSet::new();
@@ -61,17 +50,7 @@ async fn commands_are_accepted_with_only_postgres_up_and_delivered_later() {
 
     // The broker and the relay come up: every command is published.
     let broker = TestBroker::start();
-    let _relay = ServiceHandle::start(
-        "outbox-relay",
-        &[
-            ("SLUICE_DATABASE_URL", db.clone()),
-            ("SLUICE_BROKERS", broker.bootstrap()),
-            ("SLUICE_TOPIC_PREFIX", prefix.clone()),
-            ("SLUICE_SLOT", random_name("slot")),
-            ("SLUICE_PUBLICATION", random_name("pub")),
-        ],
-    )
-    .await;
+    let _relay = common::relay(&db, &broker.bootstrap(), &prefix).await;
     let topic = format!("{prefix}.article.state");
     let consumer = sluice_kafka::consumer(&broker.bootstrap(), &random_name("group")).expect("consumer");
     sluice_testkit::wait_until("the state topic", Duration::from_secs(60), || {

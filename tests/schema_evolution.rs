@@ -9,9 +9,9 @@ use sluice_kafka::rdkafka::util::Timeout;
 use sluice_kafka::{CleanupPolicy, TopicSpec};
 use sluice_testkit::{ServiceHandle, TestBroker, TestRedis, random_name};
 
-fn schemas_dir() -> String {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas").to_string()
-}
+mod common;
+
+use common::schemas_dir;
 
 fn article(id: &str, title: &str) -> Value {
     json!({"id": id, "slug": id, "title": title, "body": "b", "author_id": null, "status": "DRAFT",

@@ -7,10 +7,12 @@
 
 mod health;
 mod logging;
+mod ops;
 mod shutdown;
 
 pub use health::{Readiness, ops_router};
 pub use logging::init_logging;
+pub use ops::OpsServer;
 pub use prometheus;
 pub use shutdown::shutdown_token;
 

@@ -8,8 +8,7 @@ use sluice_core::topics::state_topic;
 use sluice_core::validate::{Validate, check_listen, check_not_empty, check_url};
 use sluice_projection::redis_store::RedisStore;
 use sluice_projection::{ProjectionMetrics, ProjectorConfig};
-use sluice_telemetry::Readiness;
-use sluice_telemetry::prometheus::Registry;
+use sluice_telemetry::OpsServer;
 use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -103,12 +102,7 @@ fn reader_schemas(config: &Config, aggregates: &[&str]) -> anyhow::Result<HashMa
 fn main() -> ExitCode {
     sluice_telemetry::run_service("projector-redis", |config: Config| async move {
         let shutdown = sluice_telemetry::shutdown_token();
-        let registry = Registry::new();
-        let metrics = ProjectionMetrics::register(&registry)?;
-        let readiness = Readiness::default();
-        let ops = sluice_telemetry::ops_router(registry, readiness.clone());
-        let (listen, token) = (config.listen.clone(), shutdown.clone());
-        let server = tokio::spawn(async move { sluice_telemetry::serve(&listen, ops, token).await });
+        let (ops, metrics) = OpsServer::start(&config.listen, &shutdown, ProjectionMetrics::register)?;
 
         let store = Arc::new(RedisStore::connect(&config.redis_url, &config.projection).await?);
         let aggregates: Vec<&str> = config.aggregates.split(',').map(str::trim).filter(|a| !a.is_empty()).collect();
@@ -125,9 +119,10 @@ fn main() -> ExitCode {
             partitions: config.partitions,
             readers,
         };
-        let result = sluice_projection::run_projector(runtime, store, metrics, readiness, shutdown.clone()).await;
+        let result =
+            sluice_projection::run_projector(runtime, store, metrics, ops.readiness.clone(), shutdown.clone()).await;
         shutdown.cancel();
-        server.await??;
+        ops.stopped().await?;
         result
     })
 }

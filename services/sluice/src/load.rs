@@ -7,13 +7,8 @@ pub struct LoadArgs {
     /// How many create-article commands to send.
     #[arg(long, default_value_t = 300)]
     pub articles: usize,
-    #[arg(long, default_value_t = 16)]
-    pub concurrency: usize,
-    #[arg(long, env = "SLUICE_COMMAND_URL", default_value = "http://127.0.0.1:8080")]
-    pub command_url: String,
-    /// Bearer token with write access.
-    #[arg(long, env = "SLUICE_TOKEN", default_value = crate::dev::DEV_WRITE_TOKEN, hide_default_value = true)]
-    pub token: String,
+    #[command(flatten)]
+    pub target: CommandTarget,
     /// Wait until every accepted article is in the Redis read model, then print the lag.
     #[arg(long)]
     pub wait: bool,
@@ -23,18 +18,36 @@ pub struct LoadArgs {
     pub lag: crate::lag::LagArgs,
 }
 
+/// Where commands go, and how many at once.
+#[derive(clap::Args)]
+pub struct CommandTarget {
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    #[arg(long, env = "SLUICE_COMMAND_URL", default_value = "http://127.0.0.1:8080")]
+    pub command_url: String,
+    /// Bearer token with write access.
+    #[arg(long, env = "SLUICE_TOKEN", default_value = crate::dev::DEV_WRITE_TOKEN, hide_default_value = true)]
+    pub token: String,
+}
+
+impl CommandTarget {
+    pub fn articles_url(&self) -> String {
+        format!("{}/articles", self.command_url.trim_end_matches('/'))
+    }
+}
+
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let mut redis = redis_connection(&args.lag.redis_url).await?;
     let ids_key = sluice_projection::redis_store::keys::ids(&args.lag.projection, &args.lag.aggregate);
     let before: usize = redis::cmd("SCARD").arg(&ids_key).query_async(&mut redis).await?;
 
     let http = reqwest::Client::new();
-    let url = format!("{}/articles", args.command_url.trim_end_matches('/'));
+    let url = args.target.articles_url();
     let run_id = std::process::id();
     let start = Instant::now();
     let results: Vec<Result<u16, String>> = futures::stream::iter(0..args.articles)
         .map(|i| {
-            let (http, url, token) = (http.clone(), url.clone(), args.token.clone());
+            let (http, url, token) = (http.clone(), url.clone(), args.target.token.clone());
             async move {
                 let body = serde_json::json!({
                     "title": format!("Load article {run_id}-{i}"),
@@ -49,7 +62,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
                     .map_err(|e| e.to_string())
             }
         })
-        .buffer_unordered(args.concurrency.max(1))
+        .buffer_unordered(args.target.concurrency.max(1))
         .collect()
         .await;
     let elapsed = start.elapsed();

@@ -8,12 +8,8 @@ use std::time::Instant;
 pub struct CommandsArgs {
     #[arg(long, default_value_t = 3000)]
     pub commands: usize,
-    #[arg(long, default_value_t = 16)]
-    pub concurrency: usize,
-    #[arg(long, env = "SLUICE_COMMAND_URL", default_value = "http://127.0.0.1:8080")]
-    pub command_url: String,
-    #[arg(long, env = "SLUICE_TOKEN", default_value = crate::dev::DEV_WRITE_TOKEN, hide_default_value = true)]
-    pub token: String,
+    #[command(flatten)]
+    pub target: crate::load::CommandTarget,
     /// The command API's database (for the raw baseline).
     #[arg(long, env = "SLUICE_DATABASE_URL", default_value = crate::dev::DEV_DATABASE_URL)]
     pub database_url: String,
@@ -22,17 +18,17 @@ pub struct CommandsArgs {
 pub async fn run(args: CommandsArgs) -> anyhow::Result<()> {
     let run = std::process::id();
     let http = reqwest::Client::new();
-    let url = format!("{}/articles", args.command_url.trim_end_matches('/'));
+    let url = args.target.articles_url();
     let start = Instant::now();
     let accepted = futures::stream::iter(0..args.commands)
         .map(|i| {
-            let (http, url, token) = (http.clone(), url.clone(), args.token.clone());
+            let (http, url, token) = (http.clone(), url.clone(), args.target.token.clone());
             async move {
                 let body = serde_json::json!({"title": format!("Bench {run}-{i}"), "body": "x".repeat(500)});
                 http.post(&url).bearer_auth(token).json(&body).send().await.is_ok_and(|r| r.status() == 202)
             }
         })
-        .buffer_unordered(args.concurrency)
+        .buffer_unordered(args.target.concurrency)
         .filter(|ok| std::future::ready(*ok))
         .count()
         .await;
@@ -46,13 +42,13 @@ pub async fn run(args: CommandsArgs) -> anyhow::Result<()> {
         "create-article over HTTP : {ours_rate:>8.0} commands/s ({} in {:.2} s, concurrency {})",
         args.commands,
         ours.as_secs_f64(),
-        args.concurrency
+        args.target.concurrency
     );
     println!(
         "raw INSERTs (row+outbox) : {raw_rate:>8.0} transactions/s ({} in {:.2} s, concurrency {})",
         args.commands,
         raw.as_secs_f64(),
-        args.concurrency
+        args.target.concurrency
     );
     println!("ratio                    : {:.2}", ours_rate / raw_rate);
     Ok(())
@@ -61,7 +57,7 @@ pub async fn run(args: CommandsArgs) -> anyhow::Result<()> {
 /// The same rows (article + outbox, one transaction each) straight into copies
 /// of the tables, without HTTP, validation, idempotency or the catch-up log.
 async fn raw_inserts(args: &CommandsArgs, run: u32) -> anyhow::Result<std::time::Duration> {
-    let pool = cms_write::connect_pool(&args.database_url, args.concurrency)?;
+    let pool = cms_write::connect_pool(&args.database_url, args.target.concurrency)?;
     let setup = pool.get().await.context("connect for the raw baseline")?;
     setup
         .batch_execute(
@@ -97,7 +93,7 @@ async fn raw_inserts(args: &CommandsArgs, run: u32) -> anyhow::Result<std::time:
                 Ok(())
             }
         })
-        .buffer_unordered(args.concurrency)
+        .buffer_unordered(args.target.concurrency)
         .collect()
         .await;
     let elapsed = start.elapsed();

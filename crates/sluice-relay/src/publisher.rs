@@ -7,7 +7,7 @@ use sluice_kafka::rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use sluice_kafka::rdkafka::message::{Header, OwnedHeaders};
 use sluice_kafka::rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use sluice_kafka::{CleanupPolicy, TopicSpec};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +17,8 @@ pub(crate) struct Publisher {
     prefix: String,
     partitions: i32,
     events_topics: bool,
-    known_aggregates: HashSet<String>,
+    /// State (and events) topic of each aggregate type seen, created on first sight.
+    known_aggregates: HashMap<String, (String, String)>,
     metrics: RelayMetrics,
 }
 
@@ -42,7 +43,7 @@ impl Publisher {
             prefix: prefix.into(),
             partitions,
             events_topics,
-            known_aggregates: HashSet::new(),
+            known_aggregates: HashMap::new(),
             metrics,
         })
     }
@@ -56,11 +57,9 @@ impl Publisher {
         source: &Source<'_>,
         ack: &Arc<TxnAck>,
     ) -> anyhow::Result<()> {
-        self.ensure_topics(&row.aggregate_type).await?;
-        let state = topics::state_topic(&self.prefix, &row.aggregate_type);
+        let (state, events) = self.ensure_topics(&row.aggregate_type).await?;
         self.send(&state, row, source, ack).await?;
         if self.events_topics {
-            let events = topics::events_topic(&self.prefix, &row.aggregate_type);
             self.send(&events, row, source, ack).await?;
         }
         Ok(())
@@ -102,25 +101,20 @@ impl Publisher {
         Ok(())
     }
 
-    async fn ensure_topics(&mut self, aggregate_type: &str) -> anyhow::Result<()> {
-        if self.known_aggregates.contains(aggregate_type) {
-            return Ok(());
+    async fn ensure_topics(&mut self, aggregate_type: &str) -> anyhow::Result<(String, String)> {
+        if let Some(names) = self.known_aggregates.get(aggregate_type) {
+            return Ok(names.clone());
         }
-        let mut specs = vec![TopicSpec {
-            name: topics::state_topic(&self.prefix, aggregate_type),
-            partitions: self.partitions,
-            cleanup: CleanupPolicy::Compact,
-        }];
+        let state = topics::state_topic(&self.prefix, aggregate_type);
+        let events = topics::events_topic(&self.prefix, aggregate_type);
+        let mut specs =
+            vec![TopicSpec { name: state.clone(), partitions: self.partitions, cleanup: CleanupPolicy::Compact }];
         if self.events_topics {
-            specs.push(TopicSpec {
-                name: topics::events_topic(&self.prefix, aggregate_type),
-                partitions: self.partitions,
-                cleanup: CleanupPolicy::Delete,
-            });
+            specs.push(TopicSpec { name: events.clone(), partitions: self.partitions, cleanup: CleanupPolicy::Delete });
         }
         sluice_kafka::ensure_topics(&self.brokers, &specs).await?;
-        self.known_aggregates.insert(aggregate_type.to_string());
-        Ok(())
+        self.known_aggregates.insert(aggregate_type.to_string(), (state.clone(), events.clone()));
+        Ok((state, events))
     }
 
     /// Waits until every queued record is delivered or refused.

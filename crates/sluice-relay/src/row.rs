@@ -52,14 +52,17 @@ impl OutboxRow {
 
 /// pgoutput sends bytea in PostgreSQL's hex text format: `\x0a1b...`.
 fn decode_bytea_hex(text: &str) -> Result<Vec<u8>, String> {
-    let hex = text.strip_prefix("\\x").ok_or("payload is not in bytea hex format")?;
+    let hex = text.strip_prefix("\\x").ok_or("payload is not in bytea hex format")?.as_bytes();
     if hex.len() % 2 != 0 {
         return Err("payload hex has an odd length".into());
     }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| "payload hex has a non-hex digit".to_string()))
-        .collect()
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Ok(c - b'0'),
+        b'a'..=b'f' => Ok(c - b'a' + 10),
+        b'A'..=b'F' => Ok(c - b'A' + 10),
+        _ => Err("payload hex has a non-hex digit".to_string()),
+    };
+    hex.chunks_exact(2).map(|pair| Ok((nibble(pair[0])? << 4) | nibble(pair[1])?)).collect()
 }
 
 #[cfg(test)]

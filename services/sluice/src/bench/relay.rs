@@ -60,28 +60,17 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     insert_rows(&db, &aggregate, 0, 1, &payload).await?;
     wait_acknowledged(&args.relay_metrics, before + 1, Duration::from_secs(60)).await?;
 
-    // Throughput, raw producer.
+    // Throughput, raw producer: the same keys and payloads, without and with
+    // the seven headers every Sluice record carries (tansu stores each header
+    // as a row, so they cost the broker more than the payload).
     let producer = sluice_kafka::producer(&args.brokers, "sluice-bench-raw")?;
-    let start = Instant::now();
-    let sends = futures::stream::iter(0..args.rows)
-        .map(|i| {
-            let (producer, topic, payload) = (&producer, &raw_topic, &payload);
-            async move {
-                let key = format!("k{}", i % KEYS);
-                producer
-                    .send(FutureRecord::to(topic).key(&key).payload(payload), Timeout::Never)
-                    .await
-                    .map_err(|(e, _)| e)
-            }
-        })
-        .buffer_unordered(10_000)
-        .collect::<Vec<_>>()
-        .await;
-    let raw = start.elapsed();
-    anyhow::ensure!(sends.iter().all(Result::is_ok), "raw producer failures");
+    let raw = raw_throughput(&producer, &raw_topic, args.rows, &payload, false).await?;
+    let raw_headers = raw_throughput(&producer, &raw_topic, args.rows, &payload, true).await?;
 
     // Throughput, relay: the rows wait in the outbox while the relay is
     // paused, then it relays the backlog.
+    let pids: Vec<(&str, u32)> =
+        ["outbox-relay", "tansu", "postgres"].into_iter().filter_map(|n| dev_pid(n).ok().map(|p| (n, p))).collect();
     // (Its metrics endpoint does not answer while it is stopped.)
     let before = acknowledged(&args.relay_metrics).await?;
     sluice_stack::signal_pid(relay_pid, sluice_stack::SIGSTOP);
@@ -95,14 +84,32 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     sluice_stack::signal_pid(relay_pid, sluice_stack::SIGCONT);
     inserted?;
     let start = Instant::now();
+    let cpu_before = cpu_seconds(&pids);
     wait_acknowledged(&args.relay_metrics, before + args.rows as u64, Duration::from_secs(600)).await?;
     let relayed = start.elapsed();
+    let cpu_after = cpu_seconds(&pids);
     let raw_rate = args.rows as f64 / raw.as_secs_f64();
+    let raw_headers_rate = args.rows as f64 / raw_headers.as_secs_f64();
     let relay_rate = args.rows as f64 / relayed.as_secs_f64();
     println!("throughput ({} rows, {} B payloads, {KEYS} keys, 3 partitions)", args.rows, args.payload_bytes);
-    println!("  raw rdkafka producer         : {raw_rate:>8.0} records/s");
-    println!("  relay (committed -> acked)   : {relay_rate:>8.0} rows/s");
-    println!("  ratio                        : {:.2}", relay_rate / raw_rate);
+    println!("  raw rdkafka producer               : {raw_rate:>8.0} records/s");
+    println!("  raw producer with the 7 headers    : {raw_headers_rate:>8.0} records/s");
+    println!("  relay (committed -> acked)         : {relay_rate:>8.0} rows/s");
+    println!(
+        "  ratio to raw / to raw with headers : {:.2} / {:.2}",
+        relay_rate / raw_rate,
+        relay_rate / raw_headers_rate
+    );
+    let used: Vec<String> = pids
+        .iter()
+        .zip(cpu_before.iter().zip(&cpu_after))
+        .map(|((n, _), (b, a))| format!("{n} {:.1} s", a - b))
+        .collect();
+    println!(
+        "  CPU used while relaying            : {} (2 cores, {:.1} s wall)",
+        used.join(", "),
+        relayed.as_secs_f64()
+    );
 
     // Latency at a steady rate.
     let floor = raw_latency(&args, &producer, &raw_topic).await?;
@@ -118,10 +125,69 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
 }
 
 fn relay_pid() -> anyhow::Result<u32> {
+    dev_pid("outbox-relay").context("the local stack's relay is not running (make up)")
+}
+
+fn dev_pid(name: &str) -> anyhow::Result<u32> {
     let dir = std::env::var("SLUICE_DEV_DIR").unwrap_or_else(|_| ".sluice/dev".into());
-    let text = std::fs::read_to_string(format!("{dir}/outbox-relay.pid"))
-        .context("the local stack's relay is not running (make up)")?;
-    Ok(text.trim().parse()?)
+    Ok(std::fs::read_to_string(format!("{dir}/{name}.pid"))?.trim().parse()?)
+}
+
+/// User + system CPU seconds of each process (PostgreSQL's WAL sender is a
+/// child of the postmaster and not counted: a lower bound there).
+fn cpu_seconds(pids: &[(&str, u32)]) -> Vec<f64> {
+    let ticks = 100.0; // USER_HZ on Linux
+    pids.iter()
+        .map(|(_, pid)| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    let rest = s.rsplit_once(')')?.1.to_string();
+                    let fields: Vec<&str> = rest.split_whitespace().collect();
+                    Some((fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?) / ticks)
+                })
+                .unwrap_or(0.0)
+        })
+        .collect()
+}
+
+async fn raw_throughput(
+    producer: &sluice_kafka::rdkafka::producer::FutureProducer,
+    topic: &str,
+    rows: usize,
+    payload: &[u8],
+    with_headers: bool,
+) -> anyhow::Result<Duration> {
+    use sluice_kafka::rdkafka::message::{Header, OwnedHeaders};
+    const NAMES: [&str; 7] = [
+        "sluice.event_id",
+        "sluice.event_type",
+        "sluice.aggregate_type",
+        "sluice.aggregate_version",
+        "sluice.source_lsn",
+        "sluice.committed_at",
+        "traceparent",
+    ];
+    let start = Instant::now();
+    let sends = futures::stream::iter(0..rows)
+        .map(|i| async move {
+            let key = format!("k{}", i % KEYS);
+            let mut record = FutureRecord::to(topic).key(&key).payload(payload);
+            if with_headers {
+                let mut headers = OwnedHeaders::new_with_capacity(NAMES.len());
+                for name in NAMES {
+                    headers = headers.insert(Header { key: name, value: Some("0123456789abcdef0123456789abcdef") });
+                }
+                record = record.headers(headers);
+            }
+            producer.send(record, Timeout::Never).await.map_err(|(e, _)| e)
+        })
+        .buffer_unordered(10_000)
+        .collect::<Vec<_>>()
+        .await;
+    let elapsed = start.elapsed();
+    anyhow::ensure!(sends.iter().all(Result::is_ok), "raw producer failures");
+    Ok(elapsed)
 }
 
 async fn insert_rows(

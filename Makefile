@@ -41,10 +41,11 @@ clean: down
 openapi: build ## Regenerate the checked-in OpenAPI document of the command API
 	target/debug/command-api openapi > services/command-api/openapi.json
 
-bench: setup ## Benchmarks on a release build of the local stack: our figures beside raw baselines
+bench: setup ## Benchmarks on a release build of a fresh local stack: our figures beside raw baselines
 	$(CARGO) build --release --workspace --bins
-	target/release/sluice dev down >/dev/null
-	target/release/sluice dev up
-	target/release/sluice bench commands
-	target/release/sluice bench relay --large-rows 1000000
-	target/release/sluice dev down
+	@if [ -x $(SLUICE) ]; then $(SLUICE) dev down >/dev/null; fi
+	rm -rf .sluice/bench
+	SLUICE_DEV_DIR=.sluice/bench target/release/sluice dev up
+	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench commands
+	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench relay --large-rows 1000000
+	SLUICE_DEV_DIR=.sluice/bench target/release/sluice dev down

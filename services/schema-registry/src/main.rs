@@ -47,7 +47,20 @@ fn main() -> ExitCode {
         let shutdown = sluice_telemetry::shutdown_token();
         let readiness = sluice_telemetry::Readiness::default();
         let ops = sluice_telemetry::ops_router(Metrics::new(), readiness.clone());
-        let registry = Registry::open(&config.brokers, &config.topic, shutdown.clone()).await?;
+        // The broker may be starting, or busy compacting at its own start:
+        // keep trying rather than exit.
+        let registry = loop {
+            match Registry::open(&config.brokers, &config.topic, shutdown.clone()).await {
+                Ok(r) => break r,
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "cannot open the schemas topic yet; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+                    }
+                }
+            }
+        };
         let leader = (!config.leader_url.is_empty())
             .then(|| Leader { url: config.leader_url.clone(), http: reqwest::Client::new() });
         if let Some(l) = &leader {

@@ -18,43 +18,6 @@ fn article(id: &str, title: &str) -> Value {
            "version": 1, "created_at": 1, "updated_at": 1, "published_at": null})
 }
 
-async fn projector(
-    broker: &TestBroker,
-    redis: &TestRedis,
-    registry: &str,
-    prefix: &str,
-    projection: &str,
-    reader: &str,
-) -> ServiceHandle {
-    let mut p = ServiceHandle::start(
-        "projector-redis",
-        &[
-            ("SLUICE_REDIS_URL", redis.url()),
-            ("SLUICE_BROKERS", broker.bootstrap()),
-            ("SLUICE_REGISTRY_URL", registry.to_string()),
-            ("SLUICE_TOPIC_PREFIX", prefix.to_string()),
-            ("SLUICE_PROJECTION", projection.to_string()),
-            ("SLUICE_SCHEMAS_DIR", schemas_dir()),
-            ("SLUICE_READER_VERSIONS", reader.to_string()),
-        ],
-    )
-    .await;
-    // Ready means: reached the end offsets captured at start.
-    p.wait_ready().await;
-    p
-}
-
-async fn doc(redis: &TestRedis, projection: &str, id: &str) -> Value {
-    let mut conn = redis.connection().await;
-    let raw: Option<String> = redis::cmd("HGET")
-        .arg(format!("sluice:{{{projection}}}:article:{id}"))
-        .arg("doc")
-        .query_async(&mut conn)
-        .await
-        .expect("HGET");
-    serde_json::from_str(&raw.unwrap_or_else(|| panic!("{id} missing from {projection}"))).expect("json doc")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_version_is_read_by_new_and_old_readers() {
     let broker = TestBroker::start();
@@ -103,19 +66,19 @@ async fn every_version_is_read_by_new_and_old_readers() {
     }
 
     // A new projector on the newest schema reads every version.
-    let _new = projector(&broker, &redis, &url, &prefix, "p_v3", "").await;
-    let a1 = doc(&redis, "p_v3", "a1").await;
+    let _new = common::projector(&broker, &redis, &url, &prefix, "p_v3", "").await;
+    let a1 = common::doc(&redis, "p_v3", "a1").await;
     assert_eq!(
         (a1["title"].as_str(), &a1["tags"], &a1["scheduled_at"]),
         (Some("written with v1"), &json!([]), &Value::Null)
     );
-    assert_eq!(doc(&redis, "p_v3", "a2").await["tags"], json!(["rust"]));
-    let a3 = doc(&redis, "p_v3", "a3").await;
+    assert_eq!(common::doc(&redis, "p_v3", "a2").await["tags"], json!(["rust"]));
+    let a3 = common::doc(&redis, "p_v3", "a3").await;
     assert_eq!((&a3["tags"], a3["scheduled_at"].as_i64()), (&json!(["cqrs"]), Some(1_900_000_000_000_000)));
 
     // A projector still on v1 reads v3 records: the new fields are dropped.
-    let _old = projector(&broker, &redis, &url, &prefix, "p_v1", "article=1").await;
-    let a3 = doc(&redis, "p_v1", "a3").await;
+    let _old = common::projector(&broker, &redis, &url, &prefix, "p_v1", "article=1").await;
+    let a3 = common::doc(&redis, "p_v1", "a3").await;
     assert_eq!(a3["title"], "written with v3");
     assert!(a3.get("tags").is_none() && a3.get("scheduled_at").is_none(), "{a3}");
 }

@@ -1,7 +1,8 @@
 //! Starting Sluice's services the way the end-to-end tests need them.
 #![allow(dead_code)]
 
-use sluice_testkit::{ServiceHandle, random_name};
+use serde_json::Value;
+use sluice_testkit::{ServiceHandle, TestBroker, TestRedis, random_name};
 
 pub const TOKEN: &str = "test-write-token";
 
@@ -41,4 +42,42 @@ pub async fn relay(db: &str, brokers: &str, prefix: &str) -> ServiceHandle {
         ],
     )
     .await
+}
+
+/// A ready Redis projector reading the article state topic of `prefix`.
+pub async fn projector(
+    broker: &TestBroker,
+    redis: &TestRedis,
+    registry: &str,
+    prefix: &str,
+    projection: &str,
+    reader: &str,
+) -> ServiceHandle {
+    let mut p = ServiceHandle::start(
+        "projector-redis",
+        &[
+            ("SLUICE_REDIS_URL", redis.url()),
+            ("SLUICE_BROKERS", broker.bootstrap()),
+            ("SLUICE_REGISTRY_URL", registry.to_string()),
+            ("SLUICE_TOPIC_PREFIX", prefix.to_string()),
+            ("SLUICE_PROJECTION", projection.to_string()),
+            ("SLUICE_SCHEMAS_DIR", schemas_dir()),
+            ("SLUICE_READER_VERSIONS", reader.to_string()),
+        ],
+    )
+    .await;
+    // Ready means: reached the end offsets captured at start.
+    p.wait_ready().await;
+    p
+}
+
+pub async fn doc(redis: &TestRedis, projection: &str, id: &str) -> Value {
+    let mut conn = redis.connection().await;
+    let raw: Option<String> = redis::cmd("HGET")
+        .arg(format!("sluice:{{{projection}}}:article:{id}"))
+        .arg("doc")
+        .query_async(&mut conn)
+        .await
+        .expect("HGET");
+    serde_json::from_str(&raw.unwrap_or_else(|| panic!("{id} missing from {projection}"))).expect("json doc")
 }

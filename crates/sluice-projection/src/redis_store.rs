@@ -20,6 +20,11 @@ pub mod keys {
         format!("sluice:{{{projection}}}:{aggregate_type}:ids")
     }
 
+    /// Present while the projection's data is in the store.
+    pub fn marker(projection: &str) -> String {
+        format!("sluice:{{{projection}}}:initialized")
+    }
+
     /// Hash partition -> `next_offset:applied_at_ms` for one topic.
     pub fn positions(projection: &str, topic: &str) -> String {
         format!("sluice:{{{projection}}}:positions:{topic}")
@@ -27,8 +32,12 @@ pub mod keys {
 }
 
 /// Applies upserts newer than the stored version, then records the positions,
-/// all inside one script: Redis runs it atomically.
+/// all inside one script: Redis runs it atomically. Returns -1, writing
+/// nothing, when the projection's marker is gone (the store lost its data).
 const APPLY: &str = r#"
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  return -1
+end
 local n = tonumber(ARGV[1])
 local prefix = ARGV[2]
 local i = 3
@@ -97,8 +106,15 @@ impl ProjectionStore for RedisStore {
         Ok(positions)
     }
 
-    async fn apply(&self, topic: &str, upserts: &[Upsert], positions: &[Position]) -> anyhow::Result<usize> {
+    async fn mark_initialized(&self) -> anyhow::Result<()> {
+        let mut conn = self.conn.clone();
+        let _: () = redis::cmd("SET").arg(keys::marker(&self.projection)).arg(1).query_async(&mut conn).await?;
+        Ok(())
+    }
+
+    async fn apply(&self, topic: &str, upserts: &[Upsert], positions: &[Position]) -> anyhow::Result<Option<usize>> {
         let mut invocation = self.script.key(keys::positions(&self.projection, topic));
+        invocation.key(keys::marker(&self.projection));
         invocation.arg(upserts.len()).arg(self.prefix());
         for u in upserts {
             invocation.arg(&u.aggregate_type).arg(&u.aggregate_id).arg(u.version).arg(u.document.to_string());
@@ -107,7 +123,7 @@ impl ProjectionStore for RedisStore {
             invocation.arg(p.partition).arg(encode_position(p));
         }
         let mut conn = self.conn.clone();
-        let changed: usize = invocation.invoke_async(&mut conn).await.context("apply batch to Redis")?;
-        Ok(changed)
+        let changed: i64 = invocation.invoke_async(&mut conn).await.context("apply batch to Redis")?;
+        Ok(usize::try_from(changed).ok())
     }
 }

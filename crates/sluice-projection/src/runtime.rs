@@ -66,12 +66,45 @@ pub async fn run_projector<S: ProjectionStore + 'static>(
     })
     .await?;
 
+    let ctx = BatchContext { config: &config, decoders: &decoders, dlq: &dlq_producer, metrics: &metrics };
+    loop {
+        match session(&ctx, &consumer, store.as_ref(), &readiness, &shutdown).await? {
+            SessionEnd::Shutdown => break,
+            SessionEnd::StoreLost => {
+                readiness.set_ready(false);
+                tracing::warn!(
+                    projection = %config.projection,
+                    "the store lost this projection's data (marker gone, e.g. Redis restarted without persistence); rebuilding from the start"
+                );
+            }
+        }
+    }
+    tracing::info!(projection = %config.projection, "projection stopped");
+    Ok(())
+}
+
+enum SessionEnd {
+    Shutdown,
+    StoreLost,
+}
+
+/// Consumes from the stored positions (the beginning when there are none)
+/// until shutdown or until the store turns out to have lost its data.
+async fn session<S: ProjectionStore>(
+    ctx: &BatchContext<'_>,
+    consumer: &Arc<StreamConsumer>,
+    store: &S,
+    readiness: &Readiness,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<SessionEnd> {
+    let config = ctx.config;
+    let metrics = ctx.metrics;
     let mut assignment = TopicPartitionList::new();
     let mut targets: HashMap<(String, i32), i64> = HashMap::new();
     let mut positions: HashMap<(String, i32), i64> = HashMap::new();
     for topic in &config.topics {
-        let ends = wait_for_topic(&consumer, topic, &shutdown).await?;
-        let stored = retry("load stored positions", &shutdown, || store.load_positions(topic)).await?;
+        let ends = wait_for_topic(consumer, topic, shutdown).await?;
+        let stored = retry("load stored positions", shutdown, || store.load_positions(topic)).await?;
         for (partition, end) in ends {
             let next = stored.get(&partition).map(|p| p.next_offset);
             let offset = next.map_or(Offset::Beginning, Offset::Offset);
@@ -80,15 +113,15 @@ pub async fn run_projector<S: ProjectionStore + 'static>(
             positions.insert((topic.clone(), partition), next.unwrap_or(0));
         }
     }
+    retry("mark the store", shutdown, || store.mark_initialized()).await?;
     consumer.assign(&assignment).context("assign partitions")?;
     tracing::info!(projection = %config.projection, topics = ?config.topics, "projection started");
     let mut bootstrap = Bootstrap { targets, done: false };
-    bootstrap.check(&positions, &readiness, &config.projection);
+    bootstrap.check(&positions, readiness, &config.projection);
 
-    let ctx = BatchContext { config: &config, decoders: &decoders, dlq: &dlq_producer, metrics: &metrics };
     loop {
         let first = tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = shutdown.cancelled() => return Ok(SessionEnd::Shutdown),
             m = consumer.recv() => m.map(|m| m.detach()),
         };
         let mut batch = vec![first.context("consume")?];
@@ -100,7 +133,7 @@ pub async fn run_projector<S: ProjectionStore + 'static>(
                 m = consumer.recv() => batch.push(m.context("consume")?.detach()),
             }
         }
-        let stored = ctx.process(batch, store.as_ref(), &shutdown).await?;
+        let Some(stored) = ctx.process(batch, store, shutdown).await? else { return Ok(SessionEnd::StoreLost) };
         let mut commit = TopicPartitionList::new();
         for ((topic, partition), next) in stored {
             positions.insert((topic.clone(), partition), next);
@@ -114,10 +147,8 @@ pub async fn run_projector<S: ProjectionStore + 'static>(
         if let Err(e) = consumer.commit(&commit, CommitMode::Async) {
             tracing::debug!(error = %e, "group offset commit failed (monitoring only)");
         }
-        bootstrap.check(&positions, &readiness, &config.projection);
+        bootstrap.check(&positions, readiness, &config.projection);
     }
-    tracing::info!(projection = %config.projection, "projection stopped");
-    Ok(())
 }
 
 /// Ready once every partition reached the end offset captured at start.
@@ -149,13 +180,14 @@ struct BatchContext<'a> {
 
 impl BatchContext<'_> {
     /// Decodes, dead-letters what cannot be decoded, applies the rest with the
-    /// new positions. Returns the stored next offsets.
+    /// new positions. Returns the stored next offsets, or None when the store
+    /// lost its data (nothing was applied).
     async fn process<S: ProjectionStore>(
         &self,
         batch: Vec<OwnedMessage>,
         store: &S,
         shutdown: &CancellationToken,
-    ) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
+    ) -> anyhow::Result<Option<BTreeMap<(String, i32), i64>>> {
         let projection = self.config.projection.as_str();
         let now_ms = now_ms();
         let mut by_topic: BTreeMap<String, (Vec<Upsert>, BTreeMap<i32, i64>)> = BTreeMap::new();
@@ -190,12 +222,15 @@ impl BatchContext<'_> {
                 .map(|(&partition, &next_offset)| Position { partition, next_offset, applied_at_ms: now_ms })
                 .collect();
             let timer = self.metrics.batch_seconds.start_timer();
-            let changed = retry("apply batch", shutdown, || store.apply(&topic, &upserts, &positions)).await?;
+            let Some(changed) = retry("apply batch", shutdown, || store.apply(&topic, &upserts, &positions)).await?
+            else {
+                return Ok(None);
+            };
             timer.observe_duration();
             self.metrics.applied.with_label_values(&[projection, &topic]).inc_by(changed as u64);
             stored.extend(offsets.into_iter().map(|(p, o)| ((topic.clone(), p), o)));
         }
-        Ok(stored)
+        Ok(Some(stored))
     }
 
     /// Ok(Ok(upsert)), Ok(Err(reason)) for a record to dead-letter; Err only

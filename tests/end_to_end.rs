@@ -10,7 +10,7 @@ const DEADLINE: Duration = Duration::from_secs(120);
 
 mod common;
 
-use common::{TOKEN, schemas_dir};
+use common::TOKEN;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_article_posted_to_the_command_api_is_served_by_the_query_api() {
@@ -29,18 +29,7 @@ async fn an_article_posted_to_the_command_api_is_served_by_the_query_api() {
     .await;
     let command = common::command_api(&db, &registry.base_url(), &prefix, &query.base_url()).await;
     let _relay = common::relay(&db, &broker.bootstrap(), &prefix).await;
-    let _projector = ServiceHandle::start(
-        "projector-redis",
-        &[
-            ("SLUICE_REDIS_URL", redis.url()),
-            ("SLUICE_BROKERS", broker.bootstrap()),
-            ("SLUICE_REGISTRY_URL", registry.base_url()),
-            ("SLUICE_TOPIC_PREFIX", prefix.clone()),
-            ("SLUICE_PROJECTION", projection.clone()),
-            ("SLUICE_SCHEMAS_DIR", schemas_dir()),
-        ],
-    )
-    .await;
+    let _projector = common::projector(&broker, &redis, &registry.base_url(), &prefix, &projection, "").await;
 
     let http = reqwest::Client::new();
     let response = http

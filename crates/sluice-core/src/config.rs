@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 pub enum ConfigError {
     #[error("configuration file {path} does not exist (named by SLUICE_CONFIG)")]
     MissingFile { path: String },
-    #[error("invalid configuration: {0}")]
+    #[error("{0}")]
     Invalid(String),
 }
 

@@ -64,6 +64,12 @@ impl RelayStack {
         self.pg.connect(&self.db_name).await
     }
 
+    /// Partition count of `topic`.
+    pub fn broker_metadata(&self, topic: &str) -> i32 {
+        let consumer = sluice_kafka::metadata_client(&self.broker.bootstrap()).expect("client");
+        sluice_kafka::partition_count(&consumer, topic).expect("partitions")
+    }
+
     pub fn topic(&self) -> String {
         format!("{}.thing.state", self.prefix)
     }

@@ -221,3 +221,50 @@ async fn replay_republishes_a_time_range_of_the_retained_outbox() {
     assert_eq!(new_versions, [1, 2, 3, 4, 1, 2, 3, 4]);
     assert_eq!(consumer_view.iter().filter(|s| s.key == "old").count(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_outbox_tables_in_any_schema_and_topics_with_their_cleanup_policy() {
+    use sluice_kafka::rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    use sluice_kafka::rdkafka::client::DefaultClientContext;
+
+    let stack = RelayStack::start().await;
+    let client = stack.client().await;
+    let second = sluice_outbox::OutboxTable::parse("billing.events_out").expect("name");
+    sluice_outbox::ensure_table(&client, &second).await.expect("second outbox");
+    let _relay = stack
+        .relay(&[
+            ("SLUICE_OUTBOX_TABLES", "cms.outbox, billing.events_out".into()),
+            ("SLUICE_EVENTS_TOPICS", "true".into()),
+            ("SLUICE_PARTITIONS", "2".into()),
+        ])
+        .await;
+    RelayStack::write(&client, "thing-1", 1..=2).await;
+    client
+        .execute(
+            "insert into billing.events_out (id, aggregatetype, aggregateid, type, payload, aggregate_version)
+             values (gen_random_uuid(), 'thing', 'invoice-1', 'ThingChanged', 'invoice-1:1'::bytea, 1)",
+            &[],
+        )
+        .await
+        .expect("second outbox insert");
+    let seen = stack.read_until(3, DEADLINE).await;
+    assert!(seen.iter().any(|s| s.key == "invoice-1"), "the second table was not relayed");
+
+    let admin: AdminClient<DefaultClientContext> = sluice_kafka::rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", stack.broker.bootstrap())
+        .create()
+        .expect("admin");
+    let state = stack.topic();
+    let events = format!("{}.thing.events", stack.prefix);
+    let described = admin
+        .describe_configs(&[ResourceSpecifier::Topic(&state), ResourceSpecifier::Topic(&events)], &AdminOptions::new())
+        .await
+        .expect("describe configs");
+    let policies: Vec<Option<String>> = described
+        .into_iter()
+        .map(|r| r.ok().and_then(|c| c.get("cleanup.policy").and_then(|e| e.value.clone())))
+        .collect();
+    assert_eq!(policies, [Some("compact".to_string()), Some("delete".to_string())]);
+    let metadata = stack.broker_metadata(&state);
+    assert_eq!(metadata, 2, "partitions of {state}");
+}

@@ -45,7 +45,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let url = args.target.articles_url();
     let run_id = std::process::id();
     let start = Instant::now();
-    let results: Vec<Result<u16, String>> = futures::stream::iter(0..args.articles)
+    let results: Vec<Result<(u16, Option<String>), String>> = futures::stream::iter(0..args.articles)
         .map(|i| {
             let (http, url, token) = (http.clone(), url.clone(), args.target.token.clone());
             async move {
@@ -58,7 +58,10 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
                     .json(&body)
                     .send()
                     .await
-                    .map(|r| r.status().as_u16())
+                    .map(|r| {
+                        let location = r.headers().get("location").and_then(|l| l.to_str().ok()).map(str::to_string);
+                        (r.status().as_u16(), location)
+                    })
                     .map_err(|e| e.to_string())
             }
         })
@@ -66,8 +69,9 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         .collect()
         .await;
     let elapsed = start.elapsed();
-    let accepted = results.iter().filter(|r| matches!(r, Ok(202))).count();
-    let failed: Vec<_> = results.iter().filter(|r| !matches!(r, Ok(202))).take(3).collect();
+    let accepted = results.iter().filter(|r| matches!(r, Ok((202, _)))).count();
+    let failed: Vec<_> = results.iter().filter(|r| !matches!(r, Ok((202, _)))).take(3).collect();
+    let sample = results.iter().find_map(|r| r.as_ref().ok().and_then(|(_, l)| l.clone()));
     println!(
         "sent {} commands in {:.2} s ({:.0}/s): {accepted} accepted",
         args.articles,
@@ -103,10 +107,27 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         count - before
     );
     println!("OK: every accepted command reached the read model");
+    if let Some(location) = sample {
+        show(&http, &location).await;
+    }
     Ok(())
 }
 
 async fn redis_connection(url: &str) -> anyhow::Result<redis::aio::MultiplexedConnection> {
     let client = redis::Client::open(url).context("redis url")?;
     client.get_multiplexed_async_connection().await.context("connect to Redis")
+}
+
+/// Prints one article as the query API serves it, with its Sluice headers.
+async fn show(http: &reqwest::Client, location: &str) {
+    match http.get(location).send().await {
+        Ok(r) => {
+            let version = r.headers().get("sluice-version").and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+            let freshness =
+                r.headers().get("sluice-freshness").and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+            let body = r.text().await.unwrap_or_default();
+            println!("\nGET {location}\nSluice-Version: {version}  Sluice-Freshness: {freshness}\n{body}");
+        }
+        Err(e) => println!("GET {location} failed: {e}"),
+    }
 }

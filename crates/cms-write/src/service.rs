@@ -99,8 +99,9 @@ impl CommandService {
         {
             return Err(CommandError::Invalid(vec![Reason::new("author_id", "no such author")]));
         }
-        let (article, event) = command.execute(Uuid::now_v7(), Utc::now()).map_err(|r| CommandError::Invalid(r.0))?;
-        if !articles::insert(&*tx, &article).await.map_err(db_error)? {
+        let id = Uuid::now_v7();
+        let (article, event) = command.execute(id, Utc::now()).map_err(|r| CommandError::Invalid(r.0))?;
+        if !articles::insert(&*tx, id, &article).await.map_err(db_error)? {
             return Err(CommandError::Invalid(vec![Reason::new("slug", "is already taken by another article")]));
         }
         self.finish(tx, ctx, article_written(&article, event)).await
@@ -123,7 +124,7 @@ impl CommandService {
         if next.slug != current.slug && articles::slug_taken(&*tx, &next.slug, id).await.map_err(db_error)? {
             return Err(CommandError::Invalid(vec![Reason::new("slug", "is already taken by another article")]));
         }
-        if !articles::update(&*tx, &next).await.map_err(db_error)? {
+        if !articles::update(&*tx, id, &next).await.map_err(db_error)? {
             return Err(CommandError::Internal("article row changed under its lock".into()));
         }
         self.finish(tx, ctx, article_written(&next, event)).await
@@ -138,8 +139,9 @@ impl CommandService {
         if ctx.expected_version.is_some() {
             return Err(CommandError::BadRequest("If-Match does not apply to creating an author".into()));
         }
-        let (author, event) = command.execute(Uuid::now_v7(), Utc::now()).map_err(|r| CommandError::Invalid(r.0))?;
-        authors::insert(&*tx, &author).await.map_err(db_error)?;
+        let id = Uuid::now_v7();
+        let (author, event) = command.execute(id, Utc::now()).map_err(|r| CommandError::Invalid(r.0))?;
+        authors::insert(&*tx, id, &author).await.map_err(db_error)?;
         self.finish(tx, ctx, author_written(&author, event.name())).await
     }
 
@@ -157,7 +159,7 @@ impl CommandService {
         let current = authors::load_for_update(&*tx, id).await.map_err(db_error)?.ok_or(CommandError::NotFound)?;
         check_version(ctx, current.version)?;
         let (next, event) = current.handle(command, Utc::now()).map_err(|r| CommandError::Invalid(r.0))?;
-        if !authors::update(&*tx, &next).await.map_err(db_error)? {
+        if !authors::update(&*tx, id, &next).await.map_err(db_error)? {
             return Err(CommandError::Internal("author row changed under its lock".into()));
         }
         self.finish(tx, ctx, author_written(&next, event.name())).await
@@ -177,7 +179,9 @@ impl CommandService {
             let (next, event) = current
                 .handle(ArticleCommand::Publish, Utc::now())
                 .map_err(|r| CommandError::Internal(format!("scheduled publish refused: {:?}", r.0)))?;
-            articles::update(&*tx, &next).await.map_err(db_error)?;
+            let id: Uuid =
+                current.id.parse().map_err(|e| CommandError::Internal(format!("article id {}: {e}", current.id)))?;
+            articles::update(&*tx, id, &next).await.map_err(db_error)?;
             self.finish(tx, &CommandContext::default(), article_written(&next, event)).await?;
             published += 1;
         }

@@ -42,8 +42,7 @@ pub async fn due_for_update<C: GenericClient>(tx: &C, limit: i64) -> Result<Vec<
 }
 
 /// Inserts a new article; false when its slug is taken.
-pub async fn insert<C: GenericClient>(tx: &C, a: &Article) -> Result<bool, tokio_postgres::Error> {
-    let id: Uuid = a.id.parse().unwrap_or_default();
+pub async fn insert<C: GenericClient>(tx: &C, id: Uuid, a: &Article) -> Result<bool, tokio_postgres::Error> {
     let author: Option<Uuid> = a.author_id.as_deref().and_then(|s| s.parse().ok());
     let sql = format!(
         "insert into articles ({COLUMNS}) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
@@ -72,8 +71,7 @@ pub async fn insert<C: GenericClient>(tx: &C, a: &Article) -> Result<bool, tokio
 }
 
 /// Writes the next version; the `version = previous` guard makes a lost update impossible.
-pub async fn update<C: GenericClient>(tx: &C, a: &Article) -> Result<bool, tokio_postgres::Error> {
-    let id: Uuid = a.id.parse().unwrap_or_default();
+pub async fn update<C: GenericClient>(tx: &C, id: Uuid, a: &Article) -> Result<bool, tokio_postgres::Error> {
     let n = tx
         .execute(
             "update articles set slug = $2, title = $3, body = $4, status = $5, version = $6, updated_at = $7,

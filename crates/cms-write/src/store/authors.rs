@@ -22,8 +22,7 @@ pub async fn load_for_update<C: GenericClient>(tx: &C, id: Uuid) -> Result<Optio
         .transpose()
 }
 
-pub async fn insert<C: GenericClient>(tx: &C, a: &Author) -> Result<(), tokio_postgres::Error> {
-    let id: Uuid = a.id.parse().unwrap_or_default();
+pub async fn insert<C: GenericClient>(tx: &C, id: Uuid, a: &Author) -> Result<(), tokio_postgres::Error> {
     tx.execute(
         "insert into authors (id, name, bio, version, created_at, updated_at) values ($1, $2, $3, $4, $5, $6)",
         &[&id, &a.name, &a.bio, &a.version, &to_time(a.created_at), &to_time(a.updated_at)],
@@ -32,8 +31,7 @@ pub async fn insert<C: GenericClient>(tx: &C, a: &Author) -> Result<(), tokio_po
     Ok(())
 }
 
-pub async fn update<C: GenericClient>(tx: &C, a: &Author) -> Result<bool, tokio_postgres::Error> {
-    let id: Uuid = a.id.parse().unwrap_or_default();
+pub async fn update<C: GenericClient>(tx: &C, id: Uuid, a: &Author) -> Result<bool, tokio_postgres::Error> {
     let n = tx
         .execute(
             "update authors set name = $2, bio = $3, version = $4, updated_at = $5 where id = $1 and version = $4::bigint - 1",

@@ -69,8 +69,10 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
 
     // Throughput, relay: the rows wait in the outbox while the relay is
     // paused, then it relays the backlog.
-    let pids: Vec<(&str, u32)> =
-        ["outbox-relay", "tansu", "postgres"].into_iter().filter_map(|n| dev_pid(n).ok().map(|p| (n, p))).collect();
+    let mut pids: Vec<(&str, u32)> =
+        ["outbox-relay", "tansu"].into_iter().filter_map(|n| dev_pid(n).ok().map(|p| (n, p))).collect();
+    // PostgreSQL's logical decoding runs in the relay's WAL sender process.
+    pids.extend(wal_senders().into_iter().map(|p| ("postgres wal sender", p)));
     // (Its metrics endpoint does not answer while it is stopped.)
     let before = acknowledged(&args.relay_metrics).await?;
     sluice_stack::signal_pid(relay_pid, sluice_stack::SIGSTOP);
@@ -133,8 +135,18 @@ fn dev_pid(name: &str) -> anyhow::Result<u32> {
     Ok(std::fs::read_to_string(format!("{dir}/{name}.pid"))?.trim().parse()?)
 }
 
-/// User + system CPU seconds of each process (PostgreSQL's WAL sender is a
-/// child of the postmaster and not counted: a lower bound there).
+/// PostgreSQL processes whose title says they are WAL senders.
+fn wal_senders() -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return vec![] };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with("postgres: walsender"))
+        })
+        .collect()
+}
+
+/// User + system CPU seconds of each process.
 fn cpu_seconds(pids: &[(&str, u32)]) -> Vec<f64> {
     let ticks = 100.0; // USER_HZ on Linux
     pids.iter()

@@ -268,3 +268,41 @@ async fn several_outbox_tables_in_any_schema_and_topics_with_their_cleanup_polic
     let metadata = stack.broker_metadata(&state);
     assert_eq!(metadata, 2, "partitions of {state}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidated_slot_is_recreated_and_nothing_is_lost() {
+    let stack = RelayStack::start().await;
+    let client = stack.client().await;
+    client.batch_execute("alter system set max_slot_wal_keep_size = '1MB'").await.expect("config");
+    client.batch_execute("select pg_reload_conf()").await.expect("reload");
+    let mut relay = stack.relay(&[]).await;
+    RelayStack::write(&client, "before", 1..=2).await;
+    stack.read_until(2, DEADLINE).await;
+    relay.kill_hard();
+
+    // While no relay runs: outbox rows, then far more WAL than the slot may keep.
+    RelayStack::write(&client, "while-down", 1..=3).await;
+    client.batch_execute("create table churn (filler text)").await.expect("table");
+    for _ in 0..6 {
+        client
+            .batch_execute(
+                "insert into churn select repeat('x', 1000) from generate_series(1, 20000); select pg_switch_wal()",
+            )
+            .await
+            .expect("churn");
+    }
+    client.batch_execute("checkpoint").await.expect("checkpoint");
+    let status: Option<String> = client
+        .query_one("select wal_status from pg_replication_slots where slot_name = $1", &[&stack.slot])
+        .await
+        .expect("slot")
+        .get(0);
+    assert_eq!(status.as_deref(), Some("lost"), "the test did not manage to invalidate the slot");
+
+    let _relay = stack.relay(&[]).await;
+    let seen = stack.read_until(5, DEADLINE).await;
+    let mut expected = HashMap::new();
+    expected.insert("before".to_string(), 2);
+    expected.insert("while-down".to_string(), 3);
+    assert_per_key_order(&seen, &expected);
+}

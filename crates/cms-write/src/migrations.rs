@@ -21,14 +21,7 @@ pub async fn migrate(client: &mut Client, outbox: &OutboxTable) -> anyhow::Resul
     tx.execute("select pg_advisory_xact_lock($1)", &[&LOCK_KEY]).await.context("take migration lock")?;
     // Usually created beforehand by an administrator, owned by the command
     // API's role (deploy/sql/roles.sql); created here for development set-ups.
-    // CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the
-    // schema exists, which the least-privilege role lacks: look first.
-    let exists = tx.query_opt("select 1 from pg_namespace where nspname = $1", &[&WRITE_SCHEMA]).await?.is_some();
-    if !exists {
-        tx.batch_execute(&format!("create schema {WRITE_SCHEMA}"))
-            .await
-            .with_context(|| format!("create schema {WRITE_SCHEMA}"))?;
-    }
+    sluice_outbox::ensure_schema(&tx, WRITE_SCHEMA).await.with_context(|| format!("create schema {WRITE_SCHEMA}"))?;
     tx.batch_execute(&format!("set local search_path = {WRITE_SCHEMA}")).await?;
     tx.batch_execute(
         "create table if not exists sluice_migrations (

@@ -81,12 +81,13 @@ impl CommandService {
         }
     }
 
-    pub fn pool(&self) -> &Pool {
-        &self.pool
+    /// A pooled connection; a database that cannot be reached is "retry later".
+    pub async fn connection(&self) -> Result<deadpool_postgres::Object, CommandError> {
+        self.pool.get().await.map_err(|e| CommandError::Unavailable(e.to_string()))
     }
 
     pub async fn draft_article(&self, ctx: &CommandContext, command: DraftArticle) -> Result<Answer, CommandError> {
-        let mut client = self.pool.get().await.map_err(|e| CommandError::Unavailable(e.to_string()))?;
+        let mut client = self.connection().await?;
         let tx = client.transaction().await.map_err(db_error)?;
         if let Some(replay) = self.claim(&tx, ctx).await? {
             return Ok(replay);
@@ -113,7 +114,7 @@ impl CommandService {
         id: Uuid,
         command: ArticleCommand,
     ) -> Result<Answer, CommandError> {
-        let mut client = self.pool.get().await.map_err(|e| CommandError::Unavailable(e.to_string()))?;
+        let mut client = self.connection().await?;
         let tx = client.transaction().await.map_err(db_error)?;
         if let Some(replay) = self.claim(&tx, ctx).await? {
             return Ok(replay);
@@ -131,7 +132,7 @@ impl CommandService {
     }
 
     pub async fn create_author(&self, ctx: &CommandContext, command: CreateAuthor) -> Result<Answer, CommandError> {
-        let mut client = self.pool.get().await.map_err(|e| CommandError::Unavailable(e.to_string()))?;
+        let mut client = self.connection().await?;
         let tx = client.transaction().await.map_err(db_error)?;
         if let Some(replay) = self.claim(&tx, ctx).await? {
             return Ok(replay);
@@ -151,7 +152,7 @@ impl CommandService {
         id: Uuid,
         command: AuthorCommand,
     ) -> Result<Answer, CommandError> {
-        let mut client = self.pool.get().await.map_err(|e| CommandError::Unavailable(e.to_string()))?;
+        let mut client = self.connection().await?;
         let tx = client.transaction().await.map_err(db_error)?;
         if let Some(replay) = self.claim(&tx, ctx).await? {
             return Ok(replay);
@@ -171,7 +172,7 @@ impl CommandService {
     pub async fn publish_due(&self, limit: i64) -> Result<usize, CommandError> {
         let mut published = 0;
         while published < limit as usize {
-            let mut client = self.pool.get().await.map_err(|e| CommandError::Unavailable(e.to_string()))?;
+            let mut client = self.connection().await?;
             let tx = client.transaction().await.map_err(db_error)?;
             let Some(current) = articles::due_for_update(&*tx, 1).await.map_err(db_error)?.pop() else {
                 break;
@@ -189,7 +190,7 @@ impl CommandService {
     }
 
     pub async fn purge_expired_keys(&self) -> Result<u64, CommandError> {
-        let client = self.pool.get().await.map_err(|e| CommandError::Unavailable(e.to_string()))?;
+        let client = self.connection().await?;
         idempotency::purge_expired(&**client, self.idempotency_ttl).await.map_err(db_error)
     }
 

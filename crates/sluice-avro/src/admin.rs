@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 const CT: &str = "application/vnd.schemaregistry.v1+json";
 
 async fn call(method: reqwest::Method, url: String, body: Option<Value>) -> Result<(u16, Value), AvroError> {
-    let mut req = reqwest::Client::new().request(method, &url);
+    static HTTP: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let mut req = HTTP.get_or_init(reqwest::Client::new).request(method, &url);
     if let Some(b) = body {
         req = req.header("content-type", CT).body(b.to_string());
     }

@@ -7,7 +7,7 @@
 
 mod table;
 
-pub use table::{OutboxTable, ensure_table};
+pub use table::{OutboxTable, ensure_schema, ensure_table};
 
 use tokio_postgres::GenericClient;
 use uuid::Uuid;

@@ -32,18 +32,26 @@ impl Default for OutboxTable {
     }
 }
 
-/// Creates the outbox table (and its schema) when missing. Checks for the
-/// schema first: `CREATE SCHEMA IF NOT EXISTS` needs CREATE on the database
-/// even when the schema exists, which a least-privilege role lacks.
+/// Creates `schema` when missing. Looks first: `CREATE SCHEMA IF NOT EXISTS`
+/// needs CREATE on the database even when the schema exists, which a
+/// least-privilege role lacks. `schema` must be a plain identifier.
+pub async fn ensure_schema<C: tokio_postgres::GenericClient>(
+    client: &C,
+    schema: &str,
+) -> Result<(), tokio_postgres::Error> {
+    let exists = client.query_opt("select 1 from pg_namespace where nspname = $1", &[&schema]).await?.is_some();
+    if !exists {
+        client.batch_execute(&format!("create schema {schema}")).await?;
+    }
+    Ok(())
+}
+
+/// Creates the outbox table (and its schema) when missing.
 pub async fn ensure_table<C: tokio_postgres::GenericClient>(
     client: &C,
     table: &OutboxTable,
 ) -> Result<(), tokio_postgres::Error> {
-    let schema_exists =
-        client.query_opt("select 1 from pg_namespace where nspname = $1", &[&table.schema]).await?.is_some();
-    if !schema_exists {
-        client.batch_execute(&format!("create schema {}", table.schema)).await?;
-    }
+    ensure_schema(client, &table.schema).await?;
     client
         .batch_execute(&format!(
             "create table if not exists {q} (

@@ -11,7 +11,7 @@ use sluice_kafka::rdkafka::message::{Headers, Message, OwnedMessage};
 use sluice_kafka::rdkafka::producer::FutureProducer;
 use sluice_kafka::rdkafka::{Offset, TopicPartitionList};
 use sluice_kafka::{CleanupPolicy, TopicSpec};
-use sluice_telemetry::Readiness;
+use sluice_telemetry::{Readiness, retry_until_shutdown as retry};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -318,28 +318,6 @@ async fn wait_for_topic(
         tokio::select! {
             _ = shutdown.cancelled() => anyhow::bail!("shut down while waiting for topic {topic}"),
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
-    }
-}
-
-/// Retries `op` with capped exponential back-off until it succeeds or shutdown.
-async fn retry<T, F, Fut>(what: &str, shutdown: &CancellationToken, mut op: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<T>>,
-{
-    let mut delay = Duration::from_millis(100);
-    loop {
-        match op().await {
-            Ok(v) => return Ok(v),
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "{what} failed; retrying in {delay:?}");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return Err(e.context(format!("{what}: gave up on shutdown"))),
-                    _ = tokio::time::sleep(delay) => {}
-                }
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
         }
     }
 }

@@ -30,6 +30,16 @@ impl Pending {
     }
 }
 
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// What the next round owes.
+struct Due {
+    since_beat: Duration,
+    since_sweep: Duration,
+    /// Relayed transactions were recorded since the last sweep.
+    sweep: bool,
+}
+
 pub(crate) struct Housekeeping {
     pub database_url: String,
     pub slot: String,
@@ -47,7 +57,8 @@ impl Housekeeping {
     pub async fn run(self, mut relayed: mpsc::UnboundedReceiver<u32>, shutdown: CancellationToken) {
         let mut client: Option<tokio_postgres::Client> = None;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
-        let mut since_beat = Duration::MAX;
+        // The first round sweeps: a snapshot records its transactions before this task starts.
+        let mut due = Due { since_beat: Duration::MAX, since_sweep: Duration::ZERO, sweep: true };
         let mut xids: Vec<i64> = Vec::new();
         loop {
             tokio::select! {
@@ -61,12 +72,10 @@ impl Housekeeping {
                 client = self.connect().await;
             }
             let Some(c) = client.as_ref() else { continue };
-            since_beat = since_beat.saturating_add(Duration::from_secs(1));
-            let beat = since_beat >= self.heartbeat;
-            if let Err(e) = self.round(c, &mut xids, beat).await {
+            due.since_beat = due.since_beat.saturating_add(Duration::from_secs(1));
+            due.since_sweep = due.since_sweep.saturating_add(Duration::from_secs(1));
+            if let Err(e) = self.round(c, &mut xids, &mut due).await {
                 tracing::warn!(error = %format!("{e:#}"), "relay housekeeping failed; will retry");
-            } else if beat {
-                since_beat = Duration::ZERO;
             }
         }
     }
@@ -84,12 +93,35 @@ impl Housekeeping {
         }
     }
 
-    async fn round(&self, c: &tokio_postgres::Client, xids: &mut Vec<i64>, beat: bool) -> anyhow::Result<()> {
+    async fn round(&self, c: &tokio_postgres::Client, xids: &mut Vec<i64>, due: &mut Due) -> anyhow::Result<()> {
         if !xids.is_empty() {
             c.execute(&format!("insert into {} (xid) select unnest($1::bigint[])", self.state.relayed()), &[&*xids])
                 .await?;
             xids.clear();
+            due.sweep = true;
         }
+        // Newly relayed rows are swept at once; rows aging past the retention
+        // once a minute.
+        if due.sweep || due.since_sweep >= SWEEP_EVERY {
+            self.sweep(c).await?;
+            due.sweep = false;
+            due.since_sweep = Duration::ZERO;
+        }
+        if due.since_beat >= self.heartbeat {
+            c.execute(&format!("insert into {} (slot) values ($1)", self.state.heartbeat()), &[&self.slot]).await?;
+            c.execute(
+                &format!("delete from {} where beat_at < now() - interval '1 minute'", self.state.heartbeat()),
+                &[],
+            )
+            .await?;
+            due.since_beat = Duration::ZERO;
+        }
+        self.slot_metrics(c).await
+    }
+
+    /// Deletes relayed outbox rows older than the retention, and the records
+    /// of relayed transactions that can no longer match a row.
+    async fn sweep(&self, c: &tokio_postgres::Client) -> anyhow::Result<()> {
         let retention = self.retention.as_secs_f64();
         for table in &self.tables {
             let deleted = c
@@ -115,15 +147,7 @@ impl Housekeeping {
             &[&retention],
         )
         .await?;
-        if beat {
-            c.execute(&format!("insert into {} (slot) values ($1)", self.state.heartbeat()), &[&self.slot]).await?;
-            c.execute(
-                &format!("delete from {} where beat_at < now() - interval '1 minute'", self.state.heartbeat()),
-                &[],
-            )
-            .await?;
-        }
-        self.slot_metrics(c).await
+        Ok(())
     }
 
     async fn slot_metrics(&self, c: &tokio_postgres::Client) -> anyhow::Result<()> {

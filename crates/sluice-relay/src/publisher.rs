@@ -7,6 +7,7 @@ use sluice_kafka::rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use sluice_kafka::rdkafka::message::{Header, OwnedHeaders};
 use sluice_kafka::rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use sluice_kafka::{CleanupPolicy, TopicSpec};
+use sluice_telemetry::prometheus::IntCounter;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,9 +18,16 @@ pub(crate) struct Publisher {
     prefix: String,
     partitions: i32,
     events_topics: bool,
-    /// State (and events) topic of each aggregate type seen, created on first sight.
-    known_aggregates: HashMap<String, (String, String)>,
+    /// Where each aggregate type seen goes (its state topic, and events
+    /// topic when enabled); topics are created on first sight.
+    destinations: HashMap<String, Vec<Destination>>,
     metrics: RelayMetrics,
+}
+
+/// A topic with its record counter, looked up once rather than per record.
+struct Destination {
+    topic: String,
+    records: IntCounter,
 }
 
 /// Where a row was read from, for the headers.
@@ -43,7 +51,7 @@ impl Publisher {
             prefix: prefix.into(),
             partitions,
             events_topics,
-            known_aggregates: HashMap::new(),
+            destinations: HashMap::new(),
             metrics,
         })
     }
@@ -57,15 +65,21 @@ impl Publisher {
         source: &Source<'_>,
         ack: &Arc<TxnAck>,
     ) -> anyhow::Result<()> {
-        let (state, events) = self.ensure_topics(&row.aggregate_type).await?;
-        self.send(&state, row, source, ack).await?;
-        if self.events_topics {
-            self.send(&events, row, source, ack).await?;
+        self.ensure_topics(&row.aggregate_type).await?;
+        for destination in self.destinations.get(&row.aggregate_type).into_iter().flatten() {
+            self.send(destination, row, source, ack).await?;
         }
         Ok(())
     }
 
-    async fn send(&self, topic: &str, row: &OutboxRow, source: &Source<'_>, ack: &Arc<TxnAck>) -> anyhow::Result<()> {
+    async fn send(
+        &self,
+        destination: &Destination,
+        row: &OutboxRow,
+        source: &Source<'_>,
+        ack: &Arc<TxnAck>,
+    ) -> anyhow::Result<()> {
+        let topic = destination.topic.as_str();
         let version = row.aggregate_version.to_string();
         let mut record_headers = OwnedHeaders::new_with_capacity(7)
             .insert(Header { key: headers::EVENT_ID, value: Some(row.id.as_str()) })
@@ -96,25 +110,37 @@ impl Publisher {
                 }
             }
         }
-        self.metrics.records.with_label_values(&[topic]).inc();
+        destination.records.inc();
         self.metrics.bytes.inc_by(row.payload.as_ref().map_or(0, |p| p.len() as u64));
         Ok(())
     }
 
-    async fn ensure_topics(&mut self, aggregate_type: &str) -> anyhow::Result<(String, String)> {
-        if let Some(names) = self.known_aggregates.get(aggregate_type) {
-            return Ok(names.clone());
+    async fn ensure_topics(&mut self, aggregate_type: &str) -> anyhow::Result<()> {
+        if self.destinations.contains_key(aggregate_type) {
+            return Ok(());
         }
-        let state = topics::state_topic(&self.prefix, aggregate_type);
-        let events = topics::events_topic(&self.prefix, aggregate_type);
-        let mut specs =
-            vec![TopicSpec { name: state.clone(), partitions: self.partitions, cleanup: CleanupPolicy::Compact }];
+        let mut specs = vec![TopicSpec {
+            name: topics::state_topic(&self.prefix, aggregate_type),
+            partitions: self.partitions,
+            cleanup: CleanupPolicy::Compact,
+        }];
         if self.events_topics {
-            specs.push(TopicSpec { name: events.clone(), partitions: self.partitions, cleanup: CleanupPolicy::Delete });
+            specs.push(TopicSpec {
+                name: topics::events_topic(&self.prefix, aggregate_type),
+                partitions: self.partitions,
+                cleanup: CleanupPolicy::Delete,
+            });
         }
         sluice_kafka::ensure_topics(&self.brokers, &specs).await?;
-        self.known_aggregates.insert(aggregate_type.to_string(), (state.clone(), events.clone()));
-        Ok((state, events))
+        let destinations = specs
+            .into_iter()
+            .map(|spec| Destination {
+                records: self.metrics.records.with_label_values(&[spec.name.as_str()]),
+                topic: spec.name,
+            })
+            .collect();
+        self.destinations.insert(aggregate_type.to_string(), destinations);
+        Ok(())
     }
 
     /// Waits until every queued record is delivered or refused.

@@ -20,17 +20,9 @@ impl StateTables {
         format!("{}.relayed", self.schema)
     }
 
-    /// Creates the schema (when missing; looked up first, since CREATE SCHEMA
-    /// IF NOT EXISTS needs database CREATE even when it exists) and tables.
+    /// Creates the schema and tables when missing.
     pub async fn ensure(&self, client: &Client) -> anyhow::Result<()> {
-        let exists =
-            client.query_opt("select 1 from pg_namespace where nspname = $1", &[&self.schema]).await?.is_some();
-        if !exists {
-            client
-                .batch_execute(&format!("create schema {}", self.schema))
-                .await
-                .context("create the relay's state schema")?;
-        }
+        sluice_outbox::ensure_schema(client, &self.schema).await.context("create the relay's state schema")?;
         client
             .batch_execute(&format!(
                 "create table if not exists {slots} (

@@ -2,8 +2,6 @@ use crate::StackError;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
-pub const SETUP_HINT: &str = "run `make setup`";
-
 /// Where `make setup` installs machine-wide tools (tansu).
 pub const TOOLS_DIR: &str = "/opt/sluice/bin";
 

@@ -21,3 +21,6 @@ pub use serve::serve;
 
 mod service;
 pub use service::run_service;
+
+mod retry;
+pub use retry::retry_until_shutdown;

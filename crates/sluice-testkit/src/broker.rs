@@ -9,7 +9,6 @@ pub struct TestBroker {
     process: Managed,
     pub port: u16,
     db: PathBuf,
-    log: PathBuf,
     _dir: TempDir,
 }
 
@@ -23,7 +22,7 @@ impl TestBroker {
         let mut process = Managed::start("tansu", &launch);
         expect_ready(sluice_stack::wait_for_tcp("tansu", port, START_DEADLINE, || process.check_alive(&log)));
         expect_ready(sluice_stack::tansu::create_header_index(&db, START_DEADLINE));
-        TestBroker { process, port, db, log, _dir: dir }
+        TestBroker { process, port, db, _dir: dir }
     }
 
     /// `host:port` for `bootstrap.servers`.
@@ -33,10 +32,6 @@ impl TestBroker {
 
     pub fn pid(&self) -> u32 {
         self.process.pid()
-    }
-
-    pub fn log_tail(&self) -> String {
-        crate::process::tail(&self.log)
     }
 
     pub fn db_path(&self) -> &std::path::Path {

@@ -1,5 +1,5 @@
+use crate::START_DEADLINE;
 use crate::process::Managed;
-use crate::{START_DEADLINE, wait_until};
 use sluice_stack::Launch;
 use std::path::PathBuf;
 use tempfile::TempDir;
@@ -46,7 +46,18 @@ impl ServiceHandle {
     }
 
     async fn wait_healthy(&mut self) {
-        let url = format!("{}/healthz", self.base_url());
+        self.wait_for("/healthz").await;
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn wait_ready(&mut self) {
+        self.wait_for("/readyz").await;
+    }
+
+    /// Polls `path` until it answers 200; fails with the service's log if it
+    /// exits or does not answer in time.
+    async fn wait_for(&mut self, path: &str) {
+        let url = format!("{}{path}", self.base_url());
         let client = reqwest::Client::new();
         let start = tokio::time::Instant::now();
         loop {
@@ -58,7 +69,7 @@ impl ServiceHandle {
             }
             assert!(
                 start.elapsed() < START_DEADLINE,
-                "{} did not answer /healthz; log:\n{}",
+                "{} did not answer {path} with 200; log:\n{}",
                 self.process.name,
                 self.log_tail()
             );
@@ -66,25 +77,8 @@ impl ServiceHandle {
         }
     }
 
-    /// Waits until `/readyz` answers 200.
-    pub async fn wait_ready(&mut self) {
-        let url = format!("{}/readyz", self.base_url());
-        let client = reqwest::Client::new();
-        let name = self.process.name.clone();
-        let log = self.log.clone();
-        wait_until(&format!("{name} to be ready; log:\n{}", crate::process::tail(&log)), START_DEADLINE, || {
-            let req = client.get(&url).send();
-            async move { req.await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
-        })
-        .await;
-    }
-
     pub fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.process.pid()
     }
 
     pub fn log_tail(&self) -> String {

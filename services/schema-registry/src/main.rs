@@ -49,17 +49,11 @@ fn main() -> ExitCode {
         let ops = sluice_telemetry::ops_router(Metrics::new(), readiness.clone());
         // The broker may be starting, or busy compacting at its own start:
         // keep trying rather than exit.
-        let registry = loop {
-            match Registry::open(&config.brokers, &config.topic, shutdown.clone()).await {
-                Ok(r) => break r,
-                Err(e) => {
-                    tracing::warn!(error = %format!("{e:#}"), "cannot open the schemas topic yet; retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return Ok(()),
-                        _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
-                    }
-                }
-            }
+        let open = || Registry::open(&config.brokers, &config.topic, shutdown.clone());
+        let registry = match sluice_telemetry::retry_until_shutdown("open the schemas topic", &shutdown, open).await {
+            Ok(registry) => registry,
+            Err(_) if shutdown.is_cancelled() => return Ok(()),
+            Err(e) => return Err(e),
         };
         let leader = (!config.leader_url.is_empty())
             .then(|| Leader { url: config.leader_url.clone(), http: reqwest::Client::new() });

@@ -182,10 +182,7 @@ async fn ensure_database() -> anyhow::Result<()> {
     let (client, conn) = loop {
         match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
             Ok(c) => break c,
-            Err(e) if start.elapsed() < START_DEADLINE => {
-                tracing_free_wait(&e);
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
+            Err(_) if start.elapsed() < START_DEADLINE => tokio::time::sleep(Duration::from_millis(200)).await,
             Err(e) => return Err(e).context("connect to the local PostgreSQL"),
         }
     };
@@ -195,12 +192,6 @@ async fn ensure_database() -> anyhow::Result<()> {
         client.batch_execute(&format!("create database {DATABASE}")).await?;
     }
     Ok(())
-}
-
-fn tracing_free_wait(e: &tokio_postgres::Error) {
-    if std::env::var_os("SLUICE_DEV_VERBOSE").is_some() {
-        eprintln!("  waiting for PostgreSQL: {e}");
-    }
 }
 
 async fn wait_ready(name: &str, port: u16, pid: u32, log: &Path) -> anyhow::Result<()> {

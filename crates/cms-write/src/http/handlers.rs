@@ -204,7 +204,7 @@ pub async fn list_changes(
     if !(1..=1000).contains(&limit) {
         return Err(CommandError::BadRequest("limit must be between 1 and 1000".into()));
     }
-    let client = s.service.pool().get().await.map_err(|e| CommandError::Unavailable(e.to_string()))?;
+    let client = s.service.connection().await?;
     let page = changes::page(&**client, after, limit).await.map_err(crate::service::db_error)?;
     let next_cursor = page.last().map_or(after.to_string(), |c| c.cursor.clone());
     Ok(Json(ChangesPage { changes: page, next_cursor }))

@@ -53,12 +53,13 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
         .context("connect to the local stack's database")?;
     tokio::spawn(conn);
     let relay_pid = relay_pid()?;
+    let probe = AckProbe::new(&args.relay_metrics)?;
     let payload = vec![b'x'; args.payload_bytes];
 
     // Warm-up: the relay creates the bench topic.
-    let before = acknowledged(&args.relay_metrics).await?;
+    let before = probe.acknowledged().await?;
     insert_rows(&db, &aggregate, 0, 1, &payload).await?;
-    wait_acknowledged(&args.relay_metrics, before + 1, Duration::from_secs(60)).await?;
+    probe.wait_acknowledged(before + 1, Duration::from_secs(60)).await?;
 
     // Throughput, raw producer: the same keys and payloads, without and with
     // the seven headers every Sluice record carries (tansu stores each header
@@ -74,7 +75,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     // PostgreSQL's logical decoding runs in the relay's WAL sender process.
     pids.extend(wal_senders().into_iter().map(|p| ("postgres wal sender", p)));
     // (Its metrics endpoint does not answer while it is stopped.)
-    let before = acknowledged(&args.relay_metrics).await?;
+    let before = probe.acknowledged().await?;
     sluice_stack::signal_pid(relay_pid, sluice_stack::SIGSTOP);
     let inserted = async {
         for chunk in (0..args.rows).step_by(1000) {
@@ -87,7 +88,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     inserted?;
     let start = Instant::now();
     let cpu_before = cpu_seconds(&pids);
-    wait_acknowledged(&args.relay_metrics, before + args.rows as u64, Duration::from_secs(600)).await?;
+    probe.wait_acknowledged(before + args.rows as u64, Duration::from_secs(600)).await?;
     let relayed = start.elapsed();
     let cpu_after = cpu_seconds(&pids);
     let raw_rate = args.rows as f64 / raw.as_secs_f64();
@@ -121,7 +122,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     println!("  relay, commit -> consumable         : {:>7.1} / {:>7.1} ms", ms(relay.0), ms(relay.1));
 
     if let Some(rows) = args.large_rows {
-        large_transaction(&args, &db, &aggregate, rows, relay_pid).await?;
+        large_transaction(&probe, &db, &aggregate, rows, relay_pid).await?;
     }
     Ok(())
 }
@@ -219,23 +220,38 @@ async fn insert_rows(
     Ok(())
 }
 
-async fn acknowledged(metrics_url: &str) -> anyhow::Result<u64> {
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
-    let text = http.get(metrics_url).send().await.context("relay metrics")?.text().await?;
-    Ok(text
-        .lines()
-        .find_map(|l| l.strip_prefix("sluice_relay_acknowledged_records_total "))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .unwrap_or(0.0) as u64)
+/// Reads the relay's acknowledged-records counter, with one HTTP client for
+/// the whole run (it is polled every few milliseconds).
+struct AckProbe {
+    http: reqwest::Client,
+    url: String,
 }
 
-async fn wait_acknowledged(metrics_url: &str, target: u64, deadline: Duration) -> anyhow::Result<()> {
-    let start = Instant::now();
-    while acknowledged(metrics_url).await? < target {
-        anyhow::ensure!(start.elapsed() < deadline, "the relay did not acknowledge {target} records in {deadline:?}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
+impl AckProbe {
+    fn new(url: &str) -> anyhow::Result<Self> {
+        Ok(Self { http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?, url: url.into() })
     }
-    Ok(())
+
+    async fn acknowledged(&self) -> anyhow::Result<u64> {
+        let text = self.http.get(&self.url).send().await.context("relay metrics")?.text().await?;
+        Ok(text
+            .lines()
+            .find_map(|l| l.strip_prefix("sluice_relay_acknowledged_records_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0) as u64)
+    }
+
+    async fn wait_acknowledged(&self, target: u64, deadline: Duration) -> anyhow::Result<()> {
+        let start = Instant::now();
+        while self.acknowledged().await? < target {
+            anyhow::ensure!(
+                start.elapsed() < deadline,
+                "the relay did not acknowledge {target} records in {deadline:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(())
+    }
 }
 
 fn fresh_consumer(args: &RelayArgs, topic: &str) -> anyhow::Result<StreamConsumer> {
@@ -328,19 +344,19 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 }
 
 async fn large_transaction(
-    args: &RelayArgs,
+    probe: &AckProbe,
     db: &tokio_postgres::Client,
     aggregate: &str,
     rows: usize,
     pid: u32,
 ) -> anyhow::Result<()> {
     let before_rss = peak_rss_kib(pid).unwrap_or(0);
-    let before = acknowledged(&args.relay_metrics).await?;
+    let before = probe.acknowledged().await?;
     let payload = vec![b'x'; 100];
     let start = Instant::now();
     insert_rows(db, aggregate, 0, rows, &payload).await?;
     let committed = start.elapsed();
-    wait_acknowledged(&args.relay_metrics, before + rows as u64, Duration::from_secs(3600)).await?;
+    probe.wait_acknowledged(before + rows as u64, Duration::from_secs(3600)).await?;
     let total = start.elapsed();
     let after_rss = peak_rss_kib(pid).unwrap_or(0);
     println!("one transaction of {rows} rows (100 B payloads)");

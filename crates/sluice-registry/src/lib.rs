@@ -7,6 +7,7 @@
 mod api;
 pub mod compat;
 mod error;
+mod identity;
 mod level;
 mod log;
 mod record;
@@ -18,3 +19,9 @@ pub use error::RegistryError;
 pub use level::Level;
 pub use registry::{Registry, SubjectVersion, VersionSpec};
 pub use store::SchemaStore;
+
+/// The form by which two registered texts count as the same schema (the same
+/// id, no compatibility check).
+pub fn identity(text: &str) -> Result<String, String> {
+    store::parse(text).map(|(_, identity)| identity)
+}

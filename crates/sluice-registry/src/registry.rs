@@ -180,24 +180,21 @@ impl Registry {
         Ok(previous)
     }
 
-    /// Whether `text` could be registered against a version (the latest: as
-    /// the subject's level says; a given one: that version alone).
-    pub fn test_compatibility(&self, subject: &str, spec: VersionSpec, text: &str) -> Result<Vec<String>> {
+    /// Whether `text` could be registered, as Confluent's compatibility
+    /// routes answer: `None` checks as registering would (the subject's level,
+    /// against the latest or every live version; a subject without versions
+    /// accepts anything); `Latest` or a number checks against that version alone.
+    pub fn test_compatibility(&self, subject: &str, spec: Option<VersionSpec>, text: &str) -> Result<Vec<String>> {
         let (schema, _) = parse(text).map_err(RegistryError::invalid_schema)?;
         let store = self.read()?;
-        if !store.has_subject(subject, false) {
-            return Err(RegistryError::subject_not_found(subject));
-        }
         let level = store.effective_level(subject);
         let live = live_schemas(&store, subject)?;
+        let all: Vec<(u32, &Schema)> = live.iter().map(|(v, s)| (*v, s)).collect();
         let against: Vec<(u32, &Schema)> = match spec {
-            VersionSpec::Latest => live.iter().map(|(v, s)| (*v, s)).collect(),
-            VersionSpec::Number(n) => {
-                let (v, s) = live
-                    .iter()
-                    .find(|(v, _)| *v == n)
-                    .ok_or_else(|| RegistryError::version_not_found(&n.to_string()))?;
-                vec![(*v, s)]
+            None => all,
+            Some(spec) => {
+                let number = resolve(&store, subject, spec, false)?;
+                all.into_iter().filter(|(v, _)| *v == number).collect()
             }
         };
         Ok(level.check(&schema, &against))

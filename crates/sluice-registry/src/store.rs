@@ -27,11 +27,12 @@ pub struct SchemaStore {
     subject_levels: HashMap<String, Level>,
 }
 
-/// Parses and canonicalises a schema (Avro Parsing Canonical Form).
+/// Parses a schema and gives its identity form (see `identity`).
 pub fn parse(text: &str) -> Result<(Schema, String), String> {
     let schema = Schema::parse_str(text).map_err(|e| e.to_string())?;
-    let canonical = schema.canonical_form();
-    Ok((schema, canonical))
+    crate::compat::check_unions(&schema)?;
+    let identity = crate::identity::identity_form(text)?;
+    Ok((schema, identity))
 }
 
 impl SchemaStore {

@@ -1,66 +1,11 @@
 //! The registry service over HTTP with a real broker: Confluent's API shapes
 //! and codes, evolution, deletes, configuration, restarts and followers.
 
-use serde_json::{Value, json};
-use sluice_testkit::{ServiceHandle, TestBroker};
+mod registry_client;
 
-const CT: &str = "application/vnd.schemaregistry.v1+json";
-
-struct Client {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Client {
-    fn new(service: &ServiceHandle) -> Self {
-        Self { base: service.base_url(), http: reqwest::Client::new() }
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(b) = body {
-            req = req.header("content-type", CT).body(b.to_string());
-        }
-        let r = req.send().await.expect("request");
-        let status = r.status().as_u16();
-        if status == 200 {
-            assert_eq!(r.headers()["content-type"], CT, "{path}");
-        }
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        self.call(reqwest::Method::GET, path, None).await
-    }
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        self.call(reqwest::Method::POST, path, Some(body)).await
-    }
-    async fn put(&self, path: &str, body: Value) -> (u16, Value) {
-        self.call(reqwest::Method::PUT, path, Some(body)).await
-    }
-    async fn delete(&self, path: &str) -> (u16, Value) {
-        self.call(reqwest::Method::DELETE, path, None).await
-    }
-    async fn register(&self, subject: &str, schema: &str) -> (u16, Value) {
-        self.post(&format!("/subjects/{subject}/versions"), json!({"schema": schema})).await
-    }
-}
-
-fn record(fields: &str) -> String {
-    format!(r#"{{"type":"record","name":"Thing","namespace":"io.test","fields":[{fields}]}}"#)
-}
-
-async fn registry(broker: &TestBroker, extra: &[(&str, String)]) -> ServiceHandle {
-    let mut env = vec![("SLUICE_BROKERS", broker.bootstrap())];
-    env.extend_from_slice(extra);
-    let mut r = ServiceHandle::start("schema-registry", &env).await;
-    r.wait_ready().await;
-    r
-}
-
-fn code(v: &Value) -> Option<u64> {
-    v["error_code"].as_u64()
-}
+use registry_client::{Client, code, record, registry};
+use serde_json::json;
+use sluice_testkit::TestBroker;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registers_evolves_and_refuses_with_confluent_codes() {
@@ -201,4 +146,43 @@ async fn a_restarted_registry_recovers_everything_from_the_topic_and_followers_f
         async move { (f.get("/subjects/r-value/versions/latest").await.1["id"] == 4).then_some(()) }
     })
     .await;
+}
+
+/// Review finding 10 (b): identity is Confluent's (defaults count), so a
+/// default-only change is a new schema and is checked; (e): the subject-level
+/// compatibility test checks as registering would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_default_only_change_is_a_new_schema_and_the_subject_compatibility_test_checks_like_register() {
+    let broker = TestBroker::start();
+    let service = registry(&broker, &[]).await;
+    let c = Client::new(&service);
+    let v1 = record(r#"{"name":"a","type":"int"}"#);
+    let v2 = record(r#"{"name":"a","type":"int"},{"name":"b","type":"int","default":0}"#);
+    let required_b = record(r#"{"name":"a","type":"int"},{"name":"b","type":"int"}"#);
+    c.put("/config/s-value", json!({"compatibility": "BACKWARD_TRANSITIVE"})).await;
+    assert_eq!(c.register("s-value", &v1).await.1["id"], 1);
+    assert_eq!(c.register("s-value", &v2).await.1["id"], 2);
+
+    // Differs from v2 only in a default: not v2, and it cannot read v1's data.
+    assert_eq!(code(&c.post("/subjects/s-value", json!({"schema": required_b})).await.1), Some(40403));
+    let (_, r) = c.post("/compatibility/subjects/s-value/versions?verbose=true", json!({"schema": required_b})).await;
+    assert_eq!(r["is_compatible"], false, "{r}");
+    assert!(r["messages"].to_string().contains("version 1"), "{r}");
+    // Against the latest version alone (as Confluent does for `latest`) it is fine.
+    let (_, r) = c.post("/compatibility/subjects/s-value/versions/latest", json!({"schema": required_b})).await;
+    assert_eq!(r, json!({"is_compatible": true}));
+    let (s, r) = c.register("s-value", &required_b).await;
+    assert_eq!((s, code(&r)), (409, Some(409)), "{r}");
+    assert_eq!(c.get("/subjects/s-value/versions").await.1, json!([1, 2]));
+
+    // The subject-level test passes what register accepts, and a subject that
+    // does not exist yet accepts anything (as Confluent answers).
+    let v3 = record(
+        r#"{"name":"a","type":"int"},{"name":"b","type":"int","default":0},{"name":"c","type":"int","default":0}"#,
+    );
+    let (s, r) = c.post("/compatibility/subjects/s-value/versions", json!({"schema": v3})).await;
+    assert_eq!((s, r), (200, json!({"is_compatible": true})));
+    let (s, r) = c.post("/compatibility/subjects/nobody-value/versions", json!({"schema": v1})).await;
+    assert_eq!((s, r), (200, json!({"is_compatible": true})));
+    assert_eq!(c.register("s-value", &v3).await.1["id"], 3);
 }

@@ -60,12 +60,28 @@ pub async fn test_compatibility(
     body: Bytes,
 ) -> ApiResult {
     let text = schema_from_body(&body)?;
-    let problems = s.registry.test_compatibility(&subject, VersionSpec::parse(&version)?, &text)?;
+    let problems = s.registry.test_compatibility(&subject, Some(VersionSpec::parse(&version)?), &text)?;
+    Ok(compatibility_answer(&problems, &f))
+}
+
+/// `POST /compatibility/subjects/{subject}/versions`: the check registering would do.
+pub async fn test_subject_compatibility(
+    State(s): State<ApiState>,
+    Path(subject): Path<String>,
+    f: Flags,
+    body: Bytes,
+) -> ApiResult {
+    let text = schema_from_body(&body)?;
+    let problems = s.registry.test_compatibility(&subject, None, &text)?;
+    Ok(compatibility_answer(&problems, &f))
+}
+
+fn compatibility_answer(problems: &[String], f: &Flags) -> Reply {
     let mut answer = json!({"is_compatible": problems.is_empty()});
     if f.verbose {
         answer["messages"] = json!(problems);
     }
-    Ok(Reply::ok(answer))
+    Reply::ok(answer)
 }
 
 pub async fn mode() -> ApiResult {

@@ -13,8 +13,11 @@ pub struct Leader {
     pub http: reqwest::Client,
 }
 
+/// Everything that changes the log; compatibility tests only read.
 fn is_write(method: &Method, path: &str) -> bool {
-    *method == Method::PUT || *method == Method::DELETE || (*method == Method::POST && path.ends_with("/versions"))
+    *method == Method::PUT
+        || *method == Method::DELETE
+        || (*method == Method::POST && path.ends_with("/versions") && !path.starts_with("/compatibility/"))
 }
 
 pub async fn forward_writes(State(leader): State<Leader>, req: Request, next: Next) -> Response {

@@ -39,6 +39,7 @@ pub fn router(registry: Arc<Registry>, leader: Option<Leader>) -> Router {
         .route("/schemas/ids/{id}/versions", get(schemas::versions_of_id))
         .route("/config", get(config::get_global).put(config::put_global).delete(config::delete_global))
         .route("/config/{subject}", get(config::get_subject).put(config::put_subject).delete(config::delete_subject))
+        .route("/compatibility/subjects/{subject}/versions", post(config::test_subject_compatibility))
         .route("/compatibility/subjects/{subject}/versions/{version}", post(config::test_compatibility))
         .route("/mode", get(config::mode))
         .route("/mode/{subject}", get(config::mode))

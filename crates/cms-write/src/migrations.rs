@@ -10,6 +10,7 @@ use tokio_postgres::Client;
 const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "articles", include_str!("../migrations/0001_articles.sql")),
     (2, "cms write side", include_str!("../migrations/0002_cms_write_side.sql")),
+    (3, "changes order", include_str!("../migrations/0003_changes_order.sql")),
 ];
 
 /// Advisory lock id for migrations ("sluice" on a phone keypad, 758423).

@@ -186,6 +186,16 @@ pub struct ChangesPage {
     pub next_cursor: String,
 }
 
+/// Every change (the full snapshot after each accepted command), page by page, for catch-up readers.
+///
+/// Order: by `order_txid`, the id of the writing transaction raised to the `order_txid` of the same
+/// aggregate's previous change when that one is larger, then by a sequence. Transaction ids are assigned
+/// at a transaction's first write, not at its commit, so across aggregates this is **not commit order**:
+/// changes of commands that ran at the same time come out in either order. What holds:
+/// within one aggregate, versions ascend; a command sent after another one was answered comes after it;
+/// a page only holds changes below the oldest transaction still running, so a transaction that commits
+/// late is never skipped (its changes come after every cursor handed out before it committed), and a
+/// long-running transaction holds the next pages back until it ends. An empty page returns the same cursor.
 #[utoipa::path(get, path = "/changes", tag = "changes", params(ChangesQuery),
     responses((status = 200, body = ChangesPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]

@@ -1,26 +1,50 @@
 //! The catch-up log behind `GET /changes`.
+//!
+//! Each row is ordered by `(order_txid, seq)`. `order_txid` is the writing
+//! transaction's id, raised to the `order_txid` of the same aggregate's
+//! previous change when that one is larger. Transaction ids are assigned at a
+//! transaction's first write, not at its commit: a command that wrote
+//! something (its idempotency key) before it locked its aggregate can hold a
+//! smaller id than the command that wrote the aggregate's previous version.
+//! The raise keeps every aggregate's versions ascending; commands lock their
+//! aggregate before appending, so the previous change is committed and
+//! visible when the next one is written.
+//!
+//! What holds:
+//! - within one aggregate, versions ascend;
+//! - a transaction that took its id after another committed comes after it
+//!   (the other's `order_txid` is an id assigned before that commit);
+//! - changes of transactions that overlapped come out in either order:
+//!   this is not commit order;
+//! - a page holds only rows with `order_txid` below the snapshot's xmin. A
+//!   transaction still running, or not yet started, writes rows with
+//!   `order_txid >= its own id >= that xmin`, so no row ever appears behind a
+//!   cursor that was handed out: a late commit is never skipped.
 
 use serde::Serialize;
 use tokio_postgres::GenericClient;
 
-/// Position after a change: the writing transaction's id and the row's sequence.
-/// Rendered as `<txid>.<seq>`; clients treat it as opaque.
+/// Position after a change: its `order_txid` and its sequence.
+/// Rendered as `<order_txid>.<seq>`; clients treat it as opaque.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Cursor {
-    pub txid: i64,
+    pub order_txid: i64,
     pub seq: i64,
 }
 
 impl Cursor {
     pub fn parse(s: &str) -> Option<Self> {
-        let (txid, seq) = s.split_once('.')?;
-        Some(Self { txid: txid.parse().ok().filter(|t| *t >= 0)?, seq: seq.parse().ok().filter(|q| *q >= 0)? })
+        let (order_txid, seq) = s.split_once('.')?;
+        Some(Self {
+            order_txid: order_txid.parse().ok().filter(|t| *t >= 0)?,
+            seq: seq.parse().ok().filter(|q| *q >= 0)?,
+        })
     }
 }
 
 impl std::fmt::Display for Cursor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}", self.txid, self.seq)
+        write!(f, "{}.{}", self.order_txid, self.seq)
     }
 }
 
@@ -35,6 +59,8 @@ pub struct Change {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// Appends a change inside the command's transaction, which must hold the
+/// aggregate's row lock (or have created the aggregate).
 pub async fn append<C: GenericClient>(
     tx: &C,
     aggregate_type: &str,
@@ -44,16 +70,18 @@ pub async fn append<C: GenericClient>(
     snapshot: &serde_json::Value,
 ) -> Result<(), tokio_postgres::Error> {
     tx.execute(
-        "insert into changes (aggregate_type, aggregate_id, version, event_type, snapshot) values ($1, $2, $3, $4, $5)",
+        "insert into changes (aggregate_type, aggregate_id, version, event_type, snapshot, order_txid)
+         values ($1, $2, $3, $4, $5, greatest(pg_current_xact_id(),
+             (select order_txid from changes where aggregate_type = $1 and aggregate_id = $2
+              order by version desc limit 1)))",
         &[&aggregate_type, &aggregate_id, &version, &event_type, snapshot],
     )
     .await?;
     Ok(())
 }
 
-/// Changes after `after`, oldest first, only from transactions below the
-/// current snapshot's xmin: every transaction there has ended, so no row can
-/// later appear before the returned cursor.
+/// Changes after `after` in `(order_txid, seq)` order, only below the current
+/// snapshot's xmin (see the module documentation).
 pub async fn page<C: GenericClient>(
     client: &C,
     after: Cursor,
@@ -61,18 +89,19 @@ pub async fn page<C: GenericClient>(
 ) -> Result<Vec<Change>, tokio_postgres::Error> {
     let rows = client
         .query(
-            "select txid::text::bigint as txid, seq, aggregate_type, aggregate_id, version, event_type, snapshot, created_at
+            "select order_txid::text::bigint as order_txid, seq, aggregate_type, aggregate_id, version, event_type,
+                    snapshot, created_at
              from changes
-             where txid < pg_snapshot_xmin(pg_current_snapshot())
-               and (txid > $1::text::xid8 or (txid = $1::text::xid8 and seq > $2))
-             order by txid, seq
+             where order_txid < pg_snapshot_xmin(pg_current_snapshot())
+               and (order_txid > $1::text::xid8 or (order_txid = $1::text::xid8 and seq > $2))
+             order by order_txid, seq
              limit $3",
-            &[&after.txid.to_string(), &after.seq, &limit],
+            &[&after.order_txid.to_string(), &after.seq, &limit],
         )
         .await?;
     rows.iter()
         .map(|r| {
-            let cursor = Cursor { txid: r.try_get("txid")?, seq: r.try_get("seq")? };
+            let cursor = Cursor { order_txid: r.try_get("order_txid")?, seq: r.try_get("seq")? };
             Ok(Change {
                 cursor: cursor.to_string(),
                 aggregate_type: r.try_get("aggregate_type")?,
@@ -92,7 +121,7 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
-        let c = Cursor { txid: 742, seq: 9 };
+        let c = Cursor { order_txid: 742, seq: 9 };
         assert_eq!(Cursor::parse(&c.to_string()), Some(c));
         assert_eq!(Cursor::parse("742"), None);
         assert_eq!(Cursor::parse("-1.2"), None);

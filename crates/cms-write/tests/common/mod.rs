@@ -126,3 +126,47 @@ async fn service(db_url: &str, registry_url: &str) -> CommandService {
     let encoders = Encoders { article: encoder("article").await, author: encoder("author").await };
     CommandService::new(pool, outbox, encoders, "http://query.test".into(), Duration::from_secs(3600))
 }
+
+/// Command API connections of this database that wait on a lock someone holds.
+const BLOCKED_COMMANDS: &str = "select count(*) from pg_stat_activity
+     where application_name = 'sluice-command-api' and datname = current_database()
+       and cardinality(pg_blocking_pids(pid)) > 0";
+
+impl Harness {
+    /// Waits until exactly `n` command transactions are blocked on a lock.
+    /// The deadline only turns a hang into a failure with a message.
+    pub async fn wait_blocked(&self, n: i64) {
+        let client = self.client().await;
+        let deadline = tokio::time::Instant::now() + HANG;
+        loop {
+            let blocked: i64 = client.query_one(BLOCKED_COMMANDS, &[]).await.expect("blocked commands").get(0);
+            if blocked == n {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "expected {n} blocked commands, see {blocked}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Waits until every command still running (`running()` counts them) is
+    /// blocked on a lock: nothing moves until the test releases one.
+    pub async fn wait_quiet(&self, running: impl Fn() -> i64) {
+        let client = self.client().await;
+        let deadline = tokio::time::Instant::now() + HANG;
+        loop {
+            // Counted before and after: if no command finished in between,
+            // all of them were blocked at once, and stay so.
+            let before = running();
+            let blocked: i64 = client.query_one(BLOCKED_COMMANDS, &[]).await.expect("blocked commands").get(0);
+            let running = running();
+            if before == running && blocked == running {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{running} commands running, {blocked} blocked");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// Not a performance limit: how long a wait may last before the test calls it a hang.
+pub const HANG: Duration = Duration::from_secs(300);

@@ -52,7 +52,9 @@ async fn every_article_and_author_command_is_accepted_with_its_event() {
 
     let client = h.client().await;
     let events: Vec<String> = client
-        .query("select type from outbox order by created_at, aggregate_version", &[])
+        // In the order of the writing transactions' ids (each command is one
+        // transaction, sent one after the other), not of clock readings.
+        .query("select type from outbox order by xmin::text::bigint", &[])
         .await
         .expect("outbox")
         .iter()

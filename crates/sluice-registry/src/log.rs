@@ -1,5 +1,7 @@
 //! The `_schemas` topic: the registry's only storage. One partition,
-//! compacted; every instance replays it at start and then tails it.
+//! compacted; every instance replays it at start and then tails it. State
+//! changes only by applying records in log order, an instance's own writes
+//! included (see `store` for why ids depend on that order).
 
 use crate::SchemaStore;
 use crate::record::LogKey;
@@ -11,7 +13,12 @@ use sluice_kafka::rdkafka::util::Timeout;
 use sluice_kafka::rdkafka::{Offset, TopicPartitionList};
 use sluice_kafka::{CleanupPolicy, TopicSpec};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+
+/// How long a write may take to be acknowledged and read back.
+const WRITE_DEADLINE: Duration = Duration::from_secs(30);
 
 pub struct SchemaLog {
     topic: String,
@@ -20,11 +27,13 @@ pub struct SchemaLog {
 
 impl SchemaLog {
     /// Creates the topic when missing and replays it into `store` up to the
-    /// end captured now. Returns the log and a consumer positioned after it.
+    /// end captured now (`applied` follows). Returns the log and a consumer
+    /// positioned after it.
     pub async fn open(
         brokers: &str,
         topic: &str,
         store: &RwLock<SchemaStore>,
+        applied: &watch::Sender<i64>,
     ) -> anyhow::Result<(Self, StreamConsumer)> {
         sluice_kafka::ensure_topics(
             brokers,
@@ -46,33 +55,48 @@ impl SchemaLog {
         let mut position = 0;
         while position < end {
             let msg = consumer.recv().await.context("read the schemas topic")?;
-            if let Err(e) = apply(store, &msg) {
-                tracing::error!(error = %e, offset = msg.offset(), "skipping an unreadable record of the schemas topic");
-            }
+            apply(store, &msg);
             position = msg.offset() + 1;
+            applied.send_replace(position);
         }
         tracing::info!(topic, records = end, "schemas replayed");
         Ok((Self { topic: topic.into(), producer }, consumer))
     }
 
-    /// Appends a record and waits for the broker's acknowledgement.
-    pub async fn append(&self, key: &LogKey, value: Option<&serde_json::Value>) -> anyhow::Result<()> {
+    /// Appends a record, waits for the broker's acknowledgement and returns
+    /// its offset.
+    pub async fn append(&self, key: &LogKey, value: Option<&serde_json::Value>) -> anyhow::Result<i64> {
         let key = serde_json::to_string(key)?;
         let value = value.map(serde_json::Value::to_string);
         let mut record: FutureRecord<'_, str, str> = FutureRecord::to(&self.topic).key(key.as_str()).partition(0);
         if let Some(v) = &value {
             record = record.payload(v.as_str());
         }
-        self.producer
-            .send(record, Timeout::After(std::time::Duration::from_secs(30)))
+        let delivery = self.producer.send(record, Timeout::After(WRITE_DEADLINE));
+        let delivered = tokio::time::timeout(WRITE_DEADLINE, delivery)
             .await
+            .map_err(|_| anyhow::anyhow!("write to {}: no acknowledgement in {WRITE_DEADLINE:?}", self.topic))?
             .map_err(|(e, _)| anyhow::anyhow!("write to {}: {e}", self.topic))?;
-        Ok(())
+        Ok(delivered.offset)
     }
 }
 
+/// Waits until this instance has applied the log up to `offset`.
+pub async fn read_back(applied: &mut watch::Receiver<i64>, offset: i64) -> anyhow::Result<()> {
+    tokio::time::timeout(WRITE_DEADLINE, applied.wait_for(|position| *position > offset))
+        .await
+        .map_err(|_| anyhow::anyhow!("the schemas topic did not show offset {offset} in {WRITE_DEADLINE:?}"))?
+        .map_err(|_| anyhow::anyhow!("the schemas topic reader stopped"))?;
+    Ok(())
+}
+
 /// Applies what others (and this instance) write, until shutdown.
-pub async fn tail(consumer: StreamConsumer, store: Arc<RwLock<SchemaStore>>, shutdown: CancellationToken) {
+pub async fn tail(
+    consumer: StreamConsumer,
+    store: Arc<RwLock<SchemaStore>>,
+    applied: watch::Sender<i64>,
+    shutdown: CancellationToken,
+) {
     loop {
         let msg = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -80,9 +104,8 @@ pub async fn tail(consumer: StreamConsumer, store: Arc<RwLock<SchemaStore>>, shu
         };
         match msg {
             Ok(m) => {
-                if let Err(e) = apply(&store, &m) {
-                    tracing::error!(error = %e, offset = m.offset(), "skipping an unreadable record of the schemas topic");
-                }
+                apply(&store, &m);
+                applied.send_replace(m.offset() + 1);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "reading the schemas topic failed; retrying");
@@ -92,10 +115,19 @@ pub async fn tail(consumer: StreamConsumer, store: Arc<RwLock<SchemaStore>>, shu
     }
 }
 
-fn apply<M: Message>(store: &RwLock<SchemaStore>, msg: &M) -> anyhow::Result<()> {
+fn apply<M: Message>(store: &RwLock<SchemaStore>, msg: &M) {
+    if let Err(e) = try_apply(store, msg) {
+        tracing::warn!(error = %e, offset = msg.offset(), "a record of the schemas topic is void or unreadable; skipped");
+    }
+}
+
+fn try_apply<M: Message>(store: &RwLock<SchemaStore>, msg: &M) -> anyhow::Result<()> {
     let key: LogKey = serde_json::from_slice(msg.key().context("record without a key")?).context("record key")?;
     let value: Option<serde_json::Value> =
         msg.payload().map(serde_json::from_slice).transpose().context("record value")?;
-    store.write().map_err(|_| anyhow::anyhow!("store lock poisoned"))?.apply(&key, value.as_ref());
-    Ok(())
+    store
+        .write()
+        .map_err(|_| anyhow::anyhow!("store lock poisoned"))?
+        .apply(&key, value.as_ref())
+        .map_err(anyhow::Error::msg)
 }

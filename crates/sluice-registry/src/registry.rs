@@ -1,18 +1,28 @@
-//! Registry operations. Writes are serialised, appended to the log, acknowledged
-//! by the broker and only then visible; reads come from the replayed state.
+//! Registry operations. Writes are serialised, appended to the log,
+//! acknowledged by the broker and read back from the log before they count;
+//! reads come from the replayed state. A registration claims its id and
+//! version first (see `store` for the rules that keep an id bound to one
+//! schema when two instances both write).
 
 use crate::Level;
 use crate::error::RegistryError;
-use crate::log::{SchemaLog, tail};
-use crate::record::{ConfigValue, LogKey, SchemaValue};
+use crate::log::{SchemaLog, read_back, tail};
+use crate::record::{ClaimValue, ConfigValue, LogKey, SchemaValue};
 use crate::store::{SchemaStore, parse};
 use apache_avro::Schema;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+
+/// Lost claims in a row before a registration gives up (each loss means
+/// another instance registered something in between).
+const CLAIM_ATTEMPTS: u32 = 20;
 
 pub struct Registry {
     store: Arc<RwLock<SchemaStore>>,
     log: SchemaLog,
+    /// The offset after the last record applied to `store`.
+    applied: watch::Receiver<i64>,
     writes: tokio::sync::Mutex<()>,
 }
 
@@ -49,58 +59,72 @@ impl Registry {
     /// Replays the log, then keeps tailing it until `shutdown`.
     pub async fn open(brokers: &str, topic: &str, shutdown: CancellationToken) -> anyhow::Result<Arc<Self>> {
         let store = Arc::new(RwLock::new(SchemaStore::default()));
-        let (log, consumer) = SchemaLog::open(brokers, topic, &store).await?;
-        tokio::spawn(tail(consumer, store.clone(), shutdown));
-        Ok(Arc::new(Self { store, log, writes: tokio::sync::Mutex::new(()) }))
+        let (applied_tx, applied) = watch::channel(0);
+        let (log, consumer) = SchemaLog::open(brokers, topic, &store, &applied_tx).await?;
+        tokio::spawn(tail(consumer, store.clone(), applied_tx, shutdown));
+        Ok(Arc::new(Self { store, log, applied, writes: tokio::sync::Mutex::new(()) }))
     }
 
     pub fn read(&self) -> Result<RwLockReadGuard<'_, SchemaStore>> {
         self.store.read().map_err(|_| RegistryError::store("state lock poisoned"))
     }
 
+    /// Appends a record and waits until this instance has applied it.
     async fn append(&self, key: LogKey, value: Option<serde_json::Value>) -> Result<()> {
-        self.log.append(&key, value.as_ref()).await.map_err(RegistryError::store)?;
-        self.store.write().map_err(|_| RegistryError::store("state lock poisoned"))?.apply(&key, value.as_ref());
-        Ok(())
+        let offset = self.log.append(&key, value.as_ref()).await.map_err(RegistryError::store)?;
+        read_back(&mut self.applied.clone(), offset).await.map_err(RegistryError::store)
     }
 
     /// Registers `text` under `subject`: the existing id when it is already a
     /// live version there, else a new version after the compatibility check.
     pub async fn register(&self, subject: &str, text: &str) -> Result<u32> {
-        let (schema, canonical) = parse(text).map_err(RegistryError::invalid_schema)?;
+        let (schema, identity) = parse(text).map_err(RegistryError::invalid_schema)?;
         let _guard = self.writes.lock().await;
-        let (id, version) = {
-            let store = self.read()?;
-            if let Some((_, id)) = store.find_live(subject, &canonical) {
-                return Ok(id);
+        for attempt in 1..=CLAIM_ATTEMPTS {
+            let (id, version) = {
+                let store = self.read()?;
+                if let Some((_, id)) = store.find_version(subject, &identity, false) {
+                    return Ok(id);
+                }
+                let live = live_schemas(&store, subject)?;
+                let problems = store
+                    .effective_level(subject)
+                    .check(&schema, &live.iter().map(|(v, s)| (*v, s)).collect::<Vec<_>>());
+                if !problems.is_empty() {
+                    return Err(RegistryError::incompatible(subject, &problems));
+                }
+                (store.id_of(&identity).unwrap_or_else(|| store.next_id()), store.next_version(subject))
+            };
+            let claim = uuid::Uuid::new_v4().to_string();
+            let value = ClaimValue { subject: subject.into(), version, id, schema: text.into() };
+            self.append(LogKey::claim(&claim), Some(to_json(&value)?)).await?;
+            if self.read()?.claim_won(&claim) != Some(true) {
+                tracing::warn!(
+                    subject,
+                    version,
+                    id,
+                    attempt,
+                    "another instance claimed this id or version first; retrying"
+                );
+                continue;
             }
-            let problems = store
-                .effective_level(subject)
-                .check(&schema, &live_schemas(&store, subject)?.iter().map(|(v, s)| (*v, s)).collect::<Vec<_>>());
-            if !problems.is_empty() {
-                return Err(RegistryError::incompatible(subject, &problems));
-            }
-            (store.id_of(&canonical).unwrap_or_else(|| store.next_id()), store.next_version(subject))
-        };
-        let value = SchemaValue { subject: subject.into(), version, id, schema: text.into(), deleted: false };
-        self.append(LogKey::schema(subject, version), Some(to_json(&value)?)).await?;
-        tracing::info!(subject, version, id, "schema registered");
-        Ok(id)
+            let value = SchemaValue { subject: subject.into(), version, id, schema: text.into(), deleted: false };
+            self.append(LogKey::schema(subject, version), Some(to_json(&value)?)).await?;
+            tracing::info!(subject, version, id, "schema registered");
+            return Ok(id);
+        }
+        Err(RegistryError::store(format!("gave up registering under {subject} after {CLAIM_ATTEMPTS} lost claims")))
     }
 
     /// The version of `subject` holding `text`.
     pub fn lookup(&self, subject: &str, text: &str, deleted: bool) -> Result<SubjectVersion> {
-        let (_, canonical) = parse(text).map_err(RegistryError::invalid_schema)?;
+        let (_, identity) = parse(text).map_err(RegistryError::invalid_schema)?;
         let store = self.read()?;
         if !store.has_subject(subject, deleted) {
             return Err(RegistryError::subject_not_found(subject));
         }
-        let id = store.id_of(&canonical).ok_or_else(RegistryError::schema_not_found)?;
-        let (version, _) = store
-            .versions(subject)
-            .filter(|(_, e)| e.id == id && (deleted || !e.deleted))
-            .last()
-            .ok_or_else(RegistryError::schema_not_found)?;
+        let (version, _) =
+            store.find_version(subject, &identity, deleted).ok_or_else(RegistryError::schema_not_found)?;
         version_of(&store, subject, version)
     }
 

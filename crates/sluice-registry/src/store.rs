@@ -1,15 +1,47 @@
 //! The registry's state, rebuilt from the `_schemas` log: schemas by global
 //! id, subjects as versions pointing at ids, compatibility configuration.
+//!
+//! # How ids stay bound to one schema
+//!
+//! The log is a single partition, so every instance applies the same records
+//! in the same order and derives the same state. A registration that needs a
+//! new id or a new version first appends a **claim** (`SLUICE_CLAIM`, a key of
+//! its own per attempt) and only then the Confluent-shaped `SCHEMA` record.
+//! Applying a claim, in log order:
+//!
+//! - its id must be unbound, or bound to the same schema (same identity);
+//! - its version must be at least the subject's next version (above every
+//!   version and every winning claim of that subject seen so far);
+//!
+//! otherwise the claim is void, for every instance alike. The writer appends,
+//! waits until its own instance has applied the log up to its claim, and
+//! proceeds only if the claim won; a loser re-reads the state and retries with
+//! a fresh id and version (and checks compatibility again, so a version is
+//! always checked against every version before it). A `SCHEMA` record that
+//! contradicts a winning claim, or binds an id that is bound to another
+//! schema, is void too. So when two instances both act as leader, the first
+//! claim in topic order wins and no id is ever bound to two schemas.
+//!
+//! Claims are never deleted: a permanent delete tombstones the `SCHEMA`
+//! records only. After compaction the claims still carry every id ever
+//! bound, so ids never go backwards and a freed id is never given to another
+//! schema; versions are not reused either. Every writer replays the whole
+//! topic before it writes, so a claim can only lose to an earlier claim,
+//! which compaction keeps: a replay of the compacted topic reaches the same
+//! verdicts. Topics written before claims existed (`SCHEMA` records only)
+//! are read as before, the first record binding an id winning; an instance
+//! of that older kind must not keep writing beside a newer one (its records
+//! claim nothing, so only the first-binding rule protects them).
 
 use crate::Level;
-use crate::record::{ConfigValue, LogKey, SchemaValue};
+use crate::record::{ClaimValue, ConfigValue, LogKey, SchemaValue};
 use apache_avro::Schema;
 use std::collections::{BTreeMap, HashMap};
 
 #[derive(Debug, Clone)]
 pub struct StoredSchema {
     pub text: String,
-    pub canonical: String,
+    pub identity: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,8 +52,15 @@ pub struct VersionEntry {
 
 #[derive(Default)]
 pub struct SchemaStore {
-    schemas: BTreeMap<u32, StoredSchema>,
-    by_canonical: HashMap<String, u32>,
+    /// Every id ever bound, to its one schema.
+    bindings: BTreeMap<u32, StoredSchema>,
+    by_identity: HashMap<String, u32>,
+    /// The highest id any record mentions, bound or not.
+    max_id: u32,
+    /// Winning claims: subject -> version -> id.
+    claimed: HashMap<String, BTreeMap<u32, u32>>,
+    /// Outcome of every claim applied (claim key -> won).
+    claims: HashMap<String, bool>,
     subjects: BTreeMap<String, BTreeMap<u32, VersionEntry>>,
     global: Option<Level>,
     subject_levels: HashMap<String, Level>,
@@ -36,32 +75,32 @@ pub fn parse(text: &str) -> Result<(Schema, String), String> {
 }
 
 impl SchemaStore {
-    /// Applies one record of the log (a `None` value is a tombstone).
-    pub fn apply(&mut self, key: &LogKey, value: Option<&serde_json::Value>) {
+    /// Applies one record of the log (a `None` value is a tombstone). An
+    /// `Err` says why a record was void; the state is then unchanged.
+    pub fn apply(&mut self, key: &LogKey, value: Option<&serde_json::Value>) -> Result<(), String> {
         match key {
-            LogKey::Schema { subject, version, .. } => {
-                match value.and_then(|v| serde_json::from_value::<SchemaValue>(v.clone()).ok()) {
-                    Some(v) => {
-                        if !self.schemas.contains_key(&v.id)
-                            && let Ok((_, canonical)) = parse(&v.schema)
-                        {
-                            self.by_canonical.entry(canonical.clone()).or_insert(v.id);
-                            self.schemas.insert(v.id, StoredSchema { text: v.schema.clone(), canonical });
-                        }
-                        self.subjects
-                            .entry(subject.clone())
-                            .or_default()
-                            .insert(*version, VersionEntry { id: v.id, deleted: v.deleted });
-                    }
-                    None => {
-                        if let Some(versions) = self.subjects.get_mut(subject) {
-                            versions.remove(version);
-                            if versions.is_empty() {
-                                self.subjects.remove(subject);
-                            }
-                        }
-                    }
+            LogKey::Schema { subject, version, .. } => match value {
+                Some(v) => {
+                    let v: SchemaValue = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
+                    self.apply_schema(subject, *version, &v)
                 }
+                None => {
+                    if let Some(versions) = self.subjects.get_mut(subject) {
+                        versions.remove(version);
+                        if versions.is_empty() {
+                            self.subjects.remove(subject);
+                        }
+                    }
+                    Ok(())
+                }
+            },
+            LogKey::SluiceClaim { claim, .. } => {
+                let value = value.ok_or("a claim without a value")?;
+                let c: ClaimValue = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
+                self.max_id = self.max_id.max(c.id);
+                let outcome = self.judge_claim(&c);
+                self.claims.insert(claim.clone(), outcome.is_ok());
+                outcome
             }
             LogKey::Config { subject, .. } => {
                 let level = value
@@ -76,22 +115,76 @@ impl SchemaStore {
                         self.subject_levels.remove(s);
                     }
                 }
+                Ok(())
             }
         }
     }
 
-    pub fn next_id(&self) -> u32 {
-        self.schemas.keys().next_back().map_or(1, |id| id + 1)
+    fn judge_claim(&mut self, c: &ClaimValue) -> Result<(), String> {
+        let (_, identity) = parse(&c.schema)?;
+        if let Some(bound) = self.bindings.get(&c.id)
+            && bound.identity != identity
+        {
+            return Err(format!("claim on id {} lost: it is bound to another schema", c.id));
+        }
+        let next = self.next_version(&c.subject);
+        if c.version < next {
+            return Err(format!("claim on {} version {} lost: the next version is {next}", c.subject, c.version));
+        }
+        self.bind(c.id, &c.schema, identity);
+        self.claimed.entry(c.subject.clone()).or_default().insert(c.version, c.id);
+        Ok(())
     }
 
-    pub fn id_of(&self, canonical: &str) -> Option<u32> {
-        self.by_canonical.get(canonical).copied()
+    fn apply_schema(&mut self, subject: &str, version: u32, v: &SchemaValue) -> Result<(), String> {
+        self.max_id = self.max_id.max(v.id);
+        let (_, identity) = parse(&v.schema)?;
+        let claimed = self.claimed.get(subject).and_then(|c| c.get(&version)).copied();
+        if let Some(id) = claimed
+            && id != v.id
+        {
+            return Err(format!("{subject} version {version} is claimed for id {id}, not {}", v.id));
+        }
+        match self.bindings.get(&v.id) {
+            Some(bound) if bound.identity != identity => {
+                return Err(format!("id {} is bound to another schema", v.id));
+            }
+            Some(_) => {}
+            None => self.bind(v.id, &v.schema, identity),
+        }
+        self.subjects
+            .entry(subject.to_string())
+            .or_default()
+            .insert(version, VersionEntry { id: v.id, deleted: v.deleted });
+        Ok(())
+    }
+
+    fn bind(&mut self, id: u32, text: &str, identity: String) {
+        if !self.bindings.contains_key(&id) {
+            self.by_identity.entry(identity.clone()).or_insert(id);
+            self.bindings.insert(id, StoredSchema { text: text.to_string(), identity });
+        }
+    }
+
+    /// Whether the claim `claim` was applied and won (None: not applied yet).
+    pub fn claim_won(&self, claim: &str) -> Option<bool> {
+        self.claims.get(claim).copied()
+    }
+
+    /// An id no record has mentioned yet.
+    pub fn next_id(&self) -> u32 {
+        self.max_id + 1
+    }
+
+    /// The id bound to the schema with this identity, if any.
+    pub fn id_of(&self, identity: &str) -> Option<u32> {
+        self.by_identity.get(identity).copied()
     }
 
     /// A schema by id, while some version (live or soft-deleted) refers to it.
     pub fn schema(&self, id: u32) -> Option<&StoredSchema> {
         let referenced = self.subjects.values().any(|versions| versions.values().any(|v| v.id == id));
-        if referenced { self.schemas.get(&id) } else { None }
+        if referenced { self.bindings.get(&id) } else { None }
     }
 
     pub fn versions(&self, subject: &str) -> impl Iterator<Item = (u32, VersionEntry)> + '_ {
@@ -111,14 +204,21 @@ impl SchemaStore {
         self.subjects.keys().filter(|s| self.has_subject(s, deleted)).cloned().collect()
     }
 
+    /// Above every version of the subject and every version ever claimed.
     pub fn next_version(&self, subject: &str) -> u32 {
-        self.versions(subject).map(|(n, _)| n).max().map_or(1, |n| n + 1)
+        let existing = self.versions(subject).map(|(n, _)| n).max().unwrap_or(0);
+        let claimed = self.claimed.get(subject).and_then(|c| c.keys().next_back().copied()).unwrap_or(0);
+        existing.max(claimed) + 1
     }
 
-    /// The live version of `subject` holding the schema with `canonical` form.
-    pub fn find_live(&self, subject: &str, canonical: &str) -> Option<(u32, u32)> {
-        let id = self.id_of(canonical)?;
-        self.live_versions(subject).into_iter().find(|(_, v_id)| *v_id == id)
+    /// The newest version of `subject` (live, or any with `deleted`) whose
+    /// schema has this identity, and its id.
+    pub fn find_version(&self, subject: &str, identity: &str, deleted: bool) -> Option<(u32, u32)> {
+        self.versions(subject)
+            .filter(|(_, e)| deleted || !e.deleted)
+            .filter(|(_, e)| self.bindings.get(&e.id).is_some_and(|s| s.identity == identity))
+            .map(|(n, e)| (n, e.id))
+            .last()
     }
 
     /// Subjects and versions that use schema `id`.
@@ -144,5 +244,63 @@ impl SchemaStore {
 
     pub fn effective_level(&self, subject: &str) -> Level {
         self.subject_level(subject).unwrap_or_else(|| self.global_level())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema(field: &str) -> String {
+        format!(r#"{{"type":"record","name":"R","fields":[{{"name":"{field}","type":"int"}}]}}"#)
+    }
+
+    fn claim(store: &mut SchemaStore, key: &str, subject: &str, version: u32, id: u32, text: &str) -> bool {
+        let value = json!({"subject": subject, "version": version, "id": id, "schema": text});
+        let applied = store.apply(&LogKey::claim(key), Some(&value)).is_ok();
+        assert_eq!(store.claim_won(key), Some(applied));
+        applied
+    }
+
+    fn record(store: &mut SchemaStore, subject: &str, version: u32, id: u32, text: &str) -> bool {
+        let value = json!({"subject": subject, "version": version, "id": id, "schema": text, "deleted": false});
+        store.apply(&LogKey::schema(subject, version), Some(&value)).is_ok()
+    }
+
+    #[test]
+    fn the_first_claim_in_log_order_wins_and_contradicting_records_are_void() {
+        let (x, y) = (schema("x"), schema("y"));
+        let mut store = SchemaStore::default();
+        assert!(claim(&mut store, "c1", "s", 1, 1, &x));
+        assert!(!claim(&mut store, "c2", "t", 1, 1, &y), "id 1 is X's");
+        assert!(!claim(&mut store, "c3", "s", 1, 2, &y), "version 1 of s is taken");
+        assert!(claim(&mut store, "c4", "s", 2, 2, &y), "the loser's retry");
+        assert!(claim(&mut store, "c5", "t", 1, 1, &x), "the same schema keeps its id elsewhere");
+        assert!(!record(&mut store, "s", 1, 2, &y), "a record contradicting the claim on s/1");
+        assert!(record(&mut store, "s", 1, 1, &x));
+        assert!(record(&mut store, "s", 2, 2, &y));
+        assert_eq!(store.schema(1).map(|s| s.text.as_str()), Some(x.as_str()));
+        assert_eq!(store.schema(2).map(|s| s.text.as_str()), Some(y.as_str()));
+        assert_eq!((store.next_id(), store.next_version("s"), store.next_version("t")), (3, 3, 2));
+    }
+
+    #[test]
+    fn ids_and_versions_survive_the_loss_of_every_schema_record() {
+        let mut store = SchemaStore::default();
+        assert!(claim(&mut store, "c1", "s", 1, 7, &schema("x")));
+        // Compaction dropped the SCHEMA records of a permanently deleted subject.
+        assert!(store.schema(7).is_none());
+        assert_eq!((store.next_id(), store.next_version("s")), (8, 2));
+        assert!(!claim(&mut store, "c2", "u", 1, 7, &schema("z")), "id 7 stays X's");
+    }
+
+    #[test]
+    fn topics_written_before_claims_bind_an_id_to_its_first_schema() {
+        let mut store = SchemaStore::default();
+        assert!(record(&mut store, "u", 1, 5, &schema("z")));
+        assert!(!record(&mut store, "v", 1, 5, &schema("x")), "id 5 is Z's");
+        assert!(store.versions("v").next().is_none());
+        assert_eq!(store.next_id(), 6);
     }
 }

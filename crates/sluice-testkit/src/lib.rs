@@ -14,7 +14,7 @@ mod service;
 pub use broker::TestBroker;
 pub use names::random_name;
 pub use pg::TestPostgres;
-pub use redis_server::TestRedis;
+pub use redis_server::{RedisSnapshot, TestRedis};
 pub use service::{ServiceHandle, service_binary};
 
 use std::time::Duration;

@@ -56,10 +56,27 @@ impl Managed {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// SIGKILL, then the same launch again (same ports, same files).
+    pub(crate) fn respawn(&mut self, launch: &Launch) {
+        self.kill_hard();
+        match sluice_stack::spawn(launch, Lifetime::TiedToThisProcess) {
+            Ok(child) => self.child = child,
+            Err(e) => panic!("cannot restart {}: {e}", self.name),
+        }
+    }
+
+    pub(crate) fn signal(&self, signal: i32) {
+        sluice_stack::signal_pid(self.child.id(), signal);
+    }
 }
 
 impl Drop for Managed {
     fn drop(&mut self) {
+        // Already reaped: its pid may belong to another process by now.
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
         sluice_stack::stop_pid_with(self.child.id(), self.stop_signal, Duration::from_secs(10));
         let _ = self.child.wait();
     }

@@ -1,12 +1,22 @@
 use crate::START_DEADLINE;
 use crate::process::{Managed, expect_ready};
+use sluice_stack::Launch;
+use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
-/// An own redis-server without persistence.
+/// An own redis-server without automatic persistence. [`TestRedis::snapshot`]
+/// and [`TestRedis::restore`] roll its data back on demand.
 pub struct TestRedis {
     process: Managed,
     pub port: u16,
-    _dir: TempDir,
+    launch: Launch,
+    log: PathBuf,
+    dir: TempDir,
+}
+
+/// A copy of the RDB file a `SAVE` wrote.
+pub struct RedisSnapshot {
+    path: PathBuf,
 }
 
 impl TestRedis {
@@ -15,9 +25,18 @@ impl TestRedis {
         let log = dir.path().join("redis.log");
         let port = sluice_stack::free_port().unwrap_or_else(|e| panic!("{e}"));
         let launch = sluice_stack::redis::launch(port, dir.path(), &log).unwrap_or_else(|e| panic!("{e}"));
-        let mut process = Managed::start("redis-server", &launch);
-        expect_ready(sluice_stack::wait_for_tcp("redis-server", port, START_DEADLINE, || process.check_alive(&log)));
-        TestRedis { process, port, _dir: dir }
+        let process = Self::spawn(&launch, port, &log);
+        TestRedis { process, port, launch, log, dir }
+    }
+
+    fn spawn(launch: &Launch, port: u16, log: &Path) -> Managed {
+        let mut process = Managed::start("redis-server", launch);
+        Self::wait_listening(&mut process, port, log);
+        process
+    }
+
+    fn wait_listening(process: &mut Managed, port: u16, log: &Path) {
+        expect_ready(sluice_stack::wait_for_tcp("redis-server", port, START_DEADLINE, || process.check_alive(log)));
     }
 
     pub fn url(&self) -> String {
@@ -31,5 +50,36 @@ impl TestRedis {
     pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
         let client = redis::Client::open(self.url()).expect("redis url");
         client.get_multiplexed_async_connection().await.expect("connect to test redis")
+    }
+
+    /// `SAVE`s the dataset and keeps a copy of the file: a backup, or the
+    /// state of a replica that stops receiving writes now.
+    pub async fn snapshot(&self) -> RedisSnapshot {
+        let mut conn = self.connection().await;
+        let _: () = redis::cmd("SAVE").query_async(&mut conn).await.expect("SAVE");
+        let path = self.dir.path().join(format!("{}.rdb", crate::random_name("snapshot")));
+        std::fs::copy(self.dir.path().join("dump.rdb"), &path).expect("copy dump.rdb");
+        RedisSnapshot { path }
+    }
+
+    /// Kills the server (nothing is saved), puts `snapshot` in place of its
+    /// data file and starts it again on the same port: a restored backup, a
+    /// lost AOF tail, or a failover to a replica that was that far behind.
+    /// Clients see their connections drop, then the older data.
+    pub async fn restore(&mut self, snapshot: &RedisSnapshot) {
+        self.process.kill_hard();
+        std::fs::copy(&snapshot.path, self.dir.path().join("dump.rdb")).expect("restore dump.rdb");
+        self.process.respawn(&self.launch);
+        Self::wait_listening(&mut self.process, self.port, &self.log);
+        // It listens before it has loaded the file, answering LOADING meanwhile.
+        let client = redis::Client::open(self.url()).expect("redis url");
+        crate::wait_until("redis-server to load the restored snapshot", START_DEADLINE, || {
+            let client = client.clone();
+            async move {
+                let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+                redis::cmd("PING").query_async::<String>(&mut conn).await.ok()
+            }
+        })
+        .await;
     }
 }

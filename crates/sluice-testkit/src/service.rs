@@ -23,8 +23,17 @@ pub fn service_binary(name: &str) -> PathBuf {
 pub struct ServiceHandle {
     process: Managed,
     pub port: u16,
+    launch: Launch,
     log: PathBuf,
     _dir: TempDir,
+}
+
+/// Each probe of a service's ops endpoints gives up after this, so a frozen
+/// service cannot hold a wait beyond its deadline.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn probe_client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(PROBE_TIMEOUT).build().expect("HTTP client")
 }
 
 impl ServiceHandle {
@@ -40,7 +49,7 @@ impl ServiceHandle {
         for (k, v) in env {
             launch = launch.env(*k, v);
         }
-        let mut handle = ServiceHandle { process: Managed::start(name, &launch), port, log, _dir: dir };
+        let mut handle = ServiceHandle { process: Managed::start(name, &launch), port, launch, log, _dir: dir };
         handle.wait_healthy().await;
         handle
     }
@@ -58,7 +67,7 @@ impl ServiceHandle {
     /// exits or does not answer in time.
     async fn wait_for(&mut self, path: &str) {
         let url = format!("{}{path}", self.base_url());
-        let client = reqwest::Client::new();
+        let client = probe_client();
         let start = tokio::time::Instant::now();
         loop {
             if let Err(e) = self.process.check_alive(&self.log) {
@@ -93,11 +102,33 @@ impl ServiceHandle {
     /// Whether `/readyz` answers 200 now.
     pub async fn is_ready(&self) -> bool {
         let url = format!("{}/readyz", self.base_url());
-        reqwest::get(url).await.is_ok_and(|r| r.status().is_success())
+        probe_client().get(url).send().await.is_ok_and(|r| r.status().is_success())
     }
 
     /// SIGKILL, for crash tests.
     pub fn kill_hard(&mut self) {
         self.process.kill_hard();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// SIGKILL, then the same binary again on the same port with the same
+    /// environment; returns once `/healthz` answers.
+    pub async fn restart(&mut self) {
+        self.process.respawn(&self.launch);
+        self.wait_healthy().await;
+    }
+
+    /// SIGSTOP: the port still accepts connections, nothing answers (a hung
+    /// process, or a network that drops packets without resets).
+    pub fn freeze(&self) {
+        self.process.signal(sluice_stack::SIGSTOP);
+    }
+
+    /// SIGCONT after [`ServiceHandle::freeze`].
+    pub fn thaw(&self) {
+        self.process.signal(sluice_stack::SIGCONT);
     }
 }

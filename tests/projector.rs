@@ -1,5 +1,5 @@
 //! The Redis projector: version guard, dead letters, and a store that loses
-//! its data while the projection runs.
+//! its data or rolls back while the projection runs.
 
 mod common;
 
@@ -12,7 +12,11 @@ use sluice_kafka::rdkafka::producer::{FutureProducer, FutureRecord};
 use sluice_kafka::rdkafka::util::Timeout;
 use sluice_kafka::{CleanupPolicy, TopicSpec};
 use sluice_testkit::{ServiceHandle, TestBroker, TestRedis, random_name, wait_until};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
+
+const PARTITIONS: i32 = 3;
 
 struct Setup {
     broker: TestBroker,
@@ -36,18 +40,93 @@ impl Setup {
         let encoder = RegistryEncoder::register(&registry.base_url(), &format!("{topic}-value"), &schema)
             .await
             .expect("register");
-        let spec = TopicSpec { name: topic.clone(), partitions: 3, cleanup: CleanupPolicy::Compact };
+        let spec = TopicSpec { name: topic.clone(), partitions: PARTITIONS, cleanup: CleanupPolicy::Compact };
         sluice_kafka::ensure_topics(&broker.bootstrap(), &[spec]).await.expect("topic");
         let producer = sluice_kafka::producer(&broker.bootstrap(), "projector-test").expect("producer");
         Setup { broker, redis, registry, prefix, topic, encoder, producer }
     }
 
     async fn article(&self, id: &str, version: i64, title: &str) {
+        self.raw(id, &self.encode(id, version, title)).await;
+    }
+
+    fn encode(&self, id: &str, version: i64, title: &str) -> Vec<u8> {
         let value = json!({"id": id, "slug": id, "title": title, "body": "b", "author_id": null, "status": "DRAFT",
                            "version": version, "created_at": 1, "updated_at": 1, "published_at": null, "tags": [],
                            "scheduled_at": null});
-        let bytes = self.encoder.encode_value(sluice_avro::Value::from(value)).expect("encode");
-        self.raw(id, &bytes).await;
+        self.encoder.encode_value(sluice_avro::Value::from(value)).expect("encode")
+    }
+
+    /// Version `version` of every key, queued at once, acknowledged; the
+    /// truth (what the read model must end with) follows.
+    async fn round(&self, keys: &[String], version: i64, truth: &mut BTreeMap<String, i64>) {
+        let mut acks = Vec::new();
+        for key in keys {
+            let bytes = self.encode(key, version, &format!("v{version}"));
+            let record = FutureRecord::<str, [u8]>::to(&self.topic).key(key).payload(&bytes);
+            acks.push(self.producer.send_result(record).map_err(|(e, _)| e).expect("queue"));
+        }
+        for ack in acks {
+            ack.await.expect("delivery").map_err(|(e, _)| e).expect("produce");
+        }
+        for key in keys {
+            truth.insert(key.clone(), version);
+        }
+    }
+
+    /// One new key on every partition, so that every partition has a batch to apply.
+    async fn tick_every_partition(&self, truth: &mut BTreeMap<String, i64>) {
+        for partition in 0..PARTITIONS {
+            let key = random_name(&format!("tick{partition}"));
+            let bytes = self.encode(&key, 1, "tick");
+            let record = FutureRecord::<str, [u8]>::to(&self.topic).key(&key).payload(&bytes).partition(partition);
+            self.producer.send(record, Timeout::Never).await.map_err(|(e, _)| e).expect("produce");
+            truth.insert(key, 1);
+        }
+    }
+
+    /// Whether the positions the projection stored reach the end of every partition.
+    async fn caught_up(&self, projection: &str) -> bool {
+        let mut conn = self.redis.connection().await;
+        let metadata = Arc::new(sluice_kafka::metadata_client(&self.broker.bootstrap()).expect("metadata client"));
+        let lag = sluice_projection::lag::redis_projection_lag(&mut conn, metadata, projection, &self.topic).await;
+        lag.is_ok_and(|partitions| partitions.iter().all(|p| p.messages == 0))
+    }
+
+    async fn wait_caught_up(&self, projection: &str) {
+        wait_until("the stored positions to reach the end of every partition", Duration::from_secs(120), || async {
+            self.caught_up(projection).await.then_some(())
+        })
+        .await;
+    }
+
+    /// Keys whose stored version differs from the truth: (key, stored, expected).
+    async fn differences(&self, projection: &str, truth: &BTreeMap<String, i64>) -> Vec<(String, Option<i64>, i64)> {
+        let mut conn = self.redis.connection().await;
+        let mut wrong = Vec::new();
+        for (key, expected) in truth {
+            let stored: Option<i64> = redis::cmd("HGET")
+                .arg(format!("sluice:{{{projection}}}:article:{key}"))
+                .arg("version")
+                .query_async(&mut conn)
+                .await
+                .expect("HGET");
+            if stored != Some(*expected) {
+                wrong.push((key.clone(), stored, *expected));
+            }
+        }
+        wrong
+    }
+
+    async fn assert_read_model_is_the_truth(&self, projection: &str, truth: &BTreeMap<String, i64>) {
+        let wrong = self.differences(projection, truth).await;
+        assert!(
+            wrong.is_empty(),
+            "{} of {} keys are not at their latest version (key, stored, latest): {:?}",
+            wrong.len(),
+            truth.len(),
+            &wrong[..wrong.len().min(10)]
+        );
     }
 
     async fn raw(&self, key: &str, bytes: &[u8]) {
@@ -120,4 +199,87 @@ async fn a_projection_rebuilds_when_its_store_loses_its_data() {
     })
     .await;
     assert_eq!(common::doc(&s.redis, "p", "a0").await["id"], "a0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_rolled_back_under_load_is_caught_up_again_from_the_positions_it_holds() {
+    let mut s = Setup::start().await;
+    let keys: Vec<String> = (0..60).map(|i| format!("k{i}")).collect();
+    let mut truth = BTreeMap::new();
+    s.round(&keys, 1, &mut truth).await;
+    let projector = s.projector("rb").await;
+
+    // A backup taken while the projector is applying a load...
+    let mut during = truth.clone();
+    let load = async {
+        for version in 2..=8 {
+            s.round(&keys, version, &mut during).await;
+        }
+    };
+    let backup = async {
+        wait_until("the projector to apply some of the load", Duration::from_secs(120), || async {
+            let mut conn = s.redis.connection().await;
+            let v: Option<i64> =
+                redis::cmd("HGET").arg("sluice:{rb}:article:k0").arg("version").query_async(&mut conn).await.ok()?;
+            (v? >= 2).then_some(())
+        })
+        .await;
+        s.redis.snapshot().await
+    };
+    let ((), backup) = tokio::join!(load, backup);
+    truth = during;
+    // ...and more after it, so that every key changes after the backup.
+    for version in 9..=10 {
+        s.round(&keys, version, &mut truth).await;
+    }
+    s.wait_caught_up("rb").await;
+    s.assert_read_model_is_the_truth("rb", &truth).await;
+
+    // The store goes back to the backup (marker and older positions included)
+    // while new records keep coming.
+    let fresh: Vec<String> = (0..30).map(|i| format!("m{i}")).collect();
+    s.redis.restore(&backup).await;
+    s.round(&fresh, 1, &mut truth).await;
+    s.tick_every_partition(&mut truth).await;
+    s.wait_caught_up("rb").await;
+    s.assert_read_model_is_the_truth("rb", &truth).await;
+    let restarts = common::metric(
+        &projector,
+        r#"sluice_projection_session_restarts_total{projection="rb",reason="position_mismatch"}"#,
+    );
+    assert!(restarts.await >= 1.0, "the rollback was noticed by a position check");
+}
+
+/// The state the start-up race used to leave behind (positions read, store
+/// emptied, marker set again), reached deterministically: the store is
+/// emptied and re-marked in one step while the projector is idle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_emptied_behind_a_marker_that_is_still_there_is_rebuilt() {
+    let s = Setup::start().await;
+    let keys: Vec<String> = (0..20).map(|i| format!("a{i}")).collect();
+    let mut truth = BTreeMap::new();
+    s.round(&keys, 1, &mut truth).await;
+    let projector = s.projector("em").await;
+    s.wait_caught_up("em").await;
+
+    let mut conn = s.redis.connection().await;
+    let _: () = redis::pipe()
+        .atomic()
+        .cmd("FLUSHALL")
+        .ignore()
+        .cmd("SET")
+        .arg("sluice:{em}:initialized")
+        .arg(1)
+        .ignore()
+        .query_async(&mut conn)
+        .await
+        .expect("flush and re-mark");
+    s.tick_every_partition(&mut truth).await;
+    s.wait_caught_up("em").await;
+    s.assert_read_model_is_the_truth("em", &truth).await;
+    let restarts = common::metric(
+        &projector,
+        r#"sluice_projection_session_restarts_total{projection="em",reason="position_mismatch"}"#,
+    );
+    assert!(restarts.await >= 1.0, "the emptied store was noticed by a position check");
 }

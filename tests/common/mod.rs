@@ -81,3 +81,14 @@ pub async fn doc(redis: &TestRedis, projection: &str, id: &str) -> Value {
         .expect("HGET");
     serde_json::from_str(&raw.unwrap_or_else(|| panic!("{id} missing from {projection}"))).expect("json doc")
 }
+
+/// Sum of a metric's samples on a service's /metrics (0 when it does not answer).
+pub async fn metric(service: &ServiceHandle, name: &str) -> f64 {
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build().expect("client");
+    let Ok(response) = client.get(format!("{}/metrics", service.base_url())).send().await else { return 0.0 };
+    let text = response.text().await.unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}

@@ -4,13 +4,12 @@
 use crate::AvroError;
 use serde_json::{Value, json};
 
-const CT: &str = "application/vnd.schemaregistry.v1+json";
+pub(crate) const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 
 async fn call(method: reqwest::Method, url: String, body: Option<Value>) -> Result<(u16, Value), AvroError> {
-    static HTTP: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
-    let mut req = HTTP.get_or_init(reqwest::Client::new).request(method, &url);
+    let mut req = crate::http::client()?.request(method, &url);
     if let Some(b) = body {
-        req = req.header("content-type", CT).body(b.to_string());
+        req = req.header("content-type", CONTENT_TYPE).body(b.to_string());
     }
     let response = req.send().await.map_err(|e| AvroError::RegistryUnavailable(format!("{url}: {e}")))?;
     let status = response.status().as_u16();
@@ -20,7 +19,12 @@ async fn call(method: reqwest::Method, url: String, body: Option<Value>) -> Resu
 
 fn registry_error(what: &str, status: u16, body: &Value) -> AvroError {
     let message = body["message"].as_str().unwrap_or("no message");
-    AvroError::Registry(format!("{what}: HTTP {status}, error {}: {message}", body["error_code"]))
+    let text = format!("{what}: HTTP {status}, error {}: {message}", body["error_code"]);
+    if crate::http::is_retryable_status(status) {
+        AvroError::RegistryUnavailable(text)
+    } else {
+        AvroError::Registry(text)
+    }
 }
 
 /// The id of `schema` under `subject`, without registering it (None when it

@@ -3,10 +3,11 @@
 use crate::{AvroError, frame, unframe};
 use apache_avro::types::Value;
 use apache_avro::{Schema, from_avro_datum, to_avro_datum};
-use schema_registry_converter::async_impl::schema_registry::{SrSettings, get_schema_by_id, post_schema};
+use schema_registry_converter::async_impl::schema_registry::{SrSettings, post_schema};
 use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Encodes values with one writer schema registered under one subject.
 /// The schema id is obtained once (register, or look up) and reused.
@@ -20,7 +21,8 @@ impl RegistryEncoder {
     /// existing id when the schema is already there).
     pub async fn register(registry_url: &str, subject: &str, schema_text: &str) -> Result<Self, AvroError> {
         let schema = Schema::parse_str(schema_text).map_err(|e| AvroError::Codec(e.to_string()))?;
-        let settings = SrSettings::new(registry_url.to_string());
+        // `SrSettings::new` builds a client without any time-out.
+        let settings = SrSettings::new_builder(registry_url.to_string()).set_timeout(crate::REQUEST_TIMEOUT).build()?;
         let supplied = SuppliedSchema {
             name: None,
             schema_type: SchemaType::Avro,
@@ -75,11 +77,22 @@ pub struct Decoded {
     pub value: Value,
 }
 
+/// How long a decoder waits for the registry to answer one schema look-up
+/// before it reports the registry unavailable (a transient error).
+pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Decodes Confluent-framed Avro written with any registered schema, resolved
 /// into the reader's schema when one is given. Writer schemas are cached by id.
+///
+/// Errors say whether they can recur for the same bytes: framing, a writer
+/// schema that is not Avro or does not parse, and bytes that do not decode
+/// with their writer schema (or do not resolve into the reader) are
+/// permanent; an unknown id (a follower behind its leader), an unreachable
+/// or slow registry and any other answer from it are transient.
 #[derive(Clone)]
 pub struct RegistryDecoder {
-    settings: SrSettings,
+    registry_url: String,
+    timeout: Duration,
     reader: Option<Arc<Schema>>,
     writers: Arc<Mutex<HashMap<u32, Arc<Schema>>>>,
 }
@@ -87,10 +100,17 @@ pub struct RegistryDecoder {
 impl RegistryDecoder {
     pub fn new(registry_url: &str, reader: Option<Schema>) -> Self {
         Self {
-            settings: SrSettings::new(registry_url.to_string()),
+            registry_url: registry_url.trim_end_matches('/').to_string(),
+            timeout: LOOKUP_TIMEOUT,
             reader: reader.map(Arc::new),
             writers: Arc::default(),
         }
+    }
+
+    /// Deadline of one schema look-up.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     pub async fn decode(&self, bytes: &[u8]) -> Result<Decoded, AvroError> {
@@ -105,17 +125,64 @@ impl RegistryDecoder {
         if let Some(schema) = self.cached(id) {
             return Ok(schema);
         }
-        let registered = get_schema_by_id(id, &self.settings).await?;
-        let schema = Schema::parse_str(&registered.schema)
-            .map_err(|e| AvroError::Registry(format!("schema {id} from the registry does not parse: {e}")))?;
-        let schema = Arc::new(schema);
+        let schema = Arc::new(self.fetch(id).await?);
         if let Ok(mut cache) = self.writers.lock() {
             cache.insert(id, schema.clone());
         }
         Ok(schema)
     }
 
+    /// `GET /schemas/ids/{id}`, by hand rather than through
+    /// `schema_registry_converter`, whose errors do not carry the status and
+    /// call 404, 500 and 504 alike "not retriable".
+    async fn fetch(&self, id: u32) -> Result<Schema, AvroError> {
+        let url = format!("{}/schemas/ids/{id}", self.registry_url);
+        let unavailable = |e: String| AvroError::RegistryUnavailable(format!("GET {url}: {e}"));
+        let response = crate::http::client()?
+            .get(&url)
+            .timeout(self.timeout)
+            .header(reqwest::header::ACCEPT, crate::admin::CONTENT_TYPE)
+            .send()
+            .await
+            .map_err(|e| unavailable(describe(&e, self.timeout)))?;
+        match response.status().as_u16() {
+            200 => {}
+            404 => return Err(AvroError::UnknownSchemaId(id)),
+            // Nothing else it can answer is about this record: 5xx, a proxy's
+            // 408/429, or 401/403 until someone fixes the credentials.
+            status => {
+                let body = response.text().await.unwrap_or_default();
+                return Err(unavailable(format!("HTTP {status}: {body}")));
+            }
+        }
+        let body: serde_json::Value =
+            response.json().await.map_err(|e| unavailable(format!("unreadable answer: {e}")))?;
+        if let Some(kind) = body["schemaType"].as_str()
+            && kind != "AVRO"
+        {
+            return Err(AvroError::Registry(format!("schema {id} is a {kind} schema, not Avro")));
+        }
+        let text = body["schema"].as_str().ok_or_else(|| unavailable("answer without a schema".into()))?;
+        Schema::parse_str(text)
+            .map_err(|e| AvroError::Registry(format!("schema {id} from the registry does not parse: {e}")))
+    }
+
     fn cached(&self, id: u32) -> Option<Arc<Schema>> {
         self.writers.lock().ok().and_then(|c| c.get(&id).cloned())
     }
+}
+
+/// reqwest's message without its causes says little ("error sending request").
+fn describe(e: &reqwest::Error, timeout: Duration) -> String {
+    if e.is_timeout() {
+        return format!("no answer within {timeout:?}");
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

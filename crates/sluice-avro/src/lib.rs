@@ -6,12 +6,14 @@ pub mod admin;
 mod codec;
 mod error;
 mod framing;
+mod http;
 mod json;
 mod schemas;
 
 pub use apache_avro::{Schema, types::Value};
-pub use codec::{Decoded, RegistryDecoder, RegistryEncoder};
+pub use codec::{Decoded, LOOKUP_TIMEOUT, RegistryDecoder, RegistryEncoder};
 pub use error::AvroError;
 pub use framing::{MAGIC_BYTE, frame, unframe};
+pub use http::{CONNECT_TIMEOUT, REQUEST_TIMEOUT};
 pub use json::avro_to_json;
 pub use schemas::{SchemaFile, SchemaSet};

@@ -17,4 +17,4 @@ mod store;
 pub use metrics::ProjectionMetrics;
 pub use record::{Position, Upsert};
 pub use runtime::{ProjectorConfig, run_projector};
-pub use store::ProjectionStore;
+pub use store::{ApplyOutcome, Batch, ProjectionStore};

@@ -8,6 +8,8 @@ pub struct ProjectionMetrics {
     pub dead_letters: IntCounterVec,
     pub batch_seconds: Histogram,
     pub position: IntGaugeVec,
+    pub registry_retries: IntCounterVec,
+    pub session_restarts: IntCounterVec,
 }
 
 impl ProjectionMetrics {
@@ -37,12 +39,29 @@ impl ProjectionMetrics {
                 Opts::new("sluice_projection_position_offset", "Next offset to apply, per partition"),
                 &["projection", "topic", "partition"],
             )?,
+            registry_retries: IntCounterVec::new(
+                Opts::new(
+                    "sluice_projection_registry_retries_total",
+                    "Decodes retried because the schema registry did not know the id yet, failed or did not answer",
+                ),
+                labels,
+            )?,
+            session_restarts: IntCounterVec::new(
+                Opts::new(
+                    "sluice_projection_session_restarts_total",
+                    "Restarts from the positions the store holds, by reason: store_lost (marker gone) or \
+                     position_mismatch (the store rolled back or was written by someone else)",
+                ),
+                &["projection", "reason"],
+            )?,
         };
         registry.register(Box::new(m.records.clone()))?;
         registry.register(Box::new(m.applied.clone()))?;
         registry.register(Box::new(m.dead_letters.clone()))?;
         registry.register(Box::new(m.batch_seconds.clone()))?;
         registry.register(Box::new(m.position.clone()))?;
+        registry.register(Box::new(m.registry_retries.clone()))?;
+        registry.register(Box::new(m.session_restarts.clone()))?;
         Ok(m)
     }
 }

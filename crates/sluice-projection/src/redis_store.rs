@@ -2,11 +2,12 @@
 //! `{<projection>}`, so one Lua script can touch them all (also on a cluster)
 //! and a blue/green rebuild is a new projection name.
 
-use crate::{Position, ProjectionStore, Upsert};
+use crate::{ApplyOutcome, Batch, Position, ProjectionStore};
 use anyhow::Context;
 use redis::Script;
-use redis::aio::ConnectionManager;
-use std::collections::HashMap;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
 
 /// Key names, shared with the query side.
 pub mod keys {
@@ -31,46 +32,97 @@ pub mod keys {
     }
 }
 
-/// Applies upserts newer than the stored version, then records the positions,
-/// all inside one script: Redis runs it atomically. Returns -1, writing
-/// nothing, when the projection's marker is gone (the store lost its data).
-const APPLY: &str = r#"
-if redis.call('EXISTS', KEYS[2]) == 0 then
-  return -1
+/// Sets the marker and reads the positions of every topic, atomically.
+/// KEYS[1]: the marker; KEYS[2..]: the positions hash of each topic.
+const START_SESSION: &str = r#"
+redis.call('SET', KEYS[1], '1')
+local out = {}
+for k = 2, #KEYS do
+  out[k - 1] = redis.call('HGETALL', KEYS[k])
 end
-local n = tonumber(ARGV[1])
-local prefix = ARGV[2]
-local i = 3
-local changed = 0
-for _ = 1, n do
-  local agg, id, version, doc = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
-  i = i + 4
+return out
+"#;
+
+/// One batch, atomically (Redis runs a script without interleaving): checks
+/// the marker and every expected position, then applies the upserts newer
+/// than the stored version and the new positions. Writes nothing unless all
+/// checks pass.
+/// KEYS[1]: the marker; KEYS[1 + t]: the positions hash of topic t.
+/// ARGV: key prefix, #expected, #upserts, then per expected position
+/// (t, partition, next offset or '' for none), per upsert (t, aggregate type,
+/// id, version, document), then (t, partition, position) to the end.
+/// Answers 'applied' and the changed upserts of each topic, 'mismatch' with
+/// where, or 'lost'.
+const APPLY: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return {'lost'}
+end
+local prefix, expected, upserts = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local i = 4
+for _ = 1, expected do
+  local t, partition, want = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  i = i + 3
+  local stored = redis.call('HGET', KEYS[1 + tonumber(t)], partition)
+  local have = ''
+  if stored then
+    have = string.match(stored, '^[^:]*')
+  end
+  if have ~= want then
+    return {'mismatch', t, partition, have}
+  end
+end
+local changed = {}
+for k = 2, #KEYS do
+  changed[k - 1] = 0
+end
+for _ = 1, upserts do
+  local t, agg, id, version, doc = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4]
+  i = i + 5
   local key = prefix .. agg .. ':' .. id
   local current = redis.call('HGET', key, 'version')
   if (not current) or tonumber(current) < version then
     redis.call('HSET', key, 'version', version, 'doc', doc)
     redis.call('SADD', prefix .. agg .. ':ids', id)
-    changed = changed + 1
+    changed[t] = changed[t] + 1
   end
 end
 while i <= #ARGV do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-  i = i + 2
+  redis.call('HSET', KEYS[1 + tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2])
+  i = i + 3
 end
-return changed
+local answer = {'applied'}
+for t = 1, #changed do
+  answer[t + 1] = tostring(changed[t])
+end
+return answer
 "#;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct RedisStore {
     conn: ConnectionManager,
     projection: String,
-    script: Script,
+    start_session: Script,
+    apply: Script,
 }
 
 impl RedisStore {
     pub async fn connect(url: &str, projection: &str) -> anyhow::Result<Self> {
         let client = redis::Client::open(url).context("invalid Redis URL")?;
-        let conn = ConnectionManager::new(client).await.context("connect to Redis")?;
-        Ok(Self { conn, projection: projection.into(), script: Script::new(APPLY) })
+        // The default response time-out (500 ms) is shorter than a big batch
+        // may take on a busy server; a time-out there is harmless (the retry
+        // meets the new positions and the session restarts) but costly.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT));
+        let conn = ConnectionManager::new_with_config(client, config).await.context("connect to Redis")?;
+        Ok(Self {
+            conn,
+            projection: projection.into(),
+            start_session: Script::new(START_SESSION),
+            apply: Script::new(APPLY),
+        })
     }
 
     fn prefix(&self) -> String {
@@ -88,42 +140,87 @@ pub fn decode_position(partition: i32, value: &str) -> Option<Position> {
     Some(Position { partition, next_offset: offset.parse().ok()?, applied_at_ms: at.parse().ok()? })
 }
 
+/// `HGETALL`'s flat field, value list of a positions hash.
+fn decode_positions(flat: &[String]) -> anyhow::Result<HashMap<i32, Position>> {
+    let mut positions = HashMap::new();
+    for pair in flat.chunks(2) {
+        let [partition, value] = pair else { anyhow::bail!("odd HGETALL answer") };
+        let partition: i32 = partition.parse().with_context(|| format!("bad partition field {partition}"))?;
+        let position = decode_position(partition, value)
+            .with_context(|| format!("bad stored position {value} for partition {partition}"))?;
+        positions.insert(partition, position);
+    }
+    Ok(positions)
+}
+
 impl ProjectionStore for RedisStore {
-    async fn load_positions(&self, topic: &str) -> anyhow::Result<HashMap<i32, Position>> {
-        let mut conn = self.conn.clone();
-        let raw: HashMap<String, String> = redis::cmd("HGETALL")
-            .arg(keys::positions(&self.projection, topic))
-            .query_async(&mut conn)
-            .await
-            .context("read stored positions")?;
-        let mut positions = HashMap::new();
-        for (partition, value) in raw {
-            let partition: i32 = partition.parse().with_context(|| format!("bad partition field {partition}"))?;
-            let position = decode_position(partition, &value)
-                .with_context(|| format!("bad stored position {value} for partition {partition}"))?;
-            positions.insert(partition, position);
+    async fn start_session(&self, topics: &[String]) -> anyhow::Result<BTreeMap<String, HashMap<i32, Position>>> {
+        let mut invocation = self.start_session.key(keys::marker(&self.projection));
+        for topic in topics {
+            invocation.key(keys::positions(&self.projection, topic));
         }
-        Ok(positions)
+        let mut conn = self.conn.clone();
+        let raw: Vec<Vec<String>> = invocation.invoke_async(&mut conn).await.context("start a session on Redis")?;
+        anyhow::ensure!(raw.len() == topics.len(), "start_session answered {} topics for {}", raw.len(), topics.len());
+        topics.iter().zip(raw).map(|(topic, flat)| Ok((topic.clone(), decode_positions(&flat)?))).collect()
     }
 
-    async fn mark_initialized(&self) -> anyhow::Result<()> {
-        let mut conn = self.conn.clone();
-        let _: () = redis::cmd("SET").arg(keys::marker(&self.projection)).arg(1).query_async(&mut conn).await?;
-        Ok(())
-    }
-
-    async fn apply(&self, topic: &str, upserts: &[Upsert], positions: &[Position]) -> anyhow::Result<Option<usize>> {
-        let mut invocation = self.script.key(keys::positions(&self.projection, topic));
-        invocation.key(keys::marker(&self.projection));
-        invocation.arg(upserts.len()).arg(self.prefix());
-        for u in upserts {
-            invocation.arg(&u.aggregate_type).arg(&u.aggregate_id).arg(u.version).arg(u.document.to_string());
+    async fn apply(&self, batch: &Batch) -> anyhow::Result<ApplyOutcome> {
+        // Each topic's positions hash is KEYS[1 + its index].
+        let topics: Vec<&String> = batch
+            .expected
+            .keys()
+            .chain(batch.positions.keys())
+            .chain(batch.upserts.keys())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let index = |topic: &String| topics.binary_search(&topic).map_or(0, |i| i + 1);
+        let mut invocation = self.apply.key(keys::marker(&self.projection));
+        for topic in &topics {
+            invocation.key(keys::positions(&self.projection, topic));
         }
-        for p in positions {
-            invocation.arg(p.partition).arg(encode_position(p));
+        let expected: usize = batch.expected.values().map(BTreeMap::len).sum();
+        let upserts: usize = batch.upserts.values().map(Vec::len).sum();
+        invocation.arg(self.prefix()).arg(expected).arg(upserts);
+        for (topic, partitions) in &batch.expected {
+            for (partition, next) in partitions {
+                invocation.arg(index(topic)).arg(partition).arg(next.map(|n| n.to_string()).unwrap_or_default());
+            }
+        }
+        for (topic, upserts) in &batch.upserts {
+            for u in upserts {
+                invocation.arg(index(topic)).arg(&u.aggregate_type).arg(&u.aggregate_id).arg(u.version);
+                invocation.arg(u.document.to_string());
+            }
+        }
+        for (topic, positions) in &batch.positions {
+            for p in positions {
+                invocation.arg(index(topic)).arg(p.partition).arg(encode_position(p));
+            }
         }
         let mut conn = self.conn.clone();
-        let changed: i64 = invocation.invoke_async(&mut conn).await.context("apply batch to Redis")?;
-        Ok(usize::try_from(changed).ok())
+        let answer: Vec<String> = invocation.invoke_async(&mut conn).await.context("apply batch to Redis")?;
+        match answer.as_slice() {
+            [status, changed @ ..] if status == "applied" && changed.len() == topics.len() => {
+                let counts = changed.iter().map(|c| c.parse::<usize>().context("changed count"));
+                let changed = topics.iter().map(|t| (*t).clone()).zip(counts).map(|(t, c)| Ok((t, c?)));
+                Ok(ApplyOutcome::Applied { changed: changed.collect::<anyhow::Result<_>>()? })
+            }
+            [status, t, partition, stored] if status == "mismatch" => {
+                let topic = t
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|t| topics.get(t.checked_sub(1)?))
+                    .map(|t| (*t).clone())
+                    .context("topic index")?;
+                let partition: i32 = partition.parse().context("partition")?;
+                let expected = batch.expected.get(&topic).and_then(|p| p.get(&partition)).copied().flatten();
+                let stored = if stored.is_empty() { None } else { Some(stored.parse().context("stored offset")?) };
+                Ok(ApplyOutcome::PositionMismatch { topic, partition, expected, stored })
+            }
+            [status] if status == "lost" => Ok(ApplyOutcome::StoreLost),
+            other => anyhow::bail!("unexpected answer from the apply script: {other:?}"),
+        }
     }
 }

@@ -1,9 +1,9 @@
 //! The consume → decode → apply loop.
 
 use crate::dlq::{self, DeadLetter};
-use crate::{Position, ProjectionMetrics, ProjectionStore, Upsert};
+use crate::{ApplyOutcome, Batch, Position, ProjectionMetrics, ProjectionStore, Upsert};
 use anyhow::Context;
-use sluice_avro::{AvroError, RegistryDecoder, Schema, avro_to_json};
+use sluice_avro::{AvroError, Decoded, RegistryDecoder, Schema, avro_to_json};
 use sluice_core::topics::dlq_topic;
 use sluice_core::{ErrorKind, headers};
 use sluice_kafka::rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -17,6 +17,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// Back-off between look-ups of a writer schema the registry cannot give yet.
+const REGISTRY_BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const REGISTRY_BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// Pause before a new session, so that a store that keeps disagreeing with
+/// the projector cannot make it spin.
+const RESTART_PAUSE: Duration = Duration::from_millis(200);
+
 #[derive(Debug, Clone)]
 pub struct ProjectorConfig {
     /// Name of the read model; part of every key it writes.
@@ -24,9 +31,16 @@ pub struct ProjectorConfig {
     pub brokers: String,
     pub group_id: String,
     pub registry_url: String,
+    /// Deadline of one schema look-up; a registry that does not answer in
+    /// time is retried like one that is down.
+    pub registry_timeout: Duration,
     pub topics: Vec<String>,
     pub batch_size: usize,
     pub batch_wait: Duration,
+    /// While no record comes, how often the stored positions are compared
+    /// with the expected ones, so that a store that rolled back while the
+    /// topics were quiet is noticed without waiting for the next record.
+    pub idle_check: Duration,
     /// The reader schema per topic: every writer version is resolved into it.
     /// A topic without one is decoded with the writer's schema.
     pub readers: HashMap<String, Schema>,
@@ -35,7 +49,9 @@ pub struct ProjectorConfig {
     pub partitions: i32,
 }
 
-/// Runs until `shutdown` fires, then returns after the batch in hand is stored.
+/// Runs until `shutdown` fires, then returns after the batch in hand is
+/// stored (or dropped, when it waits on the registry: it is read again at
+/// the next start).
 pub async fn run_projector<S: ProjectionStore + 'static>(
     config: ProjectorConfig,
     store: Arc<S>,
@@ -43,12 +59,14 @@ pub async fn run_projector<S: ProjectionStore + 'static>(
     readiness: Readiness,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let consumer = Arc::new(sluice_kafka::consumer(&config.brokers, &config.group_id)?);
     let dlq_producer = sluice_kafka::producer(&config.brokers, &format!("{}-dlq", config.projection))?;
     let decoders: HashMap<String, RegistryDecoder> = config
         .topics
         .iter()
-        .map(|t| (t.clone(), RegistryDecoder::new(&config.registry_url, config.readers.get(t).cloned())))
+        .map(|t| {
+            let decoder = RegistryDecoder::new(&config.registry_url, config.readers.get(t).cloned());
+            (t.clone(), decoder.with_timeout(config.registry_timeout))
+        })
         .collect();
 
     let specs: Vec<TopicSpec> = config
@@ -68,14 +86,16 @@ pub async fn run_projector<S: ProjectionStore + 'static>(
 
     let ctx = BatchContext { config: &config, decoders: &decoders, dlq: &dlq_producer, metrics: &metrics };
     loop {
-        match session(&ctx, &consumer, store.as_ref(), &readiness, &shutdown).await? {
+        match session(&ctx, store.as_ref(), &readiness, &shutdown).await? {
             SessionEnd::Shutdown => break,
-            SessionEnd::StoreLost => {
+            SessionEnd::Restart(why) => {
                 readiness.set_ready(false);
-                tracing::warn!(
-                    projection = %config.projection,
-                    "the store lost this projection's data (marker gone, e.g. Redis restarted without persistence); rebuilding from the start"
-                );
+                metrics.session_restarts.with_label_values(&[config.projection.as_str(), why.label()]).inc();
+                tracing::warn!(projection = %config.projection, reason = %why, "starting again from the positions the store holds");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(RESTART_PAUSE) => {}
+                }
             }
         }
     }
@@ -85,69 +105,124 @@ pub async fn run_projector<S: ProjectionStore + 'static>(
 
 enum SessionEnd {
     Shutdown,
-    StoreLost,
+    Restart(Restart),
 }
 
-/// Consumes from the stored positions (the beginning when there are none)
-/// until shutdown or until the store turns out to have lost its data.
+/// Why the store refused a batch.
+enum Restart {
+    StoreLost,
+    PositionMismatch { topic: String, partition: i32, expected: Option<i64>, stored: Option<i64> },
+}
+
+impl Restart {
+    fn label(&self) -> &'static str {
+        match self {
+            Restart::StoreLost => "store_lost",
+            Restart::PositionMismatch { .. } => "position_mismatch",
+        }
+    }
+}
+
+impl std::fmt::Display for Restart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let offset = |o: &Option<i64>| o.map_or_else(|| "nothing".to_string(), |o| o.to_string());
+        match self {
+            Restart::StoreLost => {
+                write!(
+                    f,
+                    "the store lost this projection's data (marker gone, e.g. Redis restarted without persistence)"
+                )
+            }
+            Restart::PositionMismatch { topic, partition, expected, stored } => write!(
+                f,
+                "the store holds position {} for {topic}/{partition} where {} was expected: it rolled back \
+                 (lost AOF tail, failover to a lagging replica, restored backup) or another projector wrote it",
+                offset(stored),
+                offset(expected)
+            ),
+        }
+    }
+}
+
+/// Per topic and partition, the next offset the store holds (None: nothing).
+type Expected = BTreeMap<String, BTreeMap<i32, Option<i64>>>;
+
+/// Consumes from the positions the store holds (the beginning where there
+/// are none) until shutdown or until the store refuses a batch.
 async fn session<S: ProjectionStore>(
     ctx: &BatchContext<'_>,
-    consumer: &Arc<StreamConsumer>,
     store: &S,
     readiness: &Readiness,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<SessionEnd> {
     let config = ctx.config;
     let metrics = ctx.metrics;
+    // A fresh consumer per session: nothing fetched for an earlier session's
+    // positions can reach this one.
+    let consumer = Arc::new(sluice_kafka::consumer(&config.brokers, &config.group_id)?);
+    let mut ends = Vec::new();
+    for topic in &config.topics {
+        ends.push((topic, wait_for_topic(&consumer, topic, shutdown).await?));
+    }
+    let stored = retry("start a session on the store", shutdown, || store.start_session(&config.topics)).await?;
     let mut assignment = TopicPartitionList::new();
     let mut targets: HashMap<(String, i32), i64> = HashMap::new();
-    let mut positions: HashMap<(String, i32), i64> = HashMap::new();
-    for topic in &config.topics {
-        let ends = wait_for_topic(consumer, topic, shutdown).await?;
-        let stored = retry("load stored positions", shutdown, || store.load_positions(topic)).await?;
-        for (partition, end) in ends {
-            let next = stored.get(&partition).map(|p| p.next_offset);
-            let offset = next.map_or(Offset::Beginning, Offset::Offset);
-            assignment.add_partition_offset(topic, partition, offset)?;
+    let mut expected = Expected::new();
+    for (topic, partitions) in ends {
+        for (partition, end) in partitions {
+            let next = stored.get(topic).and_then(|p| p.get(&partition)).map(|p| p.next_offset);
+            assignment.add_partition_offset(topic, partition, next.map_or(Offset::Beginning, Offset::Offset))?;
             targets.insert((topic.clone(), partition), end);
-            positions.insert((topic.clone(), partition), next.unwrap_or(0));
+            expected.entry(topic.clone()).or_default().insert(partition, next);
         }
     }
-    retry("mark the store", shutdown, || store.mark_initialized()).await?;
     consumer.assign(&assignment).context("assign partitions")?;
-    tracing::info!(projection = %config.projection, topics = ?config.topics, "projection started");
+    tracing::info!(projection = %config.projection, topics = ?config.topics, positions = ?expected, "projection started");
     let mut bootstrap = Bootstrap { targets, done: false };
-    bootstrap.check(&positions, readiness, &config.projection);
+    bootstrap.check(&expected, readiness, &config.projection);
 
     loop {
         let first = tokio::select! {
             _ = shutdown.cancelled() => return Ok(SessionEnd::Shutdown),
-            m = consumer.recv() => m.map(|m| m.detach()),
+            m = consumer.recv() => Some(m.context("consume")?.detach()),
+            // Quiet topics: an empty batch still compares the positions.
+            _ = tokio::time::sleep(config.idle_check) => None,
         };
-        let mut batch = vec![first.context("consume")?];
-        let deadline = tokio::time::sleep(config.batch_wait);
-        tokio::pin!(deadline);
-        while batch.len() < config.batch_size {
-            tokio::select! {
-                _ = &mut deadline => break,
-                m = consumer.recv() => batch.push(m.context("consume")?.detach()),
+        let mut batch = Vec::new();
+        if let Some(first) = first {
+            batch.push(first);
+            let deadline = tokio::time::sleep(config.batch_wait);
+            tokio::pin!(deadline);
+            while batch.len() < config.batch_size {
+                tokio::select! {
+                    _ = &mut deadline => break,
+                    m = consumer.recv() => batch.push(m.context("consume")?.detach()),
+                }
             }
         }
-        let Some(stored) = ctx.process(batch, store, shutdown).await? else { return Ok(SessionEnd::StoreLost) };
+        let advanced = match ctx.process(batch, &expected, store, shutdown).await? {
+            Processed::Stored(advanced) => advanced,
+            Processed::Refused(why) => return Ok(SessionEnd::Restart(why)),
+            Processed::Stopped => return Ok(SessionEnd::Shutdown),
+        };
         let mut commit = TopicPartitionList::new();
-        for ((topic, partition), next) in stored {
-            positions.insert((topic.clone(), partition), next);
-            metrics
-                .position
-                .with_label_values(&[config.projection.as_str(), topic.as_str(), &partition.to_string()])
-                .set(next);
-            commit.add_partition_offset(&topic, partition, Offset::Offset(next))?;
+        for (topic, partitions) in advanced {
+            for (partition, next) in partitions {
+                expected.entry(topic.clone()).or_default().insert(partition, Some(next));
+                metrics
+                    .position
+                    .with_label_values(&[config.projection.as_str(), topic.as_str(), &partition.to_string()])
+                    .set(next);
+                commit.add_partition_offset(&topic, partition, Offset::Offset(next))?;
+            }
         }
         // Group offsets are for monitoring only; the store holds the truth.
-        if let Err(e) = consumer.commit(&commit, CommitMode::Async) {
+        if commit.count() > 0
+            && let Err(e) = consumer.commit(&commit, CommitMode::Async)
+        {
             tracing::debug!(error = %e, "group offset commit failed (monitoring only)");
         }
-        bootstrap.check(&positions, readiness, &config.projection);
+        bootstrap.check(&expected, readiness, &config.projection);
     }
 }
 
@@ -158,11 +233,13 @@ struct Bootstrap {
 }
 
 impl Bootstrap {
-    fn check(&mut self, positions: &HashMap<(String, i32), i64>, readiness: &Readiness, projection: &str) {
+    fn check(&mut self, expected: &Expected, readiness: &Readiness, projection: &str) {
         if self.done {
             return;
         }
-        let caught_up = self.targets.iter().all(|(tp, end)| positions.get(tp).copied().unwrap_or(0) >= *end);
+        let caught_up = self.targets.iter().all(|((topic, partition), end)| {
+            expected.get(topic).and_then(|p| p.get(partition)).copied().flatten().unwrap_or(0) >= *end
+        });
         if caught_up {
             self.done = true;
             readiness.set_ready(true);
@@ -178,27 +255,51 @@ struct BatchContext<'a> {
     metrics: &'a ProjectionMetrics,
 }
 
+enum Processed {
+    /// Stored; the new next offsets by topic and partition.
+    Stored(BTreeMap<String, BTreeMap<i32, i64>>),
+    /// The store wrote nothing: start again from what it holds.
+    Refused(Restart),
+    /// Shutdown while the batch waited on the registry; nothing stored.
+    Stopped,
+}
+
+/// What to do with one record.
+enum Decision {
+    Upsert(Upsert),
+    DeadLetter(String),
+    /// Shutdown came while waiting on the registry.
+    Stopped,
+}
+
 impl BatchContext<'_> {
-    /// Decodes, dead-letters what cannot be decoded, applies the rest with the
-    /// new positions. Returns the stored next offsets, or None when the store
-    /// lost its data (nothing was applied).
+    /// Decodes, dead-letters what can never be decoded, waits out the
+    /// registry for the rest, then hands upserts and new positions to the
+    /// store together with the positions it is expected to hold.
     async fn process<S: ProjectionStore>(
         &self,
         batch: Vec<OwnedMessage>,
+        expected: &Expected,
         store: &S,
         shutdown: &CancellationToken,
-    ) -> anyhow::Result<Option<BTreeMap<(String, i32), i64>>> {
+    ) -> anyhow::Result<Processed> {
         let projection = self.config.projection.as_str();
         let now_ms = now_ms();
-        let mut by_topic: BTreeMap<String, (Vec<Upsert>, BTreeMap<i32, i64>)> = BTreeMap::new();
+        let mut upserts: BTreeMap<String, Vec<Upsert>> = BTreeMap::new();
+        let mut advanced: BTreeMap<String, BTreeMap<i32, i64>> = BTreeMap::new();
         for msg in &batch {
             let topic = msg.topic().to_string();
+            let stored = expected.get(&topic).and_then(|p| p.get(&msg.partition())).copied().flatten();
+            if stored.is_some_and(|next| msg.offset() < next) {
+                // Already applied; storing its offset would move the position back.
+                continue;
+            }
             self.metrics.records.with_label_values(&[projection, &topic]).inc();
-            let entry = by_topic.entry(topic.clone()).or_default();
-            entry.1.insert(msg.partition(), msg.offset() + 1);
-            match self.to_upsert(msg, shutdown).await? {
-                Ok(upsert) => entry.0.push(upsert),
-                Err(reason) => {
+            advanced.entry(topic.clone()).or_default().insert(msg.partition(), msg.offset() + 1);
+            match self.decide(msg, shutdown).await {
+                Decision::Upsert(upsert) => upserts.entry(topic).or_default().push(upsert),
+                Decision::Stopped => return Ok(Processed::Stopped),
+                Decision::DeadLetter(reason) => {
                     tracing::warn!(projection, topic = %topic, partition = msg.partition(), offset = msg.offset(), %reason, "record sent to the dead-letter topic");
                     let letter = DeadLetter {
                         projection,
@@ -215,60 +316,60 @@ impl BatchContext<'_> {
                 }
             }
         }
-        let mut stored = BTreeMap::new();
-        for (topic, (upserts, offsets)) in by_topic {
-            let positions: Vec<Position> = offsets
-                .iter()
-                .map(|(&partition, &next_offset)| Position { partition, next_offset, applied_at_ms: now_ms })
-                .collect();
-            let timer = self.metrics.batch_seconds.start_timer();
-            let Some(changed) = retry("apply batch", shutdown, || store.apply(&topic, &upserts, &positions)).await?
-            else {
-                return Ok(None);
-            };
-            timer.observe_duration();
-            self.metrics.applied.with_label_values(&[projection, &topic]).inc_by(changed as u64);
-            stored.extend(offsets.into_iter().map(|(p, o)| ((topic.clone(), p), o)));
+        let positions = advanced
+            .iter()
+            .map(|(topic, partitions)| {
+                let positions = partitions
+                    .iter()
+                    .map(|(&partition, &next_offset)| Position { partition, next_offset, applied_at_ms: now_ms })
+                    .collect();
+                (topic.clone(), positions)
+            })
+            .collect();
+        let batch = Batch { expected: expected.clone(), upserts, positions };
+        let timer = self.metrics.batch_seconds.start_timer();
+        // A lost answer is retried too: the store then holds the new positions,
+        // the retry reports a mismatch, and the next session starts from them.
+        match retry("apply batch", shutdown, || store.apply(&batch)).await? {
+            ApplyOutcome::Applied { changed } => {
+                if advanced.is_empty() {
+                    timer.stop_and_discard();
+                } else {
+                    timer.observe_duration();
+                }
+                for (topic, n) in changed {
+                    self.metrics.applied.with_label_values(&[projection, &topic]).inc_by(n as u64);
+                }
+                Ok(Processed::Stored(advanced))
+            }
+            ApplyOutcome::PositionMismatch { topic, partition, expected, stored } => {
+                Ok(Processed::Refused(Restart::PositionMismatch { topic, partition, expected, stored }))
+            }
+            ApplyOutcome::StoreLost => Ok(Processed::Refused(Restart::StoreLost)),
         }
-        Ok(Some(stored))
     }
 
-    /// Ok(Ok(upsert)), Ok(Err(reason)) for a record to dead-letter; Err only
-    /// when shutting down while the registry is unreachable.
-    async fn to_upsert(
-        &self,
-        msg: &OwnedMessage,
-        shutdown: &CancellationToken,
-    ) -> anyhow::Result<Result<Upsert, String>> {
+    async fn decide(&self, msg: &OwnedMessage, shutdown: &CancellationToken) -> Decision {
         let Some(key) = msg.key() else {
-            return Ok(Err("record has no key (aggregate id)".into()));
+            return Decision::DeadLetter("record has no key (aggregate id)".into());
         };
         let Ok(aggregate_id) = std::str::from_utf8(key) else {
-            return Ok(Err("key is not UTF-8".into()));
+            return Decision::DeadLetter("key is not UTF-8".into());
         };
         let Some(payload) = msg.payload() else {
-            return Ok(Err("tombstone (purge) records are not projected yet".into()));
+            return Decision::DeadLetter("tombstone (purge) records are not projected yet".into());
         };
-        let decoded = loop {
-            let Some(decoder) = self.decoders.get(msg.topic()) else {
-                return Ok(Err(format!("no decoder for topic {}", msg.topic())));
-            };
-            match decoder.decode(payload).await {
-                Ok(d) => break d,
-                Err(e) if e.kind() == ErrorKind::Transient && !shutdown.is_cancelled() => {
-                    tracing::warn!(error = %e, "schema registry unavailable, retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-                Err(e) if e.kind() == ErrorKind::Transient => anyhow::bail!("shutting down: {e}"),
-                Err(e) => return Ok(Err(format!("undecodable: {e}"))),
-            }
+        let decoded = match self.decode(msg, payload, shutdown).await {
+            Ok(Some(decoded)) => decoded,
+            Ok(None) => return Decision::Stopped,
+            Err(reason) => return Decision::DeadLetter(reason),
         };
         let document = match avro_to_json(decoded.value) {
             Ok(d) => d,
             Err(AvroError::Codec(e)) | Err(AvroError::Framing(e)) => {
-                return Ok(Err(format!("not representable as JSON: {e}")));
+                return Decision::DeadLetter(format!("not representable as JSON: {e}"));
             }
-            Err(e) => return Ok(Err(e.to_string())),
+            Err(e) => return Decision::DeadLetter(e.to_string()),
         };
         let header = |name: &str| -> Option<String> {
             let headers = msg.headers()?;
@@ -282,10 +383,47 @@ impl BatchContext<'_> {
             .and_then(|v| v.parse::<i64>().ok())
             .or_else(|| document.get("version").and_then(serde_json::Value::as_i64));
         let Some(version) = version else {
-            return Ok(Err("no aggregate version in headers or snapshot".into()));
+            return Decision::DeadLetter("no aggregate version in headers or snapshot".into());
         };
         let aggregate_type = header(headers::AGGREGATE_TYPE).unwrap_or_else(|| aggregate_from_topic(msg.topic()));
-        Ok(Ok(Upsert { aggregate_type, aggregate_id: aggregate_id.to_string(), version, document }))
+        Decision::Upsert(Upsert { aggregate_type, aggregate_id: aggregate_id.to_string(), version, document })
+    }
+
+    /// Ok(Some) decoded; Err(reason) when the bytes can never decode (bad
+    /// framing, a writer schema that does not parse, bytes that do not decode
+    /// with it or do not resolve into the reader): dead-letter. Whatever is
+    /// the registry's fault (an id it does not know yet, 5xx, no answer in
+    /// time, unreachable) is retried with back-off until it answers, or
+    /// Ok(None) at shutdown.
+    async fn decode(
+        &self,
+        msg: &OwnedMessage,
+        payload: &[u8],
+        shutdown: &CancellationToken,
+    ) -> Result<Option<Decoded>, String> {
+        let topic = msg.topic();
+        let decoder = self.decoders.get(topic).ok_or_else(|| format!("no decoder for topic {topic}"))?;
+        let projection = self.config.projection.as_str();
+        let mut delay = REGISTRY_BACKOFF_FIRST;
+        loop {
+            let attempt = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(None),
+                decoded = decoder.decode(payload) => decoded,
+            };
+            match attempt {
+                Ok(decoded) => return Ok(Some(decoded)),
+                Err(e) if e.kind() == ErrorKind::Transient => {
+                    self.metrics.registry_retries.with_label_values(&[projection, topic]).inc();
+                    tracing::warn!(projection, topic, partition = msg.partition(), offset = msg.offset(), error = %e, retry_in = ?delay, "cannot get the writer schema from the registry; retrying (the record waits, it is not dead-lettered)");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(None),
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(REGISTRY_BACKOFF_MAX);
+                }
+                Err(e) => return Err(format!("undecodable: {e}")),
+            }
+        }
     }
 }
 

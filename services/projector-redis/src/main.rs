@@ -21,6 +21,9 @@ struct Config {
     redis_url: String,
     brokers: String,
     registry_url: String,
+    /// SLUICE_REGISTRY_TIMEOUT_MS: deadline of one schema look-up; a registry
+    /// that does not answer in time is retried like one that is down.
+    registry_timeout_ms: u64,
     topic_prefix: String,
     /// SLUICE_AGGREGATES: comma-separated aggregate types to project.
     aggregates: String,
@@ -28,6 +31,9 @@ struct Config {
     projection: String,
     batch_size: usize,
     batch_wait_ms: u64,
+    /// SLUICE_IDLE_CHECK_MS: while no record comes, how often the stored
+    /// positions are checked (a store that rolled back is noticed then).
+    idle_check_ms: u64,
     /// Partitions of state topics created by this projector when missing.
     partitions: i32,
     /// SLUICE_SCHEMAS_DIR: where the reader schemas are (`<aggregate>/vN.avsc`).
@@ -44,11 +50,13 @@ impl Default for Config {
             redis_url: "redis://127.0.0.1:6379/".into(),
             brokers: "127.0.0.1:9092".into(),
             registry_url: "http://127.0.0.1:8081".into(),
+            registry_timeout_ms: sluice_avro::LOOKUP_TIMEOUT.as_millis() as u64,
             topic_prefix: "sluice".into(),
             aggregates: "article".into(),
             projection: "cms".into(),
             batch_size: 500,
             batch_wait_ms: 5,
+            idle_check_ms: 5_000,
             partitions: 3,
             schemas_dir: "schemas".into(),
             reader_versions: String::new(),
@@ -72,6 +80,12 @@ impl Validate for Config {
         }
         if self.batch_size == 0 {
             return Err("SLUICE_BATCH_SIZE must be positive".into());
+        }
+        if self.registry_timeout_ms == 0 {
+            return Err("SLUICE_REGISTRY_TIMEOUT_MS must be positive".into());
+        }
+        if self.idle_check_ms == 0 {
+            return Err("SLUICE_IDLE_CHECK_MS must be positive".into());
         }
         Ok(())
     }
@@ -113,9 +127,11 @@ fn main() -> ExitCode {
             projection: config.projection,
             brokers: config.brokers,
             registry_url: config.registry_url,
+            registry_timeout: Duration::from_millis(config.registry_timeout_ms),
             topics,
             batch_size: config.batch_size,
             batch_wait: Duration::from_millis(config.batch_wait_ms),
+            idle_check: Duration::from_millis(config.idle_check_ms),
             partitions: config.partitions,
             readers,
         };

@@ -55,8 +55,17 @@ fn main() -> ExitCode {
             Err(_) if shutdown.is_cancelled() => return Ok(()),
             Err(e) => return Err(e),
         };
-        let leader = (!config.leader_url.is_empty())
-            .then(|| Leader { url: config.leader_url.clone(), http: reqwest::Client::new() });
+        let leader = if config.leader_url.is_empty() {
+            None
+        } else {
+            // A forwarded write waits for the leader's broker acknowledgement;
+            // a leader that never answers must not hold the client forever.
+            let http = reqwest::Client::builder()
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .timeout(std::time::Duration::from_secs(30))
+                .build()?;
+            Some(Leader { url: config.leader_url.clone(), http })
+        };
         if let Some(l) = &leader {
             tracing::info!(leader = %l.url, "follower: writes are forwarded to the leader");
         }

@@ -196,7 +196,7 @@ async fn ensure_database() -> anyhow::Result<()> {
 
 async fn wait_ready(name: &str, port: u16, pid: u32, log: &Path) -> anyhow::Result<()> {
     let url = format!("http://127.0.0.1:{port}/readyz");
-    let http = reqwest::Client::new();
+    let http = probe_client()?;
     let start = std::time::Instant::now();
     loop {
         if http.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
@@ -212,8 +212,13 @@ async fn wait_ready(name: &str, port: u16, pid: u32, log: &Path) -> anyhow::Resu
     }
 }
 
+/// For `/readyz` probes: a hung service must not hang `sluice dev`.
+fn probe_client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?)
+}
+
 async fn status(dir: &Path) -> anyhow::Result<()> {
-    let http = reqwest::Client::new();
+    let http = probe_client()?;
     for name in INFRA {
         let state = running_pid(dir, name).map_or("stopped".to_string(), |p| format!("running (pid {p})"));
         println!("{name:<16} {state}");

@@ -41,7 +41,8 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let ids_key = sluice_projection::redis_store::keys::ids(&args.lag.projection, &args.lag.aggregate);
     let before: usize = redis::cmd("SCARD").arg(&ids_key).query_async(&mut redis).await?;
 
-    let http = reqwest::Client::new();
+    let http =
+        reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).timeout(Duration::from_secs(30)).build()?;
     let url = args.target.articles_url();
     let run_id = std::process::id();
     let start = Instant::now();

@@ -17,7 +17,10 @@ pub struct CommandsArgs {
 
 pub async fn run(args: CommandsArgs) -> anyhow::Result<()> {
     let run = std::process::id();
-    let http = reqwest::Client::new();
+    let http = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(30))
+        .build()?;
     let url = args.target.articles_url();
     let start = Instant::now();
     let accepted = futures::stream::iter(0..args.commands)

@@ -15,6 +15,21 @@ pub fn dlq_topic(topic: &str) -> String {
     format!("{topic}.dlq")
 }
 
+/// Kafka's rule for topic names: 1 to 249 characters of `[a-zA-Z0-9._-]`,
+/// not `.` or `..`.
+pub fn check_topic_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 249 {
+        return Err(format!("topic names have 1 to 249 characters, `{name}` has {}", name.len()));
+    }
+    if name == "." || name == ".." {
+        return Err(format!("`{name}` is not a topic name"));
+    }
+    match name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        Some(c) => Err(format!("topic `{name}` contains {c:?}; only a-z, A-Z, 0-9, '.', '_' and '-' are allowed")),
+        None => Ok(()),
+    }
+}
+
 /// TopicNameStrategy subject for record values.
 pub fn value_subject(topic: &str) -> String {
     format!("{topic}-value")
@@ -30,5 +45,16 @@ mod tests {
         assert_eq!(events_topic("cms", "author"), "cms.author.events");
         assert_eq!(dlq_topic("sluice.article.state"), "sluice.article.state.dlq");
         assert_eq!(value_subject("sluice.article.state"), "sluice.article.state-value");
+    }
+
+    #[test]
+    fn topic_names_follow_kafkas_rule() {
+        assert!(check_topic_name("sluice.article.state").is_ok());
+        assert!(check_topic_name("a-b_c.D9").is_ok());
+        assert!(check_topic_name("sluice.bad type.state").is_err());
+        assert!(check_topic_name("sluice.x/y.state").is_err());
+        assert!(check_topic_name("").is_err());
+        assert!(check_topic_name("..").is_err());
+        assert!(check_topic_name(&"a".repeat(250)).is_err());
     }
 }

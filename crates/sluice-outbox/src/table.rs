@@ -46,7 +46,12 @@ pub async fn ensure_schema<C: tokio_postgres::GenericClient>(
     Ok(())
 }
 
-/// Creates the outbox table (and its schema) when missing.
+/// The relay's database role (deploy/sql/roles.sql).
+pub const RELAY_ROLE: &str = "sluice_relay";
+
+/// Creates the outbox table (and its schema) when missing. When the relay's
+/// role exists, grants it what it needs on the table and nothing more:
+/// SELECT (snapshots) and DELETE (rows the broker acknowledged).
 pub async fn ensure_table<C: tokio_postgres::GenericClient>(
     client: &C,
     table: &OutboxTable,
@@ -66,7 +71,12 @@ pub async fn ensure_table<C: tokio_postgres::GenericClient>(
              )",
             q = table.qualified()
         ))
-        .await
+        .await?;
+    let relay_role = client.query_opt("select 1 from pg_roles where rolname = $1", &[&RELAY_ROLE]).await?.is_some();
+    if relay_role {
+        client.batch_execute(&format!("grant select, delete on {} to {RELAY_ROLE}", table.qualified())).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,18 +1,23 @@
-//! Per-transaction delivery tracking: a transaction may be confirmed to
-//! PostgreSQL once it is sealed (its commit was read) and the broker
-//! acknowledged all of its records.
+//! Delivery tracking. A transaction may be confirmed to PostgreSQL once it is
+//! sealed (its commit was read) and every one of its outbox rows is *done*:
+//! all of the row's records were acknowledged by the broker and the row was
+//! made durable as relayed (deleted from the outbox, or recorded for the
+//! retention; see `recorder`), or the row went to the dead-letter topic.
 
+use crate::dead_letter::BrokerRefusal;
+use crate::health::BrokerHealth;
 use sluice_kafka::rdkafka::ClientContext;
+use sluice_kafka::rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use sluice_kafka::rdkafka::message::{DeliveryResult, Message};
 use sluice_kafka::rdkafka::producer::ProducerContext;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use tokio::sync::Notify;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use tokio::sync::{Notify, mpsc};
 
 #[derive(Default)]
 pub(crate) struct TxnAck {
-    records: AtomicU64,
+    rows: AtomicU64,
     pending: AtomicU64,
     sealed: AtomicBool,
     failure: Mutex<Option<String>>,
@@ -20,20 +25,14 @@ pub(crate) struct TxnAck {
 }
 
 impl TxnAck {
-    pub(crate) fn record_sent(&self) {
-        self.records.fetch_add(1, Ordering::AcqRel);
+    pub(crate) fn row_sent(&self) {
+        self.rows.fetch_add(1, Ordering::AcqRel);
         self.pending.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Records handed to the producer for this transaction.
-    pub(crate) fn records(&self) -> u64 {
-        self.records.load(Ordering::Acquire)
-    }
-
-    /// A record was handed back by the client without being sent.
-    pub(crate) fn record_unsent(&self) {
-        self.records.fetch_sub(1, Ordering::AcqRel);
-        self.pending.fetch_sub(1, Ordering::AcqRel);
+    /// Rows handed to the producer for this transaction.
+    pub(crate) fn rows(&self) -> u64 {
+        self.rows.load(Ordering::Acquire)
     }
 
     pub(crate) fn seal(&self) {
@@ -41,20 +40,21 @@ impl TxnAck {
         self.notify.notify_one();
     }
 
-    fn delivered(&self) {
+    /// One row is done (acknowledged and made durable, or dead-lettered).
+    pub(crate) fn row_done(&self) {
         if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.notify.notify_one();
         }
     }
 
-    fn failed(&self, reason: String) {
+    pub(crate) fn failed(&self, reason: String) {
         if let Ok(mut f) = self.failure.lock() {
             f.get_or_insert(reason);
         }
         self.notify.notify_one();
     }
 
-    /// Resolves once every record is acknowledged, or with the first failure.
+    /// Resolves once every row is done, or with the first failure.
     pub(crate) async fn wait(&self) -> Result<(), String> {
         loop {
             if let Some(reason) = self.failure.lock().ok().and_then(|f| f.clone()) {
@@ -68,22 +68,138 @@ impl TxnAck {
     }
 }
 
-/// Routes librdkafka's delivery reports to the transaction of each record.
-pub(crate) struct AckContext;
+/// Which outbox row a record came from: its table (index into the relay's
+/// table list) and its id, the exact identity used to delete it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowId {
+    pub table: usize,
+    pub id: uuid::Uuid,
+}
 
-impl ClientContext for AckContext {}
+/// The delivery state of one outbox row, shared by its records (the state
+/// topic's and, when enabled, the events topic's).
+pub(crate) struct RowAck {
+    pub txn: Arc<TxnAck>,
+    /// None for re-published rows (replay): nothing to make durable.
+    pub row: Option<RowId>,
+    remaining: AtomicU32,
+    dead_lettered: AtomicBool,
+}
+
+impl RowAck {
+    pub(crate) fn new(txn: &Arc<TxnAck>, row: Option<RowId>, records: u32) -> Arc<Self> {
+        txn.row_sent();
+        Arc::new(Self {
+            txn: txn.clone(),
+            row,
+            remaining: AtomicU32::new(records),
+            dead_lettered: AtomicBool::new(false),
+        })
+    }
+
+    /// A record of this row will never be sent (handed back by the client).
+    pub(crate) fn abandon(&self, reason: String) {
+        self.txn.failed(reason);
+    }
+
+    /// One of the row's records was acknowledged or dead-lettered; returns
+    /// true when it was the last one.
+    pub(crate) fn record_done(&self) -> bool {
+        self.remaining.fetch_sub(1, Ordering::AcqRel) == 1
+    }
+
+    pub(crate) fn mark_dead_lettered(&self) {
+        self.dead_lettered.store(true, Ordering::Release);
+    }
+
+    /// Whether the row must be made durable as relayed (deleted or recorded)
+    /// before it counts as done. Dead-lettered rows stay in the outbox.
+    pub(crate) fn needs_recording(&self) -> bool {
+        self.row.is_some() && !self.dead_lettered.load(Ordering::Acquire)
+    }
+}
+
+/// Where finished rows go next.
+#[derive(Clone)]
+pub(crate) struct Finisher {
+    /// Rows to delete from (or record as relayed in) the outbox; the recorder
+    /// marks them done once that is durable.
+    pub recorder: Option<mpsc::UnboundedSender<Arc<RowAck>>>,
+    /// Rows sent to the recorder and not yet recorded.
+    pub backlog: Arc<AtomicUsize>,
+}
+
+impl Finisher {
+    /// Called when the last record of `row` is acknowledged or dead-lettered.
+    pub(crate) fn finish(&self, row: Arc<RowAck>) {
+        if !row.needs_recording() {
+            row.txn.row_done();
+            return;
+        }
+        match &self.recorder {
+            Some(tx) => {
+                self.backlog.fetch_add(1, Ordering::AcqRel);
+                if let Err(unsent) = tx.send(row) {
+                    self.backlog.fetch_sub(1, Ordering::AcqRel);
+                    // The session is ending: the row stays unconfirmed and is re-sent.
+                    unsent.0.txn.failed("the relay is stopping; row not recorded".into());
+                }
+            }
+            None => row.txn.row_done(),
+        }
+    }
+}
+
+impl Finisher {
+    pub(crate) fn backlog(&self) -> usize {
+        self.backlog.load(Ordering::Acquire)
+    }
+}
+
+/// Routes librdkafka's delivery reports to the row of each record, and its
+/// errors to the broker's health.
+pub(crate) struct AckContext {
+    pub finisher: Finisher,
+    /// Records the broker refused for good (too large, invalid): dead-lettered
+    /// by the session instead of stopping the relay.
+    pub refusals: mpsc::UnboundedSender<BrokerRefusal>,
+    pub health: BrokerHealth,
+}
+
+impl ClientContext for AckContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::AllBrokersDown)) {
+            self.health.down(reason);
+        } else {
+            tracing::warn!(target: "librdkafka", error = %error, reason, "Kafka client error");
+        }
+    }
+}
 
 impl ProducerContext for AckContext {
-    type DeliveryOpaque = Arc<TxnAck>;
+    type DeliveryOpaque = Arc<RowAck>;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, ack: Self::DeliveryOpaque) {
+    fn delivery(&self, result: &DeliveryResult<'_>, row: Self::DeliveryOpaque) {
         match result {
-            Ok(_) => ack.delivered(),
-            Err((e, msg)) => {
-                let reason = format!("delivery to {} failed: {e}", msg.topic());
-                tracing::error!(%reason, "broker refused a record; the relay will stop without confirming it");
-                ack.failed(reason);
+            Ok(_) => {
+                self.health.up();
+                if row.record_done() {
+                    self.finisher.finish(row);
+                }
             }
+            Err((e, msg)) => match e.rdkafka_error_code() {
+                Some(code) if crate::dead_letter::refused_for_good(code) => {
+                    let refusal = BrokerRefusal::from_message(msg, format!("the broker refused the record: {e}"), row);
+                    if let Err(unsent) = self.refusals.send(refusal) {
+                        unsent.0.row.txn.failed(format!("delivery to {} failed: {e}", msg.topic()));
+                    }
+                }
+                _ => {
+                    let reason = format!("delivery to {} failed: {e}", msg.topic());
+                    tracing::error!(%reason, "record not delivered; the relay will stop without confirming it and send it again");
+                    row.txn.failed(reason);
+                }
+            },
         }
     }
 }

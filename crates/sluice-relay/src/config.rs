@@ -22,15 +22,23 @@ pub struct RelayConfig {
     pub partitions: i32,
     /// Also publish every event to `<prefix>.<aggregate>.events`.
     pub events_topics: bool,
-    /// Schema for the relay's own tables (slot state, heartbeat, relayed
-    /// transactions); the relay's role should own it.
+    /// Schema for the relay's own tables (slot state, relayed rows kept for
+    /// the retention); the relay's role should own it.
     pub state_schema: String,
-    /// A heartbeat row is written this often, so that an idle outbox in a
-    /// busy database still lets the slot's confirmed position advance.
+    /// A heartbeat (a transactional logical decoding message) is written this
+    /// often, so that an idle outbox in a busy database still lets the slot's
+    /// confirmed position advance.
     pub heartbeat_interval_ms: u64,
     /// Relayed outbox rows are deleted once older than this (0: right after
     /// the broker acknowledged them). Unrelayed rows are never deleted.
     pub outbox_retention_secs: u64,
+    /// How long the broker may take to acknowledge a record before the
+    /// session stops without confirming it (and sends it again on restart).
+    pub delivery_timeout_ms: u64,
+    /// On SIGTERM, how long to wait for the broker to acknowledge what was
+    /// sent before exiting; what is not acknowledged by then stays
+    /// unconfirmed and is sent again by the next relay.
+    pub shutdown_drain_ms: u64,
 }
 
 impl Default for RelayConfig {
@@ -48,6 +56,8 @@ impl Default for RelayConfig {
             state_schema: "sluice_relay".into(),
             heartbeat_interval_ms: 10_000,
             outbox_retention_secs: 0,
+            delivery_timeout_ms: 120_000,
+            shutdown_drain_ms: 10_000,
         }
     }
 }
@@ -84,6 +94,9 @@ impl Validate for RelayConfig {
         check_identifier("SLUICE_STATE_SCHEMA", &self.state_schema)?;
         if self.heartbeat_interval_ms == 0 {
             return Err("SLUICE_HEARTBEAT_INTERVAL_MS must be positive".into());
+        }
+        if self.delivery_timeout_ms == 0 {
+            return Err("SLUICE_DELIVERY_TIMEOUT_MS must be positive".into());
         }
         if self.partitions < 1 {
             return Err("SLUICE_PARTITIONS must be at least 1".into());

@@ -1,5 +1,6 @@
 //! Background work beside the stream: heartbeats, deleting relayed outbox
-//! rows, and slot lag metrics.
+//! rows past the retention, and slot lag metrics. Runs on the session's
+//! connection (the one holding the relay lock).
 
 use crate::RelayMetrics;
 use crate::state::StateTables;
@@ -7,7 +8,7 @@ use sluice_outbox::OutboxTable;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
 /// Commit times (µs) of transactions read but not yet confirmed, oldest first.
@@ -30,128 +31,86 @@ impl Pending {
     }
 }
 
-const SWEEP_EVERY: Duration = Duration::from_secs(60);
-
-/// What the next round owes.
-struct Due {
-    since_beat: Duration,
-    since_sweep: Duration,
-    /// Relayed transactions were recorded since the last sweep.
-    sweep: bool,
-}
+/// Rows past the retention are looked for this often.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 pub(crate) struct Housekeeping {
-    pub database_url: String,
+    pub client: Arc<Client>,
     pub slot: String,
     pub state: StateTables,
     pub tables: Vec<OutboxTable>,
     pub heartbeat: Duration,
-    pub retention: Duration,
+    /// None: rows are deleted as soon as they are acknowledged (the recorder
+    /// does it), nothing to sweep.
+    pub retention: Option<Duration>,
     pub metrics: RelayMetrics,
     pub pending: Pending,
 }
 
 impl Housekeeping {
-    /// Runs until shutdown; `relayed` brings the ids of transactions whose
-    /// outbox rows the broker acknowledged and PostgreSQL was told about.
-    pub async fn run(self, mut relayed: mpsc::UnboundedReceiver<u32>, shutdown: CancellationToken) {
-        let mut client: Option<tokio_postgres::Client> = None;
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        // The first round sweeps: a snapshot records its transactions before this task starts.
-        let mut due = Due { since_beat: Duration::MAX, since_sweep: Duration::ZERO, sweep: true };
-        let mut xids: Vec<i64> = Vec::new();
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(SWEEP_EVERY);
+        let mut since_beat = Duration::MAX;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            while let Ok(xid) = relayed.try_recv() {
-                xids.push(i64::from(xid));
+            since_beat = since_beat.saturating_add(SWEEP_EVERY);
+            if since_beat >= self.heartbeat {
+                since_beat = Duration::ZERO;
+                if let Err(e) = self.beat().await {
+                    tracing::warn!(error = %e, "relay heartbeat failed; will retry");
+                }
             }
-            if client.as_ref().is_none_or(|c| c.is_closed()) {
-                client = self.connect().await;
+            if let Some(retention) = self.retention
+                && let Err(e) = self.sweep(retention).await
+            {
+                tracing::warn!(error = %format!("{e:#}"), "deleting relayed outbox rows failed; will retry");
             }
-            let Some(c) = client.as_ref() else { continue };
-            due.since_beat = due.since_beat.saturating_add(Duration::from_secs(1));
-            due.since_sweep = due.since_sweep.saturating_add(Duration::from_secs(1));
-            if let Err(e) = self.round(c, &mut xids, &mut due).await {
-                tracing::warn!(error = %format!("{e:#}"), "relay housekeeping failed; will retry");
-            }
-        }
-    }
-
-    async fn connect(&self) -> Option<tokio_postgres::Client> {
-        match tokio_postgres::connect(&self.database_url, tokio_postgres::NoTls).await {
-            Ok((client, conn)) => {
-                tokio::spawn(conn);
-                Some(client)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "housekeeping cannot connect to PostgreSQL");
-                None
+            if let Err(e) = self.slot_metrics().await {
+                tracing::warn!(error = %e, "reading the slot's lag failed; will retry");
             }
         }
     }
 
-    async fn round(&self, c: &tokio_postgres::Client, xids: &mut Vec<i64>, due: &mut Due) -> anyhow::Result<()> {
-        if !xids.is_empty() {
-            c.execute(&format!("insert into {} (xid) select unnest($1::bigint[])", self.state.relayed()), &[&*xids])
-                .await?;
-            xids.clear();
-            due.sweep = true;
-        }
-        // Newly relayed rows are swept at once; rows aging past the retention
-        // once a minute.
-        if due.sweep || due.since_sweep >= SWEEP_EVERY {
-            self.sweep(c).await?;
-            due.sweep = false;
-            due.since_sweep = Duration::ZERO;
-        }
-        if due.since_beat >= self.heartbeat {
-            c.execute(&format!("insert into {} (slot) values ($1)", self.state.heartbeat()), &[&self.slot]).await?;
-            c.execute(
-                &format!("delete from {} where beat_at < now() - interval '1 minute'", self.state.heartbeat()),
-                &[],
-            )
-            .await?;
-            due.since_beat = Duration::ZERO;
-        }
-        self.slot_metrics(c).await
-    }
-
-    /// Deletes relayed outbox rows older than the retention, and the records
-    /// of relayed transactions that can no longer match a row.
-    async fn sweep(&self, c: &tokio_postgres::Client) -> anyhow::Result<()> {
-        let retention = self.retention.as_secs_f64();
-        for table in &self.tables {
-            let deleted = c
-                .execute(
-                    &format!(
-                        "delete from {} o using {} r
-                         where o.xmin::text::bigint = r.xid and o.created_at < now() - make_interval(secs => $1)",
-                        table.qualified(),
-                        self.state.relayed()
-                    ),
-                    &[&retention],
-                )
-                .await?;
-            if deleted > 0 {
-                self.metrics.outbox_deleted.inc_by(deleted);
-            }
-        }
-        c.execute(
-            &format!(
-                "delete from {} where relayed_at < now() - make_interval(secs => $1) - interval '1 hour'",
-                self.state.relayed()
-            ),
-            &[&retention],
-        )
-        .await?;
+    /// A transactional logical decoding message: the stream reads its
+    /// commit and confirms it, so the slot advances while the outbox is idle.
+    /// Needs no table in the publication and no privilege beyond LOGIN.
+    async fn beat(&self) -> Result<(), tokio_postgres::Error> {
+        self.client.execute("select pg_logical_emit_message(true, 'sluice.heartbeat', $1)", &[&self.slot]).await?;
         Ok(())
     }
 
-    async fn slot_metrics(&self, c: &tokio_postgres::Client) -> anyhow::Result<()> {
-        let row = c
+    /// Deletes outbox rows recorded as relayed longer than `retention` ago,
+    /// together with their records, in one statement per table.
+    async fn sweep(&self, retention: Duration) -> anyhow::Result<()> {
+        let secs = retention.as_secs_f64();
+        for table in &self.tables {
+            let deleted = self
+                .client
+                .execute(
+                    &format!(
+                        "with due as (
+                             delete from {relayed} where outbox = $1 and relayed_at < now() - make_interval(secs => $2)
+                             returning id
+                         )
+                         delete from {outbox} o using due where o.id = due.id",
+                        relayed = self.state.relayed_rows(),
+                        outbox = table.qualified()
+                    ),
+                    &[&table.qualified(), &secs],
+                )
+                .await?;
+            self.metrics.outbox_deleted.inc_by(deleted);
+        }
+        self.metrics.sweeps.inc();
+        Ok(())
+    }
+
+    async fn slot_metrics(&self) -> Result<(), tokio_postgres::Error> {
+        let row = self
+            .client
             .query_opt(
                 "select pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::float8, wal_status
                  from pg_replication_slots where slot_name = $1",

@@ -16,6 +16,9 @@ pub struct RelayMetrics {
     pub outbox_deleted: IntCounter,
     pub acknowledged: IntCounter,
     pub commit_to_ack: Histogram,
+    pub dead_letters: IntCounterVec,
+    pub broker_up: IntGauge,
+    pub sweeps: IntCounter,
 }
 
 impl RelayMetrics {
@@ -46,7 +49,7 @@ impl RelayMetrics {
             )?,
             outbox_deleted: IntCounter::new(
                 "sluice_relay_outbox_deleted_rows_total",
-                "Relayed outbox rows deleted by housekeeping",
+                "Relayed outbox rows deleted (acknowledged by the broker, past the retention)",
             )?,
             acknowledged: IntCounter::new(
                 "sluice_relay_acknowledged_records_total",
@@ -59,7 +62,22 @@ impl RelayMetrics {
                 )
                 .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
             )?,
+            dead_letters: IntCounterVec::new(
+                Opts::new(
+                    "sluice_relay_dead_letters_total",
+                    "Outbox rows sent to the relay's dead-letter topic because they can never be published",
+                ),
+                &["reason"],
+            )?,
+            broker_up: IntGauge::new("sluice_relay_broker_up", "0 while the Kafka brokers are unreachable")?,
+            sweeps: IntCounter::new(
+                "sluice_relay_outbox_sweeps_total",
+                "Housekeeping rounds that deleted relayed rows past the retention",
+            )?,
         };
+        registry.register(Box::new(m.dead_letters.clone()))?;
+        registry.register(Box::new(m.broker_up.clone()))?;
+        registry.register(Box::new(m.sweeps.clone()))?;
         registry.register(Box::new(m.records.clone()))?;
         registry.register(Box::new(m.bytes.clone()))?;
         registry.register(Box::new(m.transactions.clone()))?;

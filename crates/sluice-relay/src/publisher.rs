@@ -1,6 +1,8 @@
 //! Hands outbox rows to the idempotent producer as keyed records with headers.
+//! A row that can never be published goes to the dead-letter topic instead.
 
-use crate::ack::{AckContext, TxnAck};
+use crate::ack::{AckContext, RowAck, RowId, TxnAck};
+use crate::dead_letter::{DeadLetters, DeadRow, refused_for_good};
 use crate::{OutboxRow, RelayMetrics};
 use sluice_core::{headers, topics};
 use sluice_kafka::rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -12,16 +14,32 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Rows acknowledged but not yet made durable as relayed, above which the
+/// publisher waits (like a full producer queue): bounds memory when the
+/// database is slower than the broker.
+const RECORDER_BACKLOG_LIMIT: usize = 200_000;
+
 pub(crate) struct Publisher {
     producer: ThreadedProducer<AckContext>,
+    dead_letters: Arc<DeadLetters>,
     brokers: String,
     prefix: String,
     partitions: i32,
     events_topics: bool,
     /// Where each aggregate type seen goes (its state topic, and events
-    /// topic when enabled); topics are created on first sight.
-    destinations: HashMap<String, Vec<Destination>>,
+    /// topic when enabled); topics are created on first sight. `Err` holds
+    /// why the aggregate type cannot be a topic.
+    destinations: HashMap<String, Result<Vec<Destination>, String>>,
     metrics: RelayMetrics,
+}
+
+/// Settings of a publisher.
+pub(crate) struct PublisherConfig<'a> {
+    pub brokers: &'a str,
+    pub prefix: &'a str,
+    pub partitions: i32,
+    pub events_topics: bool,
+    pub delivery_timeout_ms: u64,
 }
 
 /// A topic with its record counter, looked up once rather than per record.
@@ -30,27 +48,30 @@ struct Destination {
     records: IntCounter,
 }
 
-/// Where a row was read from, for the headers.
+/// Where a row was read from, for the headers and dead letters.
 pub(crate) struct Source<'a> {
+    pub table: &'a str,
     pub lsn: &'a str,
     pub committed_at: &'a str,
 }
 
 impl Publisher {
     pub(crate) fn new(
-        brokers: &str,
-        prefix: &str,
-        partitions: i32,
-        events_topics: bool,
+        config: &PublisherConfig<'_>,
+        context: AckContext,
+        dead_letters: Arc<DeadLetters>,
         metrics: RelayMetrics,
     ) -> anyhow::Result<Self> {
-        let producer = sluice_kafka::producer_config(brokers, "sluice-outbox-relay").create_with_context(AckContext)?;
+        let producer = sluice_kafka::producer_config(config.brokers, "sluice-outbox-relay")
+            .set("message.timeout.ms", config.delivery_timeout_ms.to_string())
+            .create_with_context(context)?;
         Ok(Self {
             producer,
-            brokers: brokers.into(),
-            prefix: prefix.into(),
-            partitions,
-            events_topics,
+            dead_letters,
+            brokers: config.brokers.into(),
+            prefix: config.prefix.into(),
+            partitions: config.partitions,
+            events_topics: config.events_topics,
             destinations: HashMap::new(),
             metrics,
         })
@@ -58,27 +79,57 @@ impl Publisher {
 
     /// Sends `row` to its state topic (and events topic), creating the topics
     /// the first time an aggregate type is seen. Waits while the client's
-    /// queue is full, which bounds memory.
+    /// queue is full, which bounds memory. `id` names the outbox row to
+    /// delete once acknowledged (None for re-published rows).
     pub(crate) async fn publish(
         &mut self,
         row: &OutboxRow,
         source: &Source<'_>,
-        ack: &Arc<TxnAck>,
+        txn: &Arc<TxnAck>,
+        id: Option<RowId>,
     ) -> anyhow::Result<()> {
         self.ensure_topics(&row.aggregate_type).await?;
-        for destination in self.destinations.get(&row.aggregate_type).into_iter().flatten() {
-            self.send(destination, row, source, ack).await?;
+        let destinations = match self.destinations.get(&row.aggregate_type) {
+            Some(Ok(d)) => d,
+            Some(Err(reason)) => {
+                let reason = reason.clone();
+                return self.dead_letter(dead_row(row, source, reason, true), "invalid_topic").await;
+            }
+            None => anyhow::bail!("no destination for {}", row.aggregate_type),
+        };
+        while self.producer.context().finisher.backlog() > RECORDER_BACKLOG_LIMIT {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let records = u32::try_from(destinations.len()).unwrap_or(u32::MAX);
+        let ack = RowAck::new(txn, id, records);
+        for destination in destinations {
+            if let Err(refused) = self.send(destination, row, source, &ack).await? {
+                // Permanent for this record: the row goes to the dead-letter
+                // topic; its other records (if any) still count.
+                self.dead_letter(dead_row(row, source, refused, false), "too_large").await?;
+                ack.mark_dead_lettered();
+                if ack.record_done() {
+                    self.producer.context().finisher.finish(ack.clone());
+                }
+            }
         }
         Ok(())
     }
 
+    /// Dead-letters a row that could not even be read as an outbox row.
+    pub(crate) async fn dead_letter(&self, dead: DeadRow, kind: &str) -> anyhow::Result<()> {
+        self.dead_letters.send(&dead, kind).await
+    }
+
+    /// Ok(Ok) when handed to the client, Ok(Err(reason)) when the client
+    /// refuses the record for good (too large), Err for anything else.
     async fn send(
         &self,
         destination: &Destination,
         row: &OutboxRow,
         source: &Source<'_>,
-        ack: &Arc<TxnAck>,
-    ) -> anyhow::Result<()> {
+        ack: &Arc<RowAck>,
+    ) -> anyhow::Result<Result<(), String>> {
         let topic = destination.topic.as_str();
         let version = row.aggregate_version.to_string();
         let mut record_headers = OwnedHeaders::new_with_capacity(7)
@@ -91,12 +142,11 @@ impl Publisher {
         if let Some(tp) = &row.traceparent {
             record_headers = record_headers.insert(Header { key: headers::TRACEPARENT, value: Some(tp.as_str()) });
         }
-        let mut record: BaseRecord<'_, str, [u8], Arc<TxnAck>> =
+        let mut record: BaseRecord<'_, str, [u8], Arc<RowAck>> =
             BaseRecord::with_opaque_to(topic, ack.clone()).key(row.aggregate_id.as_str()).headers(record_headers);
         if let Some(payload) = &row.payload {
             record = record.payload(payload.as_slice());
         }
-        ack.record_sent();
         loop {
             match self.producer.send(record) {
                 Ok(()) => break,
@@ -104,15 +154,19 @@ impl Publisher {
                     record = returned;
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
+                Err((KafkaError::MessageProduction(code), _)) if refused_for_good(code) => {
+                    return Ok(Err(format!("the Kafka client refuses the record for {topic}: {code}")));
+                }
                 Err((e, _)) => {
-                    ack.record_unsent();
-                    return Err(anyhow::anyhow!("cannot hand a record for {topic} to the producer: {e}"));
+                    let reason = format!("cannot hand a record for {topic} to the producer: {e}");
+                    ack.abandon(reason.clone());
+                    anyhow::bail!(reason);
                 }
             }
         }
         destination.records.inc();
         self.metrics.bytes.inc_by(row.payload.as_ref().map_or(0, |p| p.len() as u64));
-        Ok(())
+        Ok(Ok(()))
     }
 
     async fn ensure_topics(&mut self, aggregate_type: &str) -> anyhow::Result<()> {
@@ -131,6 +185,11 @@ impl Publisher {
                 cleanup: CleanupPolicy::Delete,
             });
         }
+        if let Some(reason) = specs.iter().find_map(|s| topics::check_topic_name(&s.name).err()) {
+            let reason = format!("aggregate type `{aggregate_type}` makes no valid topic name: {reason}");
+            self.destinations.insert(aggregate_type.to_string(), Err(reason));
+            return Ok(());
+        }
         sluice_kafka::ensure_topics(&self.brokers, &specs).await?;
         let destinations = specs
             .into_iter()
@@ -139,14 +198,42 @@ impl Publisher {
                 topic: spec.name,
             })
             .collect();
-        self.destinations.insert(aggregate_type.to_string(), destinations);
+        self.destinations.insert(aggregate_type.to_string(), Ok(destinations));
         Ok(())
     }
 
-    /// Waits until every queued record is delivered or refused.
-    pub(crate) fn flush(&self, timeout: Duration) {
-        if let Err(e) = self.producer.flush(timeout) {
-            tracing::warn!(error = %e, "producer flush did not complete");
+    /// Waits until every queued record is delivered or refused, or until
+    /// `deadline`; returns how many records were still in flight.
+    pub(crate) async fn drain(&self, deadline: tokio::time::Instant) -> i32 {
+        loop {
+            let in_flight = self.producer.in_flight_count();
+            if in_flight == 0 || tokio::time::Instant::now() >= deadline {
+                return in_flight;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+}
+
+/// What a dead letter says about a decoded row.
+fn dead_row(row: &OutboxRow, source: &Source<'_>, reason: String, with_payload: bool) -> DeadRow {
+    let mut fields = vec![
+        (headers::EVENT_ID, row.id.clone()),
+        (headers::EVENT_TYPE, row.event_type.clone()),
+        (headers::AGGREGATE_TYPE, row.aggregate_type.clone()),
+        (headers::AGGREGATE_VERSION, row.aggregate_version.to_string()),
+    ];
+    if let Some(tp) = &row.traceparent {
+        fields.push((headers::TRACEPARENT, tp.clone()));
+    }
+    DeadRow {
+        reason,
+        table: source.table.to_string(),
+        lsn: source.lsn.to_string(),
+        committed_at: source.committed_at.to_string(),
+        fields,
+        key: Some(row.aggregate_id.clone().into_bytes()),
+        value: if with_payload { row.payload.clone() } else { None },
+        payload_bytes: row.payload.as_ref().map_or(0, Vec::len),
     }
 }

@@ -1,13 +1,17 @@
-//! The replication loop and the in-order confirmer.
+//! The replication session: lock, plan, snapshot, stream, drain.
 
-use crate::ack::TxnAck;
+use crate::ack::{RowId, TxnAck};
+use crate::dead_letter::DeadRow;
+use crate::health::BrokerHealth;
 use crate::housekeeping::{Housekeeping, Pending};
+use crate::pipeline::{self, Pipeline};
 use crate::publication::ensure_publication;
 use crate::publisher::{Publisher, Source};
+use crate::recorder::Recorder;
 use crate::slot::{self, SlotPlan};
 use crate::snapshot::publish_snapshot;
 use crate::state::StateTables;
-use crate::{OutboxRow, RelayConfig, RelayMetrics};
+use crate::{OutboxRow, RelayConfig, RelayMetrics, lock, preflight};
 use anyhow::Context;
 use pg_walstream::{
     CancellationToken as WalCancel, EventType, LogicalReplicationStream, ReplicationSlotOptions,
@@ -15,35 +19,39 @@ use pg_walstream::{
 };
 use sluice_outbox::OutboxTable;
 use sluice_telemetry::Readiness;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// A transaction read from the stream, waiting for its acknowledgements.
+/// A transaction read from the stream, waiting for its rows to be done.
 struct Confirmable {
     end_lsn: u64,
     commit_micros: i64,
-    xid: u32,
     has_outbox_rows: bool,
     ack: Arc<TxnAck>,
 }
 
 /// Runs until `shutdown`. A lost database or broker connection does not stop
 /// the service: what was acknowledged is confirmed, then replication starts
-/// again (with back-off) from the last confirmed position.
+/// again (with back-off) from the last confirmed position. Start-up errors
+/// that need an operator (privileges, wal_level, publication) are logged at
+/// error level with what to fix; a standby waits quietly for the lock.
 pub async fn run_relay(
     config: RelayConfig,
     metrics: RelayMetrics,
     readiness: Readiness,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let health = BrokerHealth::new(readiness, metrics.broker_up.clone(), &config.brokers);
+    tokio::spawn(health.clone().watch(shutdown.clone()));
     let mut delay = Duration::from_secs(1);
     loop {
         let started = tokio::time::Instant::now();
-        let result = run_once(&config, &metrics, &readiness, shutdown.child_token()).await;
-        readiness.set_ready(false);
+        let result = run_once(&config, &metrics, &health, shutdown.child_token()).await;
+        health.set_streaming(false);
         if shutdown.is_cancelled() {
             return result;
         }
@@ -62,83 +70,118 @@ pub async fn run_relay(
 }
 
 /// One replication session: until `shutdown` or an error; then stops reading,
-/// waits for the broker to acknowledge what was sent, confirms it, returns.
+/// waits (boundedly) for the broker to acknowledge what was sent, confirms
+/// it, returns.
 async fn run_once(
     config: &RelayConfig,
     metrics: &RelayMetrics,
-    readiness: &Readiness,
+    health: &BrokerHealth,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let tables = config.tables().map_err(anyhow::Error::msg)?;
+    let table_names: Vec<String> = tables.iter().map(OutboxTable::qualified).collect();
     let state = StateTables { schema: config.state_schema.clone() };
     let (client, connection) = tokio_postgres::connect(config.database_url.expose(), tokio_postgres::NoTls)
         .await
         .context("connect to PostgreSQL")?;
-    let conn_task = tokio::spawn(connection);
+    // This connection holds the relay lock: when it ends, so does the session.
+    let mut session_conn = tokio::spawn(connection);
+    let client = Arc::new(client);
+    if !lock::acquire(&client, &config.slot, &shutdown).await? {
+        return Ok(());
+    }
+    preflight::check(&client, &tables).await?;
     state.ensure(&client).await?;
-    let heartbeat = OutboxTable::parse(&state.heartbeat()).map_err(anyhow::Error::msg)?;
-    let published: Vec<OutboxTable> = tables.iter().cloned().chain([heartbeat]).collect();
-    ensure_publication(&client, &config.publication, &published).await?;
+    ensure_publication(&client, &config.publication, &tables).await?;
 
-    let mut publisher = Publisher::new(
-        &config.brokers,
-        &config.topic_prefix,
-        config.partitions,
-        config.events_topics,
-        metrics.clone(),
-    )?;
-    let mut stream = open_stream(config, &client, &state, &tables, &mut publisher, &shutdown).await?;
-    drop(client);
-    conn_task.abort();
-    readiness.set_ready(true);
+    let stop_tasks = CancellationToken::new();
+    let backlog = Arc::default();
+    let (recorder_tx, recorder_rx) = mpsc::unbounded_channel();
+    let recorder = Recorder {
+        client: client.clone(),
+        tables: tables.clone(),
+        state: StateTables { schema: config.state_schema.clone() },
+        retain: config.outbox_retention_secs > 0,
+        metrics: metrics.clone(),
+        backlog: Arc::clone(&backlog),
+    };
+    let recorder_task = tokio::spawn(recorder.run(recorder_rx, stop_tasks.clone()));
+    let Pipeline { mut publisher, refusals } =
+        pipeline::build(config, metrics, health.clone(), Some(recorder_tx), backlog, table_names.clone())?;
+
+    let opened = open_stream(config, &client, &state, &tables, &table_names, &mut publisher, &shutdown).await;
+    let mut stream = match opened {
+        Ok(stream) => stream,
+        Err(e) => {
+            stop_tasks.cancel();
+            drop(publisher);
+            let _ = tokio::join!(recorder_task, refusals);
+            return Err(e);
+        }
+    };
+    health.set_streaming(true);
     tracing::info!(slot = %config.slot, publication = %config.publication, "relay streaming");
 
     let pending = Pending::default();
-    let (relayed_tx, relayed_rx) = mpsc::unbounded_channel();
     let housekeeping = Housekeeping {
-        database_url: config.database_url.expose().to_string(),
+        client: client.clone(),
         slot: config.slot.clone(),
         state,
         tables: tables.clone(),
         heartbeat: Duration::from_millis(config.heartbeat_interval_ms),
-        retention: Duration::from_secs(config.outbox_retention_secs),
+        retention: (config.outbox_retention_secs > 0).then(|| Duration::from_secs(config.outbox_retention_secs)),
         metrics: metrics.clone(),
         pending: pending.clone(),
     };
-    let housekeeper = tokio::spawn(housekeeping.run(relayed_rx, shutdown.child_token()));
-
+    let housekeeper = tokio::spawn(housekeeping.run(stop_tasks.clone()));
     let (confirm_tx, confirm_rx) = mpsc::unbounded_channel();
     let feedback = stream.shared_lsn_feedback.clone();
-    let confirmer = tokio::spawn(confirm_in_order(confirm_rx, feedback, metrics.clone(), pending.clone(), relayed_tx));
-    let captured: HashSet<(String, String)> = tables.iter().map(|t| (t.schema.clone(), t.table.clone())).collect();
+    let mut confirmer = tokio::spawn(confirm_in_order(confirm_rx, feedback, metrics.clone(), pending.clone()));
 
-    let wal_cancel = WalCancel::new();
-    let result = read_loop(&mut stream, &mut publisher, &captured, &confirm_tx, &pending, &shutdown, &wal_cancel).await;
+    let captured: HashMap<(String, String), usize> =
+        tables.iter().enumerate().map(|(i, t)| ((t.schema.clone(), t.table.clone()), i)).collect();
+    let reader = Reader { publisher: &mut publisher, captured: &captured, tables: &table_names };
+    let result = reader.read(&mut stream, &confirm_tx, &pending, &shutdown, &mut session_conn).await;
     if let Err(e) = &result {
         tracing::error!(error = %format!("{e:#}"), "replication stopped");
     }
+    health.set_streaming(false);
 
-    // Drain: whatever was sent gets acknowledged and confirmed.
+    // Drain, boundedly: what the broker acknowledges in time is confirmed;
+    // the rest stays unconfirmed and is sent again by the next relay.
     drop(confirm_tx);
-    publisher.flush(Duration::from_secs(30));
-    let confirmed = confirmer.await.context("confirmer task")?;
-    if let Err(e) = stream.send_feedback().await {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(config.shutdown_drain_ms);
+    let in_flight = publisher.drain(deadline).await;
+    let confirmed = tokio::select! {
+        r = &mut confirmer => r.context("confirmer task")?,
+        _ = tokio::time::sleep_until(deadline) => {
+            confirmer.abort();
+            tracing::warn!(
+                in_flight, drain_ms = config.shutdown_drain_ms,
+                "stopping with transactions not acknowledged by the broker; they stay unconfirmed and are sent again"
+            );
+            Ok(())
+        }
+    };
+    if let Err(e) = tokio::time::timeout(Duration::from_secs(5), stream.send_feedback()).await.unwrap_or(Ok(())) {
         tracing::warn!(error = %e, "final feedback to PostgreSQL failed; the next start resends from the previous confirmed LSN");
     }
-    let _ = stream.stop().await;
-    shutdown.cancel();
-    let _ = housekeeper.await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.stop()).await;
+    stop_tasks.cancel();
+    drop(publisher);
+    let _ = tokio::join!(housekeeper, recorder_task, refusals);
+    session_conn.abort();
     result.and(confirmed)
 }
 
 /// Connects the replication stream. A new slot first has its snapshot of the
-/// outbox relayed and acknowledged. A slot serves one reader: a second relay
-/// waits here until the active one goes away, which makes it a standby.
+/// outbox relayed and acknowledged. The caller holds the relay lock.
 async fn open_stream(
     config: &RelayConfig,
     client: &tokio_postgres::Client,
     state: &StateTables,
     tables: &[OutboxTable],
+    table_names: &[String],
     publisher: &mut Publisher,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<LogicalReplicationStream> {
@@ -146,26 +189,22 @@ async fn open_stream(
     let mut delay = Duration::from_millis(250);
     loop {
         let attempt = async {
-            let plan = slot::plan(client, state, &config.slot).await?;
+            let plan = slot::plan(client, state, &config.slot, table_names).await?;
             // Whenever this connection creates the slot (planned, or because it
             // vanished meanwhile), the snapshot is exported and relayed.
             let options = ReplicationSlotOptions { snapshot: Some("export".into()), ..Default::default() };
             let stream_config = ReplicationStreamConfig::builder(&config.slot, &config.publication)
                 .with_protocol_version(1)
+                .with_messages(true)
                 .with_streaming_mode(StreamingMode::Off)
                 .with_feedback_interval(Duration::from_millis(200))
                 .with_slot_options(options);
             let mut stream = LogicalReplicationStream::new(&url, stream_config).await?;
             stream.ensure_replication_slot().await?;
             if let Some(name) = stream.exported_snapshot_name().map(str::to_string) {
-                let (scanned, ack) = publish_snapshot(config.database_url.expose(), &name, tables, publisher).await?;
+                let (rows, ack) = publish_snapshot(config.database_url.expose(), &name, tables, publisher).await?;
                 ack.wait().await.map_err(anyhow::Error::msg)?;
-                let (rows, xids): (u64, Vec<i64>) = (scanned.rows, scanned.xids.into_iter().collect());
-                client
-                    .execute(&format!("insert into {} (xid) select unnest($1::bigint[])", state.relayed()), &[&xids])
-                    .await
-                    .context("record the relayed snapshot")?;
-                slot::mark_snapshot_complete(client, state, &config.slot).await?;
+                slot::mark_snapshot_complete(client, state, &config.slot, table_names).await?;
                 tracing::info!(slot = %config.slot, rows, "initial snapshot of the outbox relayed");
             } else if plan == SlotPlan::CreateWithSnapshot {
                 anyhow::bail!("slot {} appeared while this relay was creating it; retrying", config.slot);
@@ -175,14 +214,16 @@ async fn open_stream(
         };
         match attempt.await {
             Ok(stream) => return Ok(stream),
-            Err(e) => {
-                tracing::info!(error = %format!("{e:#}"), "replication not started (standby or not ready); retrying in {delay:?}");
+            // A slot still held by the walsender of a session that just ended.
+            Err(e) if format!("{e:#}").contains("is active for PID") => {
+                tracing::info!(error = %format!("{e:#}"), "slot still in use by a previous session; retrying in {delay:?}");
                 tokio::select! {
                     _ = shutdown.cancelled() => anyhow::bail!("shut down before replication started: {e:#}"),
                     _ = tokio::time::sleep(delay) => {}
                 }
                 delay = (delay * 2).min(Duration::from_secs(2));
             }
+            Err(e) => return Err(e.context("start replication")),
         }
     }
 }
@@ -194,77 +235,104 @@ fn replication_url(url: &str) -> String {
 
 struct Txn {
     ack: Arc<TxnAck>,
-    xid: u32,
     committed_at: String,
     commit_micros: i64,
     has_outbox_rows: bool,
 }
 
-async fn read_loop(
-    stream: &mut LogicalReplicationStream,
-    publisher: &mut Publisher,
-    captured: &HashSet<(String, String)>,
-    confirm_tx: &mpsc::UnboundedSender<Confirmable>,
-    pending: &Pending,
-    shutdown: &CancellationToken,
-    wal_cancel: &WalCancel,
-) -> anyhow::Result<()> {
-    let mut txn: Option<Txn> = None;
-    loop {
-        let event = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => return Ok(()),
-            e = stream.next_event(wal_cancel) => e.context("replication stream")?,
-        };
-        match &event.event_type {
-            EventType::Begin { transaction_id, commit_timestamp, .. } => {
-                txn = Some(Txn {
-                    ack: Arc::default(),
-                    xid: *transaction_id,
-                    committed_at: commit_timestamp.to_rfc3339(),
-                    commit_micros: commit_timestamp.timestamp_micros(),
-                    has_outbox_rows: false,
-                });
-            }
-            EventType::Insert { schema, table, data, .. } => {
-                if !captured.contains(&(schema.to_string(), table.to_string())) {
-                    continue;
+/// Reads the stream and publishes the outbox inserts.
+struct Reader<'a> {
+    publisher: &'a mut Publisher,
+    /// Captured tables by (schema, table), with their index.
+    captured: &'a HashMap<(String, String), usize>,
+    tables: &'a [String],
+}
+
+impl Reader<'_> {
+    async fn read(
+        self,
+        stream: &mut LogicalReplicationStream,
+        confirm_tx: &mpsc::UnboundedSender<Confirmable>,
+        pending: &Pending,
+        shutdown: &CancellationToken,
+        session_conn: &mut JoinHandle<Result<(), tokio_postgres::Error>>,
+    ) -> anyhow::Result<()> {
+        let wal_cancel = WalCancel::new();
+        let mut txn: Option<Txn> = None;
+        loop {
+            let event = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = &mut *session_conn => anyhow::bail!("lost the session connection that holds the relay lock"),
+                e = stream.next_event(&wal_cancel) => e.context("replication stream")?,
+            };
+            match &event.event_type {
+                EventType::Begin { commit_timestamp, .. } => {
+                    txn = Some(Txn {
+                        ack: Arc::default(),
+                        committed_at: commit_timestamp.to_rfc3339(),
+                        commit_micros: commit_timestamp.timestamp_micros(),
+                        has_outbox_rows: false,
+                    });
                 }
-                let current = txn.as_mut().context("insert outside a transaction")?;
-                let row = OutboxRow::from_row(data)
-                    .map_err(|e| anyhow::anyhow!("undecodable outbox row in {schema}.{table} at {}: {e}", event.lsn))?;
-                let lsn = event.lsn.to_string();
-                let source = Source { lsn: &lsn, committed_at: &current.committed_at };
-                publisher.publish(&row, &source, &current.ack).await?;
-                current.has_outbox_rows = true;
-            }
-            EventType::Commit { end_lsn, .. } => {
-                if let Some(done) = txn.take() {
-                    done.ack.seal();
-                    pending.push(done.commit_micros);
-                    let c = Confirmable {
-                        end_lsn: end_lsn.value(),
-                        commit_micros: done.commit_micros,
-                        xid: done.xid,
-                        has_outbox_rows: done.has_outbox_rows,
-                        ack: done.ack,
+                EventType::Insert { schema, table, data, .. } => {
+                    let Some(&index) = self.captured.get(&(schema.to_string(), table.to_string())) else {
+                        continue;
                     };
-                    confirm_tx.send(c).map_err(|_| anyhow::anyhow!("confirmer stopped"))?;
+                    let current = txn.as_mut().context("insert outside a transaction")?;
+                    let lsn = event.lsn.to_string();
+                    let source = Source { table: &self.tables[index], lsn: &lsn, committed_at: &current.committed_at };
+                    match OutboxRow::from_row(data).and_then(|row| {
+                        let id = row.id.parse().map_err(|_| format!("id `{}` is not a uuid", row.id))?;
+                        Ok((row, id))
+                    }) {
+                        Ok((row, id)) => {
+                            self.publisher
+                                .publish(&row, &source, &current.ack, Some(RowId { table: index, id }))
+                                .await?
+                        }
+                        Err(reason) => {
+                            let dead = DeadRow {
+                                reason: format!("undecodable outbox row: {reason}"),
+                                table: source.table.to_string(),
+                                lsn: lsn.clone(),
+                                committed_at: current.committed_at.clone(),
+                                fields: Vec::new(),
+                                key: None,
+                                value: Some(crate::row::describe(data).into_bytes()),
+                                payload_bytes: 0,
+                            };
+                            self.publisher.dead_letter(dead, "undecodable").await?;
+                        }
+                    }
+                    current.has_outbox_rows = true;
                 }
+                EventType::Commit { end_lsn, .. } => {
+                    if let Some(done) = txn.take() {
+                        done.ack.seal();
+                        pending.push(done.commit_micros);
+                        let c = Confirmable {
+                            end_lsn: end_lsn.value(),
+                            commit_micros: done.commit_micros,
+                            has_outbox_rows: done.has_outbox_rows,
+                            ack: done.ack,
+                        };
+                        confirm_tx.send(c).map_err(|_| anyhow::anyhow!("confirmer stopped"))?;
+                    }
+                }
+                _ => {}
             }
-            _ => {}
         }
     }
 }
 
-/// Confirms transactions strictly in commit order, each once all its records
-/// (and so all before it) are acknowledged.
+/// Confirms transactions strictly in commit order, each once all its rows
+/// (and so all before it) are done.
 async fn confirm_in_order(
     mut rx: mpsc::UnboundedReceiver<Confirmable>,
     feedback: Arc<SharedLsnFeedback>,
     metrics: RelayMetrics,
     pending: Pending,
-    relayed: mpsc::UnboundedSender<u32>,
 ) -> anyhow::Result<()> {
     while let Some(c) = rx.recv().await {
         if let Err(reason) = c.ack.wait().await {
@@ -275,10 +343,9 @@ async fn confirm_in_order(
         feedback.update_applied_lsn(c.end_lsn);
         pending.pop();
         if c.has_outbox_rows {
-            let _ = relayed.send(c.xid);
             let age = (chrono::Utc::now().timestamp_micros() - c.commit_micros).max(0) as f64 / 1e6;
             metrics.commit_to_ack.observe(age);
-            metrics.acknowledged.inc_by(c.ack.records());
+            metrics.acknowledged.inc_by(c.ack.rows());
         }
         metrics.confirmed_lsn.set(i64::try_from(c.end_lsn).unwrap_or(i64::MAX));
         metrics.transactions.inc();

@@ -50,6 +50,19 @@ impl OutboxRow {
     }
 }
 
+/// The row's columns as JSON text, for a dead letter.
+pub(crate) fn describe(row: &RowData) -> String {
+    let mut columns = serde_json::Map::new();
+    for (name, value) in row.iter() {
+        let value = match value {
+            ColumnValue::Null => serde_json::Value::Null,
+            v => v.as_str().map_or_else(|| serde_json::Value::String("<binary>".into()), |s| s.into()),
+        };
+        columns.insert(name.to_string(), value);
+    }
+    serde_json::Value::Object(columns).to_string()
+}
+
 /// pgoutput sends bytea in PostgreSQL's hex text format: `\x0a1b...`.
 fn decode_bytea_hex(text: &str) -> Result<Vec<u8>, String> {
     let hex = text.strip_prefix("\\x").ok_or("payload is not in bytea hex format")?.as_bytes();

@@ -1,7 +1,12 @@
 //! Slot bookkeeping. A slot created now only streams changes from now on, so
 //! the outbox rows already there are relayed from the slot's exported
 //! snapshot. A slot whose snapshot never completed (the relay died during it)
-//! would silently stream with a gap: it is dropped and made again.
+//! would silently stream with a gap: it is dropped and made again; so is a
+//! slot whose snapshot did not cover a table added to the configuration
+//! since (its existing rows would never be relayed). Rows not yet relayed
+//! never leave the outbox, so a new snapshot loses nothing; rows relayed but
+//! still in the outbox are sent again (consumers skip versions they have).
+//! The caller holds the relay lock, so no other relay plans at the same time.
 
 use crate::state::StateTables;
 use anyhow::Context;
@@ -16,7 +21,12 @@ pub(crate) enum SlotPlan {
     CreateWithSnapshot,
 }
 
-pub(crate) async fn plan(client: &Client, state: &StateTables, slot: &str) -> anyhow::Result<SlotPlan> {
+pub(crate) async fn plan(
+    client: &Client,
+    state: &StateTables,
+    slot: &str,
+    tables: &[String],
+) -> anyhow::Result<SlotPlan> {
     let slots = state.slots();
     let wal_status: Option<Option<String>> = client
         .query_opt("select wal_status from pg_replication_slots where slot_name = $1", &[&slot])
@@ -35,15 +45,31 @@ pub(crate) async fn plan(client: &Client, state: &StateTables, slot: &str) -> an
         client.execute(&format!("delete from {slots} where slot = $1"), &[&slot]).await?;
         return insert_pending(client, &slots, slot).await;
     }
-    let completed = client
-        .query_opt(&format!("select 1 from {slots} where slot = $1 and snapshot_completed_at is not null"), &[&slot])
+    // (tables is null for slots made before tables were recorded: taken as covering all.)
+    let covered: Option<Option<Vec<String>>> = client
+        .query_opt(
+            &format!("select tables from {slots} where slot = $1 and snapshot_completed_at is not null"),
+            &[&slot],
+        )
         .await?
-        .is_some();
-    if exists && completed {
+        .map(|r| r.get(0));
+    let missing: Vec<&String> = match &covered {
+        Some(Some(covered)) => tables.iter().filter(|t| !covered.contains(t)).collect(),
+        _ => Vec::new(),
+    };
+    if exists && covered.is_some() && missing.is_empty() {
         return Ok(SlotPlan::Resume);
     }
     if exists {
-        tracing::warn!(slot, "slot exists but its initial snapshot never completed; dropping it to snapshot again");
+        if covered.is_some() {
+            tracing::warn!(
+                slot, added = ?missing,
+                "outbox tables were added since the slot's snapshot; dropping the slot to snapshot every table again \
+                 (rows still in the outbox are sent again; consumers skip versions they have)"
+            );
+        } else {
+            tracing::warn!(slot, "slot exists but its initial snapshot never completed; dropping it to snapshot again");
+        }
         // Fails while another relay streams from it; the caller retries.
         client
             .execute("select pg_drop_replication_slot($1)", &[&slot])
@@ -58,7 +84,7 @@ async fn insert_pending(client: &Client, slots: &str, slot: &str) -> anyhow::Res
         .execute(
             &format!(
                 "insert into {slots} (slot) values ($1)
-                 on conflict (slot) do update set created_at = now(), snapshot_completed_at = null"
+                 on conflict (slot) do update set created_at = now(), snapshot_completed_at = null, tables = null"
             ),
             &[&slot],
         )
@@ -66,9 +92,17 @@ async fn insert_pending(client: &Client, slots: &str, slot: &str) -> anyhow::Res
     Ok(SlotPlan::CreateWithSnapshot)
 }
 
-pub(crate) async fn mark_snapshot_complete(client: &Client, state: &StateTables, slot: &str) -> anyhow::Result<()> {
+pub(crate) async fn mark_snapshot_complete(
+    client: &Client,
+    state: &StateTables,
+    slot: &str,
+    tables: &[String],
+) -> anyhow::Result<()> {
     client
-        .execute(&format!("update {} set snapshot_completed_at = now() where slot = $1", state.slots()), &[&slot])
+        .execute(
+            &format!("update {} set snapshot_completed_at = now(), tables = $2 where slot = $1", state.slots()),
+            &[&slot, &tables],
+        )
         .await
         .context("record the completed snapshot")?;
     Ok(())

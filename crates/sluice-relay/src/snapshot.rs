@@ -4,19 +4,20 @@
 
 use crate::ack::TxnAck;
 use crate::publisher::Publisher;
-use crate::table_scan::{Scanned, Sink, publish_rows};
+use crate::table_scan::{COLUMNS, Sink, publish_rows};
 use anyhow::Context;
 use sluice_outbox::OutboxTable;
 use std::sync::Arc;
 
-/// Publishes every row of `tables` visible in `snapshot_name`. Returns what
-/// was published and the acknowledgement tracker of it all.
+/// Publishes every row of `tables` visible in `snapshot_name`, per aggregate
+/// in version order. Returns how many rows and the acknowledgement tracker
+/// of them all (sealed).
 pub(crate) async fn publish_snapshot(
     database_url: &str,
     snapshot_name: &str,
     tables: &[OutboxTable],
     publisher: &mut Publisher,
-) -> anyhow::Result<(Scanned, Arc<TxnAck>)> {
+) -> anyhow::Result<(u64, Arc<TxnAck>)> {
     let (mut client, connection) =
         tokio_postgres::connect(database_url, tokio_postgres::NoTls).await.context("connect for the snapshot")?;
     let conn_task = tokio::spawn(connection);
@@ -29,14 +30,15 @@ pub(crate) async fn publish_snapshot(
     tx.batch_execute(&format!("set transaction snapshot '{}'", snapshot_name.replace('\'', "''")))
         .await
         .context("import the slot's snapshot")?;
-    let ack: Arc<TxnAck> = Arc::default();
-    let mut scanned = Scanned::default();
-    let mut sink = Sink { publisher, ack: &ack, scanned: &mut scanned };
-    for table in tables {
-        publish_rows(&tx, table, "true", &[], "snapshot", &mut sink).await?;
+    let txn: Arc<TxnAck> = Arc::default();
+    let mut sink = Sink { publisher, txn: &txn, rows: 0, record: true };
+    for (index, table) in tables.iter().enumerate() {
+        let sql = format!("select {COLUMNS} from {} order by aggregate_version, created_at, id", table.qualified());
+        publish_rows(&tx, table, index, &sql, &[], "snapshot", &mut sink).await?;
     }
+    let rows = sink.rows;
     tx.commit().await?;
     conn_task.abort();
-    ack.seal();
-    Ok((scanned, ack))
+    txn.seal();
+    Ok((rows, txn))
 }

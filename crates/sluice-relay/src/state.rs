@@ -1,6 +1,6 @@
-//! The relay's own tables, in its state schema: slot bookkeeping, the
-//! heartbeat table (published, so idle periods still confirm WAL), and the
-//! transactions whose outbox rows were relayed (for housekeeping).
+//! The relay's own tables, in its state schema: slot bookkeeping (which
+//! tables the slot's snapshot covered) and the outbox rows relayed but kept
+//! for the retention.
 
 use anyhow::Context;
 use tokio_postgres::Client;
@@ -13,11 +13,8 @@ impl StateTables {
     pub fn slots(&self) -> String {
         format!("{}.slots", self.schema)
     }
-    pub fn heartbeat(&self) -> String {
-        format!("{}.heartbeat", self.schema)
-    }
-    pub fn relayed(&self) -> String {
-        format!("{}.relayed", self.schema)
+    pub fn relayed_rows(&self) -> String {
+        format!("{}.relayed_rows", self.schema)
     }
 
     /// Creates the schema and tables when missing.
@@ -30,18 +27,17 @@ impl StateTables {
                      created_at timestamptz not null default now(),
                      snapshot_completed_at timestamptz
                  );
-                 create table if not exists {heartbeat} (
-                     slot text not null,
-                     beat_at timestamptz not null default now()
-                 );
+                 -- The outbox tables the slot's snapshot covered.
+                 alter table {slots} add column if not exists tables text[];
                  create table if not exists {relayed} (
-                     xid bigint not null,
-                     relayed_at timestamptz not null default now()
+                     outbox text not null,
+                     id uuid not null,
+                     relayed_at timestamptz not null default now(),
+                     primary key (outbox, id)
                  );
-                 create index if not exists relayed_at on {relayed} (relayed_at);",
+                 create index if not exists relayed_rows_at on {relayed} (outbox, relayed_at);",
                 slots = self.slots(),
-                heartbeat = self.heartbeat(),
-                relayed = self.relayed()
+                relayed = self.relayed_rows()
             ))
             .await
             .context("create the relay's state tables")?;

@@ -2,67 +2,107 @@
 //! per aggregate in version order.
 
 use crate::OutboxRow;
-use crate::ack::TxnAck;
+use crate::ack::{RowId, TxnAck};
+use crate::dead_letter::DeadRow;
 use crate::publisher::{Publisher, Source};
 use anyhow::Context;
 use futures::{StreamExt, pin_mut};
 use sluice_outbox::OutboxTable;
-use std::collections::BTreeSet;
-use tokio_postgres::GenericClient;
+use std::sync::Arc;
 use tokio_postgres::types::ToSql;
-
-/// What a scan published.
-#[derive(Default)]
-pub(crate) struct Scanned {
-    pub rows: u64,
-    /// Ids of the transactions that wrote the rows (for housekeeping).
-    pub xids: BTreeSet<i64>,
-}
+use tokio_postgres::{GenericClient, Row};
 
 /// Where scanned rows go: the publisher, one acknowledgement tracker for all
 /// of them, and the tally.
 pub(crate) struct Sink<'a> {
     pub publisher: &'a mut Publisher,
-    pub ack: &'a std::sync::Arc<TxnAck>,
-    pub scanned: &'a mut Scanned,
+    pub txn: &'a Arc<TxnAck>,
+    pub rows: u64,
+    /// Whether published rows are deleted (or recorded) once acknowledged:
+    /// yes for a snapshot, no for a replay of rows already relayed.
+    pub record: bool,
 }
 
-/// Publishes the rows of `table` matching `filter` (SQL over its columns,
-/// with `params`), streaming them so memory stays flat; `source` names where
-/// they come from in the `sluice.source_lsn` header.
+/// The columns every scan reads, in [`decode`]'s order.
+pub(crate) const COLUMNS: &str =
+    "id::text, aggregatetype, aggregateid, type, payload, aggregate_version, headers->>'traceparent', created_at";
+
+/// Publishes the rows of `table` (index `table_index` in the relay's list)
+/// that `sql` selects ([`COLUMNS`] first, with `params`), streaming them so
+/// memory stays flat; `label` names where they come from in the
+/// `sluice.source_lsn` header.
 pub(crate) async fn publish_rows<C: GenericClient>(
     client: &C,
     table: &OutboxTable,
-    filter: &str,
+    table_index: usize,
+    sql: &str,
     params: &[&(dyn ToSql + Sync)],
-    source: &str,
+    label: &str,
     sink: &mut Sink<'_>,
 ) -> anyhow::Result<()> {
-    let sql = format!(
-        "select id::text, aggregatetype, aggregateid, type, payload, aggregate_version, headers->>'traceparent',
-                created_at, xmin::text::bigint
-         from {} where {filter} order by aggregate_version, created_at, id",
-        table.qualified()
-    );
     let rows =
-        client.query_raw(&sql, params.iter().copied()).await.with_context(|| format!("read {}", table.qualified()))?;
+        client.query_raw(sql, params.iter().copied()).await.with_context(|| format!("read {}", table.qualified()))?;
     pin_mut!(rows);
+    let name = table.qualified();
     while let Some(row) = rows.next().await {
         let row = row?;
-        let outbox = OutboxRow {
-            id: row.try_get(0)?,
-            aggregate_type: row.try_get(1)?,
-            aggregate_id: row.try_get(2)?,
-            event_type: row.try_get(3)?,
-            payload: row.try_get(4)?,
-            aggregate_version: row.try_get(5)?,
-            traceparent: row.try_get(6)?,
-        };
-        let created: chrono::DateTime<chrono::Utc> = row.try_get(7)?;
-        let committed_at = created.to_rfc3339();
-        sink.publisher.publish(&outbox, &Source { lsn: source, committed_at: &committed_at }, sink.ack).await?;
-        sink.scanned.rows += 1;
-        sink.scanned.xids.insert(row.try_get::<_, i64>(8)?);
+        let committed_at =
+            row.try_get::<_, chrono::DateTime<chrono::Utc>>(7).map(|c| c.to_rfc3339()).unwrap_or_default();
+        let source = Source { table: &name, lsn: label, committed_at: &committed_at };
+        match decode(&row) {
+            Ok(outbox) => {
+                let id = if sink.record {
+                    let id = outbox.id.parse().with_context(|| format!("outbox id {} is not a uuid", outbox.id))?;
+                    Some(RowId { table: table_index, id })
+                } else {
+                    None
+                };
+                sink.publisher.publish(&outbox, &source, sink.txn, id).await?;
+            }
+            Err(reason) => {
+                let dead = DeadRow {
+                    reason: format!("undecodable outbox row: {reason}"),
+                    table: name.clone(),
+                    lsn: label.to_string(),
+                    committed_at: committed_at.clone(),
+                    fields: Vec::new(),
+                    key: None,
+                    value: Some(describe(&row).into_bytes()),
+                    payload_bytes: 0,
+                };
+                sink.publisher.dead_letter(dead, "undecodable").await?;
+            }
+        }
+        sink.rows += 1;
     }
     Ok(())
+}
+
+fn decode(row: &Row) -> Result<OutboxRow, tokio_postgres::Error> {
+    Ok(OutboxRow {
+        id: row.try_get(0)?,
+        aggregate_type: row.try_get(1)?,
+        aggregate_id: row.try_get(2)?,
+        event_type: row.try_get(3)?,
+        payload: row.try_get(4)?,
+        aggregate_version: row.try_get(5)?,
+        traceparent: row.try_get(6)?,
+    })
+}
+
+/// The row's readable columns as JSON, for a dead letter.
+fn describe(row: &Row) -> String {
+    let mut columns = serde_json::Map::new();
+    for (i, column) in row.columns().iter().enumerate() {
+        let value = match row.try_get::<_, Option<String>>(i) {
+            Ok(Some(text)) => serde_json::Value::String(text),
+            Ok(None) => serde_json::Value::Null,
+            Err(_) => match row.try_get::<_, Option<i64>>(i) {
+                Ok(v) => v.map_or(serde_json::Value::Null, serde_json::Value::from),
+                Err(_) => serde_json::Value::String(format!("<{}>", column.type_())),
+            },
+        };
+        columns.insert(column.name().to_string(), value);
+    }
+    serde_json::Value::Object(columns).to_string()
 }

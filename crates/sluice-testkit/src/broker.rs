@@ -6,9 +6,10 @@ use tempfile::TempDir;
 
 /// An own tansu broker with sqlite storage and the header index.
 pub struct TestBroker {
-    process: Managed,
+    process: Option<Managed>,
     pub port: u16,
     db: PathBuf,
+    log: PathBuf,
     _dir: TempDir,
 }
 
@@ -17,12 +18,41 @@ impl TestBroker {
         let dir = tempfile::Builder::new().prefix("sluice-tansu-").tempdir().expect("temp dir");
         let db = dir.path().join("tansu.db");
         let log = dir.path().join("tansu.log");
-        let port = sluice_stack::free_port().unwrap_or_else(|e| panic!("{e}"));
-        let launch = sluice_stack::tansu::launch(port, &db, &log).unwrap_or_else(|e| panic!("{e}"));
+        let mut last_error = String::new();
+        // Another test may take the port between probe and bind: try others.
+        for _ in 0..5 {
+            let port = sluice_stack::free_port().unwrap_or_else(|e| panic!("{e}"));
+            match Self::spawn(port, &db, &log) {
+                Ok(process) => {
+                    expect_ready(sluice_stack::tansu::create_header_index(&db, START_DEADLINE));
+                    return TestBroker { process: Some(process), port, db, log, _dir: dir };
+                }
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("tansu did not start: {last_error}");
+    }
+
+    fn spawn(port: u16, db: &std::path::Path, log: &std::path::Path) -> Result<Managed, String> {
+        let launch = sluice_stack::tansu::launch(port, db, log).unwrap_or_else(|e| panic!("{e}"));
         let mut process = Managed::start("tansu", &launch);
-        expect_ready(sluice_stack::wait_for_tcp("tansu", port, START_DEADLINE, || process.check_alive(&log)));
-        expect_ready(sluice_stack::tansu::create_header_index(&db, START_DEADLINE));
-        TestBroker { process, port, db, _dir: dir }
+        sluice_stack::wait_for_tcp("tansu", port, START_DEADLINE, || process.check_alive(log))
+            .map_err(|e| e.to_string())?;
+        Ok(process)
+    }
+
+    /// Stops the broker (SIGKILL: an outage, not a shutdown); its data stays.
+    pub fn stop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill_hard();
+        }
+    }
+
+    /// Starts the broker again on the same port with the same data.
+    pub fn restart(&mut self) {
+        self.stop();
+        let process = Self::spawn(self.port, &self.db, &self.log).unwrap_or_else(|e| panic!("tansu restart: {e}"));
+        self.process = Some(process);
     }
 
     /// `host:port` for `bootstrap.servers`.
@@ -31,7 +61,7 @@ impl TestBroker {
     }
 
     pub fn pid(&self) -> u32 {
-        self.process.pid()
+        self.process.as_ref().map_or(0, Managed::pid)
     }
 
     pub fn db_path(&self) -> &std::path::Path {

@@ -2,6 +2,7 @@
 
 mod bench;
 mod dev;
+mod dlq;
 mod lag;
 mod load;
 mod migrate;
@@ -39,6 +40,8 @@ enum Command {
         #[command(subcommand)]
         action: replay::Action,
     },
+    /// Show what a dead-letter topic holds and why.
+    Dlq(dlq::DlqArgs),
     /// Apply the write side's database migrations.
     Migrate(migrate::MigrateArgs),
     /// Benchmarks: our figure beside the raw baseline, measured in one run.
@@ -55,6 +58,7 @@ async fn main() -> ExitCode {
         Command::Dev { action } => dev::run(action).await,
         Command::Load(args) => load::run(args).await,
         Command::Lag(args) => lag::run(args).await,
+        Command::Dlq(args) => dlq::run(args).await,
         Command::Migrate(args) => migrate::run(args).await,
         Command::Relay { action } => replay::run(action).await,
         Command::Schema { action } => schema::run(action).await,

@@ -7,7 +7,10 @@ use sluice_relay::{RelayConfig, RelayMetrics};
 #[derive(clap::Subcommand)]
 pub enum Action {
     /// Re-publish the outbox rows created in [--since, --until) (rows kept by
-    /// SLUICE_OUTBOX_RETENTION_SECS). Consumers skip versions they have.
+    /// SLUICE_OUTBOX_RETENTION_SECS), then the newest retained version of each
+    /// key among them, so that it stays the key's last record in the compacted
+    /// topic. Consumers skip versions they have. Refused while a relay is
+    /// active on the slot (its records could land after the replay's) unless --force.
     Replay(ReplayArgs),
 }
 
@@ -27,6 +30,12 @@ pub struct ReplayArgs {
     pub topic_prefix: String,
     #[arg(long, env = "SLUICE_OUTBOX_TABLES", default_value = "cms.outbox")]
     pub outbox_tables: String,
+    /// The relay's slot (its lock tells whether a relay is active).
+    #[arg(long, env = "SLUICE_SLOT", default_value = "sluice_outbox")]
+    pub slot: String,
+    /// Replay even while a relay is active on the slot.
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub async fn run(action: Action) -> anyhow::Result<()> {
@@ -36,11 +45,15 @@ pub async fn run(action: Action) -> anyhow::Result<()> {
         brokers: args.brokers,
         topic_prefix: args.topic_prefix,
         outbox_tables: args.outbox_tables,
+        slot: args.slot,
         ..RelayConfig::default()
     };
     let until = args.until.unwrap_or_else(Utc::now);
     let metrics = RelayMetrics::register(&sluice_telemetry::prometheus::Registry::new())?;
-    let rows = sluice_relay::replay(&config, args.since, until, metrics).await?;
-    println!("re-published {rows} outbox rows created in [{}, {until})", args.since);
+    let done = sluice_relay::replay(&config, args.since, until, args.force, metrics).await?;
+    println!(
+        "re-published {} outbox rows created in [{}, {until}), then the newest version of {} aggregates so that each stays its key's last record",
+        done.range, args.since, done.latest
+    );
     Ok(())
 }

@@ -1,0 +1,103 @@
+//! `sluice dlq`: what a dead-letter topic holds and why (the relay's
+//! `<prefix>.relay.dlq` or a projection's `<topic>.dlq`).
+
+use anyhow::Context;
+use sluice_kafka::rdkafka::consumer::Consumer;
+use sluice_kafka::rdkafka::message::{Headers, Message};
+use sluice_kafka::rdkafka::{Offset, TopicPartitionList};
+use std::collections::HashMap;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct DlqArgs {
+    /// The dead-letter topic; default the relay's, `<prefix>.relay.dlq`.
+    #[arg(long)]
+    pub topic: Option<String>,
+    #[arg(long, env = "SLUICE_TOPIC_PREFIX", default_value = "sluice")]
+    pub topic_prefix: String,
+    #[arg(long, env = "SLUICE_BROKERS", default_value = crate::dev::DEFAULT_BROKERS)]
+    pub brokers: String,
+    /// Show at most this many (the newest).
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+}
+
+/// One dead letter as shown.
+struct Letter {
+    partition: i32,
+    offset: i64,
+    headers: HashMap<String, String>,
+    key: String,
+}
+
+pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
+    let topic = args.topic.clone().unwrap_or_else(|| sluice_relay::relay_dlq_topic(&args.topic_prefix));
+    let letters = read_all(&args.brokers, &topic).await?;
+    println!("{} dead letters in {topic}", letters.len());
+    for l in letters.iter().rev().take(args.limit).rev() {
+        let h = |name: &str| l.headers.get(name).map_or("-", String::as_str);
+        let source = match l.headers.get(sluice_relay::relay_headers::SOURCE_TABLE) {
+            Some(table) if !table.is_empty() => format!("table {table} at {}", h(sluice_core::headers::SOURCE_LSN)),
+            _ => format!(
+                "{} partition {} offset {}",
+                h(sluice_core::headers::dlq::SOURCE_TOPIC),
+                h(sluice_core::headers::dlq::SOURCE_PARTITION),
+                h(sluice_core::headers::dlq::SOURCE_OFFSET)
+            ),
+        };
+        println!(
+            "[{}:{}] key={} event={} version={} from {source}\n    reason: {}",
+            l.partition,
+            l.offset,
+            l.key,
+            h(sluice_core::headers::EVENT_ID),
+            h(sluice_core::headers::AGGREGATE_VERSION),
+            h(sluice_core::headers::dlq::REASON)
+        );
+    }
+    Ok(())
+}
+
+/// Every record of `topic` up to its end when called.
+async fn read_all(brokers: &str, topic: &str) -> anyhow::Result<Vec<Letter>> {
+    let consumer = sluice_kafka::consumer(brokers, "sluice-dlq-reader")?;
+    let marks = sluice_kafka::watermarks(&consumer, topic).with_context(|| format!("read {topic}"))?;
+    let mut assignment = TopicPartitionList::new();
+    for w in &marks {
+        assignment.add_partition_offset(topic, w.partition, Offset::Beginning)?;
+    }
+    consumer.assign(&assignment)?;
+    // Partitions not read to their end yet (offsets may have gaps: compaction).
+    let mut unread: HashMap<i32, i64> =
+        marks.iter().filter(|w| w.high > w.low).map(|w| (w.partition, w.high)).collect();
+    let mut letters = Vec::new();
+    while !unread.is_empty() {
+        let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .with_context(|| format!("{topic} stopped answering before its end"))??;
+        let Some(&end) = unread.get(&m.partition()) else { continue };
+        if m.offset() + 1 >= end {
+            unread.remove(&m.partition());
+        }
+        if m.offset() >= end {
+            continue;
+        }
+        let headers = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|x| {
+                        (
+                            x.key.to_string(),
+                            x.value.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let key = m.key().map_or("-".to_string(), |k| String::from_utf8_lossy(k).into_owned());
+        letters.push(Letter { partition: m.partition(), offset: m.offset(), headers, key });
+    }
+    letters.sort_by_key(|l| (l.partition, l.offset));
+    Ok(letters)
+}

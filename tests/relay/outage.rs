@@ -1,0 +1,95 @@
+//! A broker that goes away, and start-up errors an operator must fix, told
+//! apart from a standby.
+
+use crate::harness::{DEADLINE, RelayStack, assert_last_record_is_newest};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_broker_outage_exits_and_loses_nothing() {
+    let mut stack = RelayStack::start().await;
+    let mut relay = stack.relay(&[("SLUICE_SHUTDOWN_DRAIN_MS", "2000".into())]).await;
+    relay.wait_ready().await;
+    let client = stack.client().await;
+    let keys: Vec<String> = (0..10).map(|k| format!("o{k}")).collect();
+    for key in &keys {
+        RelayStack::write(&client, key, 1..=2).await;
+    }
+    stack.read_until(20, DEADLINE).await;
+
+    stack.broker.stop();
+    for key in &keys {
+        RelayStack::write(&client, key, 3..=4).await;
+    }
+    // The relay notices: not ready, and an error in its log.
+    sluice_testkit::wait_until("the relay to report the broker unreachable", DEADLINE, || {
+        let relay = &relay;
+        async move { (!relay.is_ready().await).then_some(()) }
+    })
+    .await;
+    let log = relay.log_tail();
+    assert!(log.contains("ERROR") && log.contains("Kafka broker unreachable"), "{log}");
+    // SIGTERM: it exits by itself (terminate() would SIGKILL after 60 s).
+    let status = relay.terminate();
+    assert!(status.success(), "relay exited with {status}:\n{}", relay.log_tail());
+
+    stack.broker.restart();
+    let _next = stack.relay(&[]).await;
+    stack.wait_outbox_count(0).await;
+    // tansu compacts the state topic when it starts, so versions 1 and 2
+    // may be gone (superseded); 3 and 4, sent during the outage, must be there.
+    let seen = stack.read_to_end().await;
+    for key in &keys {
+        let mut versions: Vec<i64> = seen.iter().filter(|s| &s.key == key).map(|s| s.version).collect();
+        versions.dedup();
+        assert!(versions.ends_with(&[3, 4]), "{key}: {versions:?}");
+    }
+    assert_last_record_is_newest(&seen);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_errors_say_what_to_fix() {
+    let stack = RelayStack::start().await;
+    let client = stack.client().await;
+
+    // A role without REPLICATION.
+    client.batch_execute("create role weak login").await.expect("role");
+    let weak_url = format!("postgres://weak@127.0.0.1:{}/{}", stack.pg.port, stack.db_name);
+    let weak = stack.relay(&[("SLUICE_DATABASE_URL", weak_url)]).await;
+    wait_for_log(&weak, "lacks the REPLICATION attribute").await;
+    assert!(weak.log_tail().contains("ALTER ROLE weak REPLICATION"), "{}", weak.log_tail());
+    assert!(!weak.is_ready().await);
+
+    // A publication the relay's role may not create.
+    let unpublished = stack.relay(&[("SLUICE_PUBLICATION", "nobody_made_this".into())]).await;
+    wait_for_log(&unpublished, "create publication nobody_made_this for table cms.outbox").await;
+    assert!(!unpublished.is_ready().await);
+
+    // Missing DELETE on the outbox.
+    client.batch_execute("revoke delete on cms.outbox from sluice_relay").await.expect("revoke");
+    let no_delete = stack.relay(&[]).await;
+    wait_for_log(&no_delete, "GRANT SELECT, DELETE ON cms.outbox TO sluice_relay").await;
+    assert!(!no_delete.is_ready().await);
+    client.batch_execute("grant delete on cms.outbox to sluice_relay").await.expect("grant");
+    drop((weak, unpublished, no_delete));
+
+    // A standby is not an error.
+    let active = stack.relay(&[]).await;
+    sluice_testkit::wait_until("the relay to be ready", DEADLINE, || {
+        let active = &active;
+        async move { active.is_ready().await.then_some(()) }
+    })
+    .await;
+    let standby = stack.relay(&[]).await;
+    wait_for_log(&standby, "standby").await;
+    let log = standby.log_tail();
+    assert!(!log.contains("ERROR"), "a standby logged an error:\n{log}");
+}
+
+/// Waits until an ERROR-level line of the relay's log contains `text`.
+async fn wait_for_log(relay: &sluice_testkit::ServiceHandle, text: &str) {
+    sluice_testkit::wait_until(&format!("the log to say `{text}`"), DEADLINE, || {
+        let log = relay.log_tail();
+        let found = log.lines().any(|l| l.contains(text) && (l.contains("ERROR") || text == "standby"));
+        async move { found.then_some(()) }
+    })
+    .await;
+}

@@ -37,9 +37,9 @@ pub struct Seen {
 }
 
 /// The role the relay runs as: `roles.sql`'s, unless a test run overrides it
-/// (SLUICE_TEST_RELAY_ROLE=postgres, to try an older relay that needed more).
+/// (TESTKIT_RELAY_ROLE=postgres, to try an older relay that needed more).
 fn relay_role() -> String {
-    std::env::var("SLUICE_TEST_RELAY_ROLE").unwrap_or_else(|_| "sluice_relay".into())
+    std::env::var("TESTKIT_RELAY_ROLE").unwrap_or_else(|_| "sluice_relay".into())
 }
 
 impl RelayStack {
@@ -161,6 +161,50 @@ impl RelayStack {
             }
         })
         .await;
+    }
+
+    /// Waits until the slot's confirmed position reaches the server's current
+    /// WAL position as of now: everything committed so far was handled.
+    pub async fn wait_slot_confirmed_now(&self, what: &str) {
+        let client = self.client().await;
+        let now: String = client.query_one("select pg_current_wal_lsn()::text", &[]).await.expect("lsn").get(0);
+        sluice_testkit::wait_until(what, DEADLINE, || {
+            let (client, slot, now) = (&client, &self.slot, &now);
+            async move {
+                let done: bool = client
+                    .query_one(
+                        "select confirmed_flush_lsn >= $2::text::pg_lsn from pg_replication_slots where slot_name = $1",
+                        &[slot, now],
+                    )
+                    .await
+                    .ok()?
+                    .get(0);
+                done.then_some(())
+            }
+        })
+        .await;
+    }
+
+    /// Waits until the slot retains less than 1 MB of WAL (its confirmed
+    /// position caught up with the server); returns the bytes retained.
+    pub async fn wait_slot_caught_up(&self, what: &str) -> f64 {
+        let client = self.client().await;
+        sluice_testkit::wait_until(what, DEADLINE, || {
+            let (client, slot) = (&client, &self.slot);
+            async move {
+                let retained: f64 = client
+                    .query_one(
+                        "select pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::float8
+                         from pg_replication_slots where slot_name = $1",
+                        &[slot],
+                    )
+                    .await
+                    .ok()?
+                    .get(0);
+                (retained < 1e6).then_some(retained)
+            }
+        })
+        .await
     }
 
     /// Reads the state topic from the start until `expected` distinct

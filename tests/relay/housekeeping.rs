@@ -88,7 +88,7 @@ async fn rows_written_in_subtransactions_are_deleted() {
 async fn a_table_added_later_has_its_existing_rows_relayed() {
     let stack = RelayStack::start().await;
     let client = stack.client().await;
-    let mut relay = stack.relay(&[]).await;
+    let mut relay = stack.relay(&[("SLUICE_HEARTBEAT_INTERVAL_MS", "200".into())]).await;
     RelayStack::write(&client, "first", 1..=2).await;
     stack.read_until(2, DEADLINE).await;
 
@@ -104,6 +104,9 @@ async fn a_table_added_later_has_its_existing_rows_relayed() {
         ))
         .await
         .expect("second outbox with rows");
+    // The relay has confirmed past those rows (it does not relay that table
+    // yet), so only a new snapshot can bring them.
+    stack.wait_slot_confirmed_now("the slot to confirm past the second outbox's rows").await;
     assert!(relay.terminate().success());
     assert_eq!(
         client.query_one("select count(*) from billing.events_out", &[]).await.expect("count").get::<_, i64>(0),

@@ -84,22 +84,7 @@ async fn poison_rows_are_dead_lettered_and_the_slot_moves_on() {
         }
     })
     .await;
-    let slot = stack.slot.clone();
-    sluice_testkit::wait_until("the slot to confirm past the poison rows", DEADLINE, || {
-        let (client, slot) = (&client, &slot);
-        async move {
-            let behind: f64 = client
-                .query_one(
-                    "select pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::float8 from pg_replication_slots where slot_name = $1",
-                    &[slot],
-                )
-                .await
-                .ok()?
-                .get(0);
-            (behind < 1e6).then_some(())
-        }
-    })
-    .await;
+    stack.wait_slot_caught_up("the slot to confirm past the poison rows").await;
     assert!(!relay.log_tail().contains("relay stopped"), "the relay restarted:\n{}", relay.log_tail());
 
     // `sluice dlq` shows them.

@@ -50,22 +50,7 @@ async fn an_idle_outbox_does_not_make_the_slot_retain_wal() {
     let written: f64 =
         client.query_one("select pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::float8", &[]).await.expect("lsn").get(0);
     assert!(written > 20e6, "the test wrote too little WAL ({written} bytes in all)");
-    let slot = stack.slot.clone();
-    let retained = sluice_testkit::wait_until("the slot to confirm past the busy writes", DEADLINE, || {
-        let (client, slot) = (&client, &slot);
-        async move {
-            let r: f64 = client
-                .query_one(
-                    "select pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::float8 from pg_replication_slots where slot_name = $1",
-                    &[slot],
-                )
-                .await
-                .ok()?
-                .get(0);
-            (r < 1e6).then_some(r)
-        }
-    })
-    .await;
+    let retained = stack.wait_slot_caught_up("the slot to confirm past the busy writes").await;
     eprintln!("retained WAL after idle period: {retained} bytes");
 }
 

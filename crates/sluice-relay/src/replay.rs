@@ -11,7 +11,7 @@
 
 use crate::ack::TxnAck;
 use crate::health::BrokerHealth;
-use crate::table_scan::{COLUMNS, Sink, publish_rows};
+use crate::table_scan::{COLUMNS, Sink, publish_rows, snapshot_transaction};
 use crate::{RelayConfig, RelayMetrics, lock, pipeline};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -58,12 +58,7 @@ pub async fn replay(
     let txn: Arc<TxnAck> = Arc::default();
     let mut sink = Sink { publisher: &mut pipeline.publisher, txn: &txn, rows: 0, record: false };
     let range: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&since, &until];
-    let tx = client
-        .build_transaction()
-        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await?;
+    let tx = snapshot_transaction(&mut client).await?;
     for (index, table) in tables.iter().enumerate() {
         let sql = format!(
             "select {COLUMNS} from {t} where created_at >= $1 and created_at < $2

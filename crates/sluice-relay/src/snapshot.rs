@@ -4,7 +4,7 @@
 
 use crate::ack::TxnAck;
 use crate::publisher::Publisher;
-use crate::table_scan::{COLUMNS, Sink, publish_rows};
+use crate::table_scan::{COLUMNS, Sink, publish_rows, snapshot_transaction};
 use anyhow::Context;
 use sluice_outbox::OutboxTable;
 use std::sync::Arc;
@@ -21,12 +21,7 @@ pub(crate) async fn publish_snapshot(
     let (mut client, connection) =
         tokio_postgres::connect(database_url, tokio_postgres::NoTls).await.context("connect for the snapshot")?;
     let conn_task = tokio::spawn(connection);
-    let tx = client
-        .build_transaction()
-        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await?;
+    let tx = snapshot_transaction(&mut client).await?;
     tx.batch_execute(&format!("set transaction snapshot '{}'", snapshot_name.replace('\'', "''")))
         .await
         .context("import the slot's snapshot")?;

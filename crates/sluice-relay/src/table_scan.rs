@@ -78,6 +78,18 @@ pub(crate) async fn publish_rows<C: GenericClient>(
     Ok(())
 }
 
+/// A read-only REPEATABLE READ transaction: one consistent view for a scan.
+pub(crate) async fn snapshot_transaction(
+    client: &mut tokio_postgres::Client,
+) -> Result<tokio_postgres::Transaction<'_>, tokio_postgres::Error> {
+    client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+}
+
 fn decode(row: &Row) -> Result<OutboxRow, tokio_postgres::Error> {
     Ok(OutboxRow {
         id: row.try_get(0)?,

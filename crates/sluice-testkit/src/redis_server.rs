@@ -23,16 +23,18 @@ impl TestRedis {
     pub fn start() -> TestRedis {
         let dir = tempfile::Builder::new().prefix("sluice-redis-").tempdir().expect("temp dir");
         let log = dir.path().join("redis.log");
-        let port = sluice_stack::free_port().unwrap_or_else(|e| panic!("{e}"));
-        let launch = sluice_stack::redis::launch(port, dir.path(), &log).unwrap_or_else(|e| panic!("{e}"));
-        let process = Self::spawn(&launch, port, &log);
-        TestRedis { process, port, launch, log, dir }
-    }
-
-    fn spawn(launch: &Launch, port: u16, log: &Path) -> Managed {
-        let mut process = Managed::start("redis-server", launch);
-        Self::wait_listening(&mut process, port, log);
-        process
+        let mut last_error = String::new();
+        // Another test may take the port between probe and bind: try others.
+        for _ in 0..5 {
+            let port = sluice_stack::free_port().unwrap_or_else(|e| panic!("{e}"));
+            let launch = sluice_stack::redis::launch(port, dir.path(), &log).unwrap_or_else(|e| panic!("{e}"));
+            let mut process = Managed::start("redis-server", &launch);
+            match sluice_stack::wait_for_tcp("redis-server", port, START_DEADLINE, || process.check_alive(&log)) {
+                Ok(()) => return TestRedis { process, port, launch, log, dir },
+                Err(e) => last_error = e.to_string(),
+            }
+        }
+        panic!("redis-server did not start: {last_error}");
     }
 
     fn wait_listening(process: &mut Managed, port: u16, log: &Path) {

@@ -6,10 +6,17 @@ use tempfile::TempDir;
 
 /// The path of one of Sluice's own binaries, built next to the test binary
 /// (`target/<profile>/<name>`). `make test` builds them first.
+/// `TESTKIT_BIN_DIR` points the tests at other builds (a release build,
+/// or an older commit's binaries to show that a test catches a bug).
 pub fn service_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current test executable");
-    // target/<profile>/deps/<test> -> target/<profile>/<name>
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir layout");
+    let profile_dir = match std::env::var_os("TESTKIT_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let exe = std::env::current_exe().expect("current test executable");
+            // target/<profile>/deps/<test> -> target/<profile>/<name>
+            exe.parent().and_then(|deps| deps.parent()).expect("target dir layout").to_path_buf()
+        }
+    };
     let path = profile_dir.join(name);
     assert!(
         path.exists(),
@@ -40,18 +47,25 @@ impl ServiceHandle {
     /// Starts `name` with `env` (`SLUICE_*` variables) plus a free
     /// `SLUICE_LISTEN` address and waits until `/healthz` answers.
     pub async fn start(name: &str, env: &[(&str, String)]) -> ServiceHandle {
-        let dir = tempfile::Builder::new().prefix(&format!("sluice-{name}-")).tempdir().expect("temp dir");
-        let log = dir.path().join(format!("{name}.log"));
-        let port = sluice_stack::free_port().unwrap_or_else(|e| panic!("{e}"));
-        let mut launch = Launch::new(service_binary(name), &log)
-            .env("SLUICE_LISTEN", format!("127.0.0.1:{port}"))
-            .env("SLUICE_LOG", "info");
-        for (k, v) in env {
-            launch = launch.env(*k, v);
+        // Another test may take the port between probe and bind: try others.
+        for attempt in 1.. {
+            let dir = tempfile::Builder::new().prefix(&format!("sluice-{name}-")).tempdir().expect("temp dir");
+            let log = dir.path().join(format!("{name}.log"));
+            let port = sluice_stack::free_port().unwrap_or_else(|e| panic!("{e}"));
+            let mut launch = Launch::new(service_binary(name), &log)
+                .env("SLUICE_LISTEN", format!("127.0.0.1:{port}"))
+                .env("SLUICE_LOG", "info");
+            for (k, v) in env {
+                launch = launch.env(*k, v);
+            }
+            let mut handle = ServiceHandle { process: Managed::start(name, &launch), port, launch, log, _dir: dir };
+            match handle.try_wait_for("/healthz").await {
+                Ok(()) => return handle,
+                Err(e) if attempt < 5 && e.contains("in use") => continue,
+                Err(e) => panic!("{e}"),
+            }
         }
-        let mut handle = ServiceHandle { process: Managed::start(name, &launch), port, launch, log, _dir: dir };
-        handle.wait_healthy().await;
-        handle
+        unreachable!("the loop returns or panics")
     }
 
     async fn wait_healthy(&mut self) {
@@ -66,22 +80,23 @@ impl ServiceHandle {
     /// Polls `path` until it answers 200; fails with the service's log if it
     /// exits or does not answer in time.
     async fn wait_for(&mut self, path: &str) {
+        if let Err(e) = self.try_wait_for(path).await {
+            panic!("{e}");
+        }
+    }
+
+    async fn try_wait_for(&mut self, path: &str) -> Result<(), String> {
         let url = format!("{}{path}", self.base_url());
         let client = probe_client();
         let start = tokio::time::Instant::now();
         loop {
-            if let Err(e) = self.process.check_alive(&self.log) {
-                panic!("{e}");
-            }
+            self.process.check_alive(&self.log)?;
             if client.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
-                return;
+                return Ok(());
             }
-            assert!(
-                start.elapsed() < START_DEADLINE,
-                "{} did not answer {path} with 200; log:\n{}",
-                self.process.name,
-                self.log_tail()
-            );
+            if start.elapsed() >= START_DEADLINE {
+                return Err(format!("{} did not answer {path} with 200; log:\n{}", self.process.name, self.log_tail()));
+            }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }

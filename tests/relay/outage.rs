@@ -45,9 +45,58 @@ async fn sigterm_during_a_broker_outage_exits_and_loses_nothing() {
     assert_last_record_is_newest(&seen);
 }
 
+/// A snapshot stalled on a broker that went away: losing the connection that
+/// holds the relay lock ends the session (another relay may take over, so
+/// nothing queued may still be sent), and SIGTERM is obeyed; after the broker
+/// is back, nothing is lost and every key ends with its newest version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_lock_or_sigterm_ends_a_snapshot_stalled_on_the_broker() {
+    let mut stack = RelayStack::start().await;
+    let client = stack.client().await;
+    RelayStack::write_bulk(&client, 100, 1_000).await;
+    let mut relay = stack.relay(&[("SLUICE_SHUTDOWN_DRAIN_MS", "2000".into())]).await;
+    stack.wait_topic_beyond(1_000).await;
+    stack.broker.stop();
+    let completed: Option<chrono::DateTime<chrono::Utc>> = client
+        .query_one(
+            &format!("select max(snapshot_completed_at) from sluice_relay.slots where slot = '{}'", stack.slot),
+            &[],
+        )
+        .await
+        .expect("slot state")
+        .get(0);
+    assert!(completed.is_none(), "the snapshot finished before the broker went away: the test proves nothing");
+
+    // The connection holding the lock dies (a DBA's pg_terminate_backend).
+    let killed: i64 = client
+        .query_one("select count(pg_terminate_backend(pid)) from pg_locks where locktype = 'advisory' and granted", &[])
+        .await
+        .expect("terminate the lock holder")
+        .get(0);
+    assert_eq!(killed, 1);
+    wait_for_log(&relay, "lost the session connection that holds the relay lock").await;
+
+    // SIGTERM while the next session snapshots against the absent broker.
+    let status = relay.terminate();
+    assert!(status.success(), "relay exited with {status}:\n{}", relay.log_tail());
+
+    stack.broker.restart();
+    let _next = stack.relay(&[]).await;
+    stack.wait_outbox_count(0).await;
+    let seen = stack.read_to_end().await;
+    let mut newest: std::collections::HashMap<&str, i64> = Default::default();
+    for s in &seen {
+        let v = newest.entry(s.key.as_str()).or_default();
+        *v = (*v).max(s.version);
+    }
+    assert_eq!(newest.len(), 100);
+    assert!(newest.values().all(|v| *v == 1_000), "{newest:?}");
+    assert_last_record_is_newest(&seen);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_up_errors_say_what_to_fix() {
-    let stack = RelayStack::start().await;
+    let mut stack = RelayStack::start().await;
     let client = stack.client().await;
 
     // A role without REPLICATION.
@@ -82,6 +131,24 @@ async fn start_up_errors_say_what_to_fix() {
     wait_for_log(&standby, "standby").await;
     let log = standby.log_tail();
     assert!(!log.contains("ERROR"), "a standby logged an error:\n{log}");
+
+    // Slot names are global to the server: a relay of another database
+    // given the same slot name refuses it rather than judging or dropping it.
+    drop(standby);
+    drop(active);
+    let (slot, first_db) = (stack.slot.clone(), stack.db_name.clone());
+    stack.next_database().await;
+    stack.slot = slot;
+    let other = stack.relay(&[]).await;
+    wait_for_log(&other, "belongs to database").await;
+    assert!(!other.is_ready().await);
+    let admin = stack.pg.connect("postgres").await;
+    let owner: String = admin
+        .query_one("select database::text from pg_replication_slots where slot_name = $1", &[&stack.slot])
+        .await
+        .expect("the first database's slot is still there")
+        .get(0);
+    assert_eq!(owner, first_db, "the other database's slot was dropped and made again");
 }
 
 /// Waits until an ERROR-level line of the relay's log contains `text`.

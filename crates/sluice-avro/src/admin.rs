@@ -49,8 +49,7 @@ pub async fn set_compatibility(registry_url: &str, subject: &str, level: &str) -
 /// Problems registering `schema` under `subject` would meet (empty: compatible).
 /// A subject that does not exist yet accepts anything.
 pub async fn compatibility_problems(registry_url: &str, subject: &str, schema: &str) -> Result<Vec<String>, AvroError> {
-    let url =
-        format!("{}/compatibility/subjects/{subject}/versions/latest?verbose=true", registry_url.trim_end_matches('/'));
+    let url = format!("{}/compatibility/subjects/{subject}/versions?verbose=true", registry_url.trim_end_matches('/'));
     match call(reqwest::Method::POST, url, Some(json!({"schema": schema}))).await? {
         (200, body) if body["is_compatible"] == true => Ok(vec![]),
         (200, body) => Ok(body["messages"]

@@ -42,7 +42,7 @@ pub async fn ensure_topics(brokers: &str, topics: &[TopicSpec]) -> Result<(), Ka
             Ok(name) => tracing::info!(topic = %name, "created topic"),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((name, code)) => {
-                return Err(KafkaError::Topic { topic: name, reason: code.to_string() });
+                return Err(KafkaError::TopicRefused { topic: name, code });
             }
         }
     }

@@ -112,10 +112,15 @@ impl RowAck {
         self.dead_lettered.store(true, Ordering::Release);
     }
 
-    /// Whether the row must be made durable as relayed (deleted or recorded)
-    /// before it counts as done. Dead-lettered rows stay in the outbox.
+    /// Whether the row must be made durable (as relayed: deleted or recorded;
+    /// or as dead: recorded so that snapshots and replays skip it) before it
+    /// counts as done.
     pub(crate) fn needs_recording(&self) -> bool {
-        self.row.is_some() && !self.dead_lettered.load(Ordering::Acquire)
+        self.row.is_some()
+    }
+
+    pub(crate) fn is_dead_lettered(&self) -> bool {
+        self.dead_lettered.load(Ordering::Acquire)
     }
 }
 
@@ -127,11 +132,22 @@ pub(crate) struct Finisher {
     pub recorder: Option<mpsc::UnboundedSender<Arc<RowAck>>>,
     /// Rows sent to the recorder and not yet recorded.
     pub backlog: Arc<AtomicUsize>,
+    /// Set by the first record the broker did not take: from then on no row
+    /// is recorded (deleted) in this session. A key's versions are reported
+    /// in order (one partition), so a later version acknowledged after an
+    /// earlier one failed is never deleted while the earlier one stays: the
+    /// outbox keeps a key's newest versions, and a re-snapshot can never
+    /// make an older version a key's last record.
+    pub halted: Arc<AtomicBool>,
 }
 
 impl Finisher {
     /// Called when the last record of `row` is acknowledged or dead-lettered.
     pub(crate) fn finish(&self, row: Arc<RowAck>) {
+        if self.halted.load(Ordering::Acquire) {
+            row.txn.failed("not recorded: an earlier record of this session was not delivered".into());
+            return;
+        }
         if !row.needs_recording() {
             row.txn.row_done();
             return;
@@ -153,6 +169,12 @@ impl Finisher {
 impl Finisher {
     pub(crate) fn backlog(&self) -> usize {
         self.backlog.load(Ordering::Acquire)
+    }
+
+    /// A record was not delivered: record nothing more in this session.
+    /// True the first time.
+    pub(crate) fn halt(&self) -> bool {
+        !self.halted.swap(true, Ordering::AcqRel)
     }
 }
 
@@ -191,15 +213,59 @@ impl ProducerContext for AckContext {
                 Some(code) if crate::dead_letter::refused_for_good(code) => {
                     let refusal = BrokerRefusal::from_message(msg, format!("the broker refused the record: {e}"), row);
                     if let Err(unsent) = self.refusals.send(refusal) {
+                        self.finisher.halt();
                         unsent.0.row.txn.failed(format!("delivery to {} failed: {e}", msg.topic()));
                     }
                 }
-                _ => {
+                code => {
                     let reason = format!("delivery to {} failed: {e}", msg.topic());
-                    tracing::error!(%reason, "record not delivered; the relay will stop without confirming it and send it again");
+                    let purged = matches!(code, Some(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight));
+                    // Once per session: after the first, every record in
+                    // flight fails the same way.
+                    if self.finisher.halt() && !purged {
+                        tracing::error!(%reason, "record not delivered; the relay will stop without confirming it and send it again");
+                    }
                     row.txn.failed(reason);
                 }
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finisher() -> (Finisher, mpsc::UnboundedReceiver<Arc<RowAck>>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Finisher { recorder: Some(tx), backlog: Arc::default(), halted: Arc::default() }, rx)
+    }
+
+    fn row(txn: &Arc<TxnAck>) -> Arc<RowAck> {
+        let ack = RowAck::new(txn, Some(RowId { table: 0, id: uuid::Uuid::new_v4() }), 1);
+        assert!(ack.record_done());
+        ack
+    }
+
+    #[tokio::test]
+    async fn acknowledged_rows_go_to_the_recorder() {
+        let (finisher, mut recorded) = finisher();
+        let txn: Arc<TxnAck> = Arc::default();
+        finisher.finish(row(&txn));
+        assert!(recorded.try_recv().is_ok());
+        assert_eq!(finisher.backlog(), 1);
+    }
+
+    /// A later version acknowledged after an earlier one failed is not
+    /// deleted: the outbox keeps the key's newest versions.
+    #[tokio::test]
+    async fn after_a_failed_delivery_nothing_more_is_recorded() {
+        let (finisher, mut recorded) = finisher();
+        let txn: Arc<TxnAck> = Arc::default();
+        finisher.halt();
+        finisher.finish(row(&txn));
+        assert!(recorded.try_recv().is_err(), "a row was recorded after the session's first failure");
+        txn.seal();
+        assert!(txn.wait().await.is_err(), "its transaction could be confirmed");
     }
 }

@@ -13,11 +13,15 @@ use sluice_kafka::rdkafka::types::RDKafkaErrorCode;
 use sluice_kafka::rdkafka::util::Timeout;
 use sluice_kafka::{CleanupPolicy, TopicSpec};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Headers only the relay's dead letters carry.
 pub mod relay_headers {
     pub const SOURCE_TABLE: &str = "sluice.dlq.source_table";
     pub const PAYLOAD_BYTES: &str = "sluice.dlq.payload_bytes";
+    /// Present when the broker refused even the capped value: the dead
+    /// letter carries only headers and key.
+    pub const VALUE_DROPPED: &str = "sluice.dlq.value_dropped";
 }
 
 /// `<prefix>.relay.dlq`.
@@ -110,10 +114,24 @@ pub(crate) struct DeadLetters {
     metrics: RelayMetrics,
 }
 
+/// A dead letter carries at most this much of the row's value (a payload, or
+/// an undecodable row's columns); the rest is cut, the full size is in
+/// `sluice.dlq.payload_bytes`, the row itself stays in the outbox.
+pub(crate) const MAX_DEAD_VALUE: usize = 256 * 1024;
+
 impl DeadLetters {
-    pub(crate) fn new(brokers: &str, prefix: &str, metrics: RelayMetrics) -> anyhow::Result<Self> {
+    /// A dead letter not acknowledged within `delivery_timeout_ms` fails the
+    /// session (the row stays unconfirmed and is met again after a restart).
+    pub(crate) fn new(
+        brokers: &str,
+        prefix: &str,
+        delivery_timeout_ms: u64,
+        metrics: RelayMetrics,
+    ) -> anyhow::Result<Self> {
         Ok(Self {
-            producer: sluice_kafka::producer(brokers, "sluice-outbox-relay-dlq")?,
+            producer: sluice_kafka::producer_config(brokers, "sluice-outbox-relay-dlq")
+                .set("message.timeout.ms", delivery_timeout_ms.to_string())
+                .create()?,
             brokers: brokers.into(),
             topic: relay_dlq_topic(prefix),
             partitions: 1,
@@ -132,6 +150,35 @@ impl DeadLetters {
                 sluice_kafka::ensure_topics(&self.brokers, &[spec]).await
             })
             .await?;
+        let value = dead.value.as_deref().map(|v| &v[..v.len().min(MAX_DEAD_VALUE)]);
+        match self.deliver(dead, value).await {
+            Ok(()) => {}
+            // Even the capped value is refused (a broker with a small limit):
+            // the dead letter goes without it rather than stopping the relay.
+            Err(e) if value.is_some() && e.rdkafka_error_code().is_some_and(refused_for_good) => {
+                self.deliver(dead, None).await.map_err(|e| self.failed(e))?
+            }
+            Err(e) => return Err(self.failed(e)),
+        }
+        self.metrics.dead_letters.with_label_values(&[kind]).inc();
+        tracing::error!(
+            topic = %self.topic, table = %dead.table, lsn = %dead.lsn, reason = %dead.reason,
+            "outbox row cannot be published; sent to the relay's dead-letter topic and kept in the outbox (see `sluice dlq`)"
+        );
+        Ok(())
+    }
+
+    fn failed(&self, e: sluice_kafka::rdkafka::error::KafkaError) -> anyhow::Error {
+        anyhow::anyhow!("send to the relay's dead-letter topic {}: {e}", self.topic)
+    }
+
+    /// One dead letter, acknowledged by the broker, or the error (a delivery
+    /// that does not end within the delivery timeout is an error).
+    async fn deliver(
+        &self,
+        dead: &DeadRow,
+        value: Option<&[u8]>,
+    ) -> Result<(), sluice_kafka::rdkafka::error::KafkaError> {
         let bytes = dead.payload_bytes.to_string();
         let mut record_headers = OwnedHeaders::new()
             .insert(Header { key: dlq::REASON, value: Some(dead.reason.as_str()) })
@@ -142,22 +189,16 @@ impl DeadLetters {
         for (name, value) in &dead.fields {
             record_headers = record_headers.insert(Header { key: name, value: Some(value.as_str()) });
         }
+        if dead.value.is_some() && value.is_none() {
+            record_headers = record_headers.insert(Header { key: relay_headers::VALUE_DROPPED, value: Some("true") });
+        }
         let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.topic).headers(record_headers);
         if let Some(k) = &dead.key {
             record = record.key(k.as_slice());
         }
-        if let Some(v) = &dead.value {
-            record = record.payload(v.as_slice());
+        if let Some(v) = value {
+            record = record.payload(v);
         }
-        self.producer
-            .send(record, Timeout::Never)
-            .await
-            .map_err(|(e, _)| anyhow::anyhow!("send to the relay's dead-letter topic {}: {e}", self.topic))?;
-        self.metrics.dead_letters.with_label_values(&[kind]).inc();
-        tracing::error!(
-            topic = %self.topic, table = %dead.table, lsn = %dead.lsn, reason = %dead.reason,
-            "outbox row cannot be published; sent to the relay's dead-letter topic and kept in the outbox (see `sluice dlq`)"
-        );
-        Ok(())
+        self.producer.send(record, Timeout::After(Duration::from_secs(5))).await.map(|_| ()).map_err(|(e, _)| e)
     }
 }

@@ -25,6 +25,7 @@ mod recorder;
 mod relay;
 mod replay;
 mod row;
+mod session;
 mod slot;
 mod snapshot;
 mod state;

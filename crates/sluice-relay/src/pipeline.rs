@@ -24,9 +24,11 @@ pub(crate) fn build(
     recorder: Option<mpsc::UnboundedSender<Arc<RowAck>>>,
     backlog: Arc<std::sync::atomic::AtomicUsize>,
     table_names: Vec<String>,
+    cancel: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<Pipeline> {
-    let finisher = Finisher { recorder, backlog };
-    let dead_letters = Arc::new(DeadLetters::new(&config.brokers, &config.topic_prefix, metrics.clone())?);
+    let finisher = Finisher { recorder, backlog, halted: Default::default() };
+    let dead_letters =
+        Arc::new(DeadLetters::new(&config.brokers, &config.topic_prefix, config.delivery_timeout_ms, metrics.clone())?);
     let (refusal_tx, refusal_rx) = mpsc::unbounded_channel();
     let context = AckContext { finisher: finisher.clone(), refusals: refusal_tx, health };
     let publisher_config = PublisherConfig {
@@ -36,7 +38,7 @@ pub(crate) fn build(
         events_topics: config.events_topics,
         delivery_timeout_ms: config.delivery_timeout_ms,
     };
-    let publisher = Publisher::new(&publisher_config, context, dead_letters.clone(), metrics.clone())?;
+    let publisher = Publisher::new(&publisher_config, context, dead_letters.clone(), metrics.clone(), cancel)?;
     let refusals = tokio::spawn(handle_refusals(refusal_rx, dead_letters, finisher, table_names));
     Ok(Pipeline { publisher, refusals })
 }
@@ -58,7 +60,10 @@ async fn handle_refusals(
                     finisher.finish(refusal.row);
                 }
             }
-            Err(e) => refusal.row.txn.failed(format!("{e:#}")),
+            Err(e) => {
+                finisher.halt();
+                refusal.row.txn.failed(format!("{e:#}"))
+            }
         }
     }
 }

@@ -7,12 +7,16 @@ use crate::{OutboxRow, RelayMetrics};
 use sluice_core::{headers, topics};
 use sluice_kafka::rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use sluice_kafka::rdkafka::message::{Header, OwnedHeaders};
-use sluice_kafka::rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use sluice_kafka::rdkafka::producer::{BaseRecord, Producer, PurgeConfig, ThreadedProducer};
 use sluice_kafka::{CleanupPolicy, TopicSpec};
 use sluice_telemetry::prometheus::IntCounter;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Why a publisher's wait was cut short: its session is ending.
+pub(crate) const SESSION_ENDED: &str = "the relay session is ending";
 
 /// Rows acknowledged but not yet made durable as relayed, above which the
 /// publisher waits (like a full producer queue): bounds memory when the
@@ -31,6 +35,9 @@ pub(crate) struct Publisher {
     /// why the aggregate type cannot be a topic.
     destinations: HashMap<String, Result<Vec<Destination>, String>>,
     metrics: RelayMetrics,
+    /// Fires when the session ends (shutdown, lost lock, failed delivery):
+    /// every wait of the publisher gives up then.
+    cancel: CancellationToken,
 }
 
 /// Settings of a publisher.
@@ -61,6 +68,7 @@ impl Publisher {
         context: AckContext,
         dead_letters: Arc<DeadLetters>,
         metrics: RelayMetrics,
+        cancel: CancellationToken,
     ) -> anyhow::Result<Self> {
         let producer = sluice_kafka::producer_config(config.brokers, "sluice-outbox-relay")
             .set("message.timeout.ms", config.delivery_timeout_ms.to_string())
@@ -74,6 +82,7 @@ impl Publisher {
             events_topics: config.events_topics,
             destinations: HashMap::new(),
             metrics,
+            cancel,
         })
     }
 
@@ -88,17 +97,22 @@ impl Publisher {
         txn: &Arc<TxnAck>,
         id: Option<RowId>,
     ) -> anyhow::Result<()> {
-        self.ensure_topics(&row.aggregate_type).await?;
+        let cancel = self.cancel.clone();
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => anyhow::bail!(SESSION_ENDED),
+            r = self.ensure_topics(&row.aggregate_type) => r?,
+        }
         let destinations = match self.destinations.get(&row.aggregate_type) {
             Some(Ok(d)) => d,
             Some(Err(reason)) => {
                 let reason = reason.clone();
-                return self.dead_letter(dead_row(row, source, reason, true), "invalid_topic").await;
+                return self.dead_letter(dead_row(row, source, reason, true), "invalid_topic", txn, id).await;
             }
             None => anyhow::bail!("no destination for {}", row.aggregate_type),
         };
         while self.producer.context().finisher.backlog() > RECORDER_BACKLOG_LIMIT {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            self.pause().await?;
         }
         let records = u32::try_from(destinations.len()).unwrap_or(u32::MAX);
         let ack = RowAck::new(txn, id, records);
@@ -106,7 +120,12 @@ impl Publisher {
             if let Err(refused) = self.send(destination, row, source, &ack).await? {
                 // Permanent for this record: the row goes to the dead-letter
                 // topic; its other records (if any) still count.
-                self.dead_letter(dead_row(row, source, refused, false), "too_large").await?;
+                let dead = dead_row(row, source, refused, false);
+                tokio::select! {
+                    biased;
+                    _ = self.cancel.cancelled() => anyhow::bail!(SESSION_ENDED),
+                    r = self.dead_letters.send(&dead, "too_large") => r?,
+                }
                 ack.mark_dead_lettered();
                 if ack.record_done() {
                     self.producer.context().finisher.finish(ack.clone());
@@ -116,9 +135,43 @@ impl Publisher {
         Ok(())
     }
 
-    /// Dead-letters a row that could not even be read as an outbox row.
-    pub(crate) async fn dead_letter(&self, dead: DeadRow, kind: &str) -> anyhow::Result<()> {
-        self.dead_letters.send(&dead, kind).await
+    /// Sends a row that cannot be published to the dead-letter topic; once
+    /// there, the row (when its id is known) counts as done and is recorded
+    /// as dead, so that snapshots and replays skip it.
+    pub(crate) async fn dead_letter(
+        &self,
+        dead: DeadRow,
+        kind: &str,
+        txn: &Arc<TxnAck>,
+        id: Option<RowId>,
+    ) -> anyhow::Result<()> {
+        tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => anyhow::bail!(SESSION_ENDED),
+            r = self.dead_letters.send(&dead, kind) => r?,
+        }
+        let ack = RowAck::new(txn, id, 1);
+        ack.mark_dead_lettered();
+        ack.record_done();
+        self.producer.context().finisher.finish(ack);
+        Ok(())
+    }
+
+    /// A short wait for room (producer queue, recorder backlog); fails once
+    /// the session ends, so that no wait outlives it.
+    async fn pause(&self) -> anyhow::Result<()> {
+        tokio::select! {
+            _ = self.cancel.cancelled() => anyhow::bail!(SESSION_ENDED),
+            _ = tokio::time::sleep(Duration::from_millis(5)) => Ok(()),
+        }
+    }
+
+    /// Drops the records still queued in the client (not yet sent): after
+    /// the relay lock was lost, another relay may be publishing, and these
+    /// older records must not land after its newer ones. Their rows fail
+    /// and stay unconfirmed.
+    pub(crate) fn purge_queued(&self) {
+        self.producer.purge(PurgeConfig::default().queue());
     }
 
     /// Ok(Ok) when handed to the client, Ok(Err(reason)) when the client
@@ -152,7 +205,10 @@ impl Publisher {
                 Ok(()) => break,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
                     record = returned;
-                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    if let Err(e) = self.pause().await {
+                        ack.abandon(SESSION_ENDED.into());
+                        return Err(e);
+                    }
                 }
                 Err((KafkaError::MessageProduction(code), _)) if refused_for_good(code) => {
                     return Ok(Err(format!("the Kafka client refuses the record for {topic}: {code}")));
@@ -190,7 +246,17 @@ impl Publisher {
             self.destinations.insert(aggregate_type.to_string(), Err(reason));
             return Ok(());
         }
-        sluice_kafka::ensure_topics(&self.brokers, &specs).await?;
+        match sluice_kafka::ensure_topics(&self.brokers, &specs).await {
+            Ok(()) => {}
+            // Would fail again after every restart: the rows go to the
+            // dead-letter topic instead of stopping the relay.
+            Err(e) if e.is_permanent_topic_refusal() => {
+                let reason = format!("aggregate type `{aggregate_type}`: {e}");
+                self.destinations.insert(aggregate_type.to_string(), Err(reason));
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        }
         let destinations = specs
             .into_iter()
             .map(|spec| Destination {

@@ -7,6 +7,9 @@
 //! deleted. Rows are recorded in acknowledgement order, which per key is
 //! version order: the outbox always keeps a key's newest versions, so a
 //! re-snapshot can never make an older version a key's last record.
+//! Dead-lettered rows stay in the outbox and are recorded in `dead_rows`,
+//! which snapshots and replays skip: a row the broker refused is never
+//! published later behind the newer versions of its key.
 
 use crate::RelayMetrics;
 use crate::ack::RowAck;
@@ -51,6 +54,15 @@ impl Recorder {
                 }
             }
             while let Err(e) = self.record(&batch).await {
+                if self.client.is_closed() {
+                    // The session's connection is gone (and with it the
+                    // relay lock): these rows stay unconfirmed, re-sent later.
+                    self.backlog.fetch_sub(batch.len(), Ordering::AcqRel);
+                    for row in batch.drain(..) {
+                        row.txn.failed(format!("relayed rows not recorded: {e:#}"));
+                    }
+                    return;
+                }
                 tracing::warn!(error = %format!("{e:#}"), rows = batch.len(), "cannot record relayed rows; retrying");
                 tokio::select! {
                     _ = stop.cancelled() => return,
@@ -66,10 +78,23 @@ impl Recorder {
 
     async fn record(&self, batch: &[Arc<RowAck>]) -> anyhow::Result<()> {
         let mut by_table: BTreeMap<usize, Vec<uuid::Uuid>> = BTreeMap::new();
+        let mut dead: BTreeMap<usize, Vec<uuid::Uuid>> = BTreeMap::new();
         for row in batch {
             if let Some(id) = row.row {
-                by_table.entry(id.table).or_default().push(id.id);
+                let kind = if row.is_dead_lettered() { &mut dead } else { &mut by_table };
+                kind.entry(id.table).or_default().push(id.id);
             }
+        }
+        for (index, ids) in dead {
+            self.client
+                .execute(
+                    &format!(
+                        "insert into {} (outbox, id) select $1, unnest($2::uuid[]) on conflict do nothing",
+                        self.state.dead_rows()
+                    ),
+                    &[&self.tables[index].qualified(), &ids],
+                )
+                .await?;
         }
         for (index, ids) in by_table {
             let table = &self.tables[index];

@@ -8,6 +8,7 @@ use crate::pipeline::{self, Pipeline};
 use crate::publication::ensure_publication;
 use crate::publisher::{Publisher, Source};
 use crate::recorder::Recorder;
+use crate::session::Session;
 use crate::slot::{self, SlotPlan};
 use crate::snapshot::publish_snapshot;
 use crate::state::StateTables;
@@ -53,7 +54,12 @@ pub async fn run_relay(
         let result = run_once(&config, &metrics, &health, shutdown.child_token()).await;
         health.set_streaming(false);
         if shutdown.is_cancelled() {
-            return result;
+            // Asked to stop: whatever ended the last session was logged;
+            // what it did not confirm is sent again by the next relay.
+            if let Err(e) = result {
+                tracing::warn!(error = %format!("{e:#}"), "the last session ended with an error");
+            }
+            return Ok(());
         }
         if let Err(e) = result {
             tracing::error!(error = %format!("{e:#}"), "relay stopped; starting again in {delay:?}");
@@ -85,16 +91,20 @@ async fn run_once(
         .await
         .context("connect to PostgreSQL")?;
     // This connection holds the relay lock: when it ends, so does the session.
-    let mut session_conn = tokio::spawn(connection);
     let client = Arc::new(client);
-    if !lock::acquire(&client, &config.slot, &shutdown).await? {
-        return Ok(());
+    let session = Session::new(&shutdown);
+    // (Declared after `client`, so dropped before it: the connection is
+    // closed here, not reported as lost when the client goes.)
+    let _close = AbortOnDrop(session.hold(connection));
+    if !lock::acquire(&client, &config.slot, &session.token).await? {
+        return session.end();
     }
     preflight::check(&client, &tables).await?;
     state.ensure(&client).await?;
     ensure_publication(&client, &config.publication, &tables).await?;
 
     let stop_tasks = CancellationToken::new();
+    let _stop_tasks = stop_tasks.clone().drop_guard();
     let backlog = Arc::default();
     let (recorder_tx, recorder_rx) = mpsc::unbounded_channel();
     let recorder = Recorder {
@@ -106,17 +116,29 @@ async fn run_once(
         backlog: Arc::clone(&backlog),
     };
     let recorder_task = tokio::spawn(recorder.run(recorder_rx, stop_tasks.clone()));
-    let Pipeline { mut publisher, refusals } =
-        pipeline::build(config, metrics, health.clone(), Some(recorder_tx), backlog, table_names.clone())?;
+    let Pipeline { mut publisher, refusals } = pipeline::build(
+        config,
+        metrics,
+        health.clone(),
+        Some(recorder_tx),
+        backlog,
+        table_names.clone(),
+        session.token.clone(),
+    )?;
 
-    let opened = open_stream(config, &client, &state, &tables, &table_names, &mut publisher, &shutdown).await;
+    let opened = session.race(open_stream(config, &client, &state, &tables, &table_names, &mut publisher)).await;
     let mut stream = match opened {
         Ok(stream) => stream,
         Err(e) => {
+            if session.lock_lost() {
+                publisher.purge_queued();
+            }
             stop_tasks.cancel();
             drop(publisher);
             let _ = tokio::join!(recorder_task, refusals);
-            return Err(e);
+            // SIGTERM during planning or the snapshot: a clean stop (an
+            // incomplete snapshot is made again by the next relay).
+            return if shutdown.is_cancelled() && !session.lock_lost() { Ok(()) } else { Err(e) };
         }
     };
     health.set_streaming(true);
@@ -136,16 +158,32 @@ async fn run_once(
     let housekeeper = tokio::spawn(housekeeping.run(stop_tasks.clone()));
     let (confirm_tx, confirm_rx) = mpsc::unbounded_channel();
     let feedback = stream.shared_lsn_feedback.clone();
-    let mut confirmer = tokio::spawn(confirm_in_order(confirm_rx, feedback, metrics.clone(), pending.clone()));
+    let confirming = confirm_in_order(confirm_rx, feedback, metrics.clone(), pending.clone());
+    let failed = session.token.clone();
+    let mut confirmer = tokio::spawn(async move {
+        let result = confirming.await;
+        if result.is_err() {
+            // A delivery failed: stop reading, nothing after it is confirmed.
+            failed.cancel();
+        }
+        result
+    });
 
     let captured: HashMap<(String, String), usize> =
         tables.iter().enumerate().map(|(i, t)| ((t.schema.clone(), t.table.clone()), i)).collect();
     let reader = Reader { publisher: &mut publisher, captured: &captured, tables: &table_names };
-    let result = reader.read(&mut stream, &confirm_tx, &pending, &shutdown, &mut session_conn).await;
+    let result = reader.read(&mut stream, &confirm_tx, &pending, &session).await;
+    // A wait cut short by the session's end is not an error of its own.
+    let result = if session.token.is_cancelled() { session.end() } else { result };
     if let Err(e) = &result {
         tracing::error!(error = %format!("{e:#}"), "replication stopped");
     }
     health.set_streaming(false);
+    if session.lock_lost() {
+        // Another relay may be publishing now: nothing still queued here may
+        // land after its records.
+        publisher.purge_queued();
+    }
 
     // Drain, boundedly: what the broker acknowledges in time is confirmed;
     // the rest stays unconfirmed and is sent again by the next relay.
@@ -153,7 +191,7 @@ async fn run_once(
     let deadline = tokio::time::Instant::now() + Duration::from_millis(config.shutdown_drain_ms);
     let in_flight = publisher.drain(deadline).await;
     let confirmed = tokio::select! {
-        r = &mut confirmer => r.context("confirmer task")?,
+        r = &mut confirmer => r.unwrap_or_else(|e| Err(anyhow::anyhow!("confirmer task: {e}"))),
         _ = tokio::time::sleep_until(deadline) => {
             confirmer.abort();
             tracing::warn!(
@@ -169,13 +207,26 @@ async fn run_once(
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.stop()).await;
     stop_tasks.cancel();
     drop(publisher);
-    let _ = tokio::join!(housekeeper, recorder_task, refusals);
-    session_conn.abort();
+    let joined =
+        tokio::time::timeout(Duration::from_secs(10), async { tokio::join!(housekeeper, recorder_task, refusals) });
+    if joined.await.is_err() {
+        tracing::warn!("background tasks of the session did not stop within 10 s; leaving them");
+    }
     result.and(confirmed)
 }
 
+/// Aborts a task when dropped, whichever way the session ends.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Connects the replication stream. A new slot first has its snapshot of the
-/// outbox relayed and acknowledged. The caller holds the relay lock.
+/// outbox relayed and acknowledged. The caller holds the relay lock and
+/// races this with the session's end.
 async fn open_stream(
     config: &RelayConfig,
     client: &tokio_postgres::Client,
@@ -183,7 +234,6 @@ async fn open_stream(
     tables: &[OutboxTable],
     table_names: &[String],
     publisher: &mut Publisher,
-    shutdown: &CancellationToken,
 ) -> anyhow::Result<LogicalReplicationStream> {
     let url = replication_url(config.database_url.expose());
     let mut delay = Duration::from_millis(250);
@@ -202,7 +252,8 @@ async fn open_stream(
             let mut stream = LogicalReplicationStream::new(&url, stream_config).await?;
             stream.ensure_replication_slot().await?;
             if let Some(name) = stream.exported_snapshot_name().map(str::to_string) {
-                let (rows, ack) = publish_snapshot(config.database_url.expose(), &name, tables, publisher).await?;
+                let (rows, ack) =
+                    publish_snapshot(config.database_url.expose(), &name, tables, state, publisher).await?;
                 ack.wait().await.map_err(anyhow::Error::msg)?;
                 slot::mark_snapshot_complete(client, state, &config.slot, table_names).await?;
                 tracing::info!(slot = %config.slot, rows, "initial snapshot of the outbox relayed");
@@ -210,6 +261,7 @@ async fn open_stream(
                 anyhow::bail!("slot {} appeared while this relay was creating it; retrying", config.slot);
             }
             stream.start(None).await?;
+            slot::record_streamed_tables(client, state, &config.slot, table_names).await?;
             Ok::<_, anyhow::Error>(stream)
         };
         match attempt.await {
@@ -217,10 +269,7 @@ async fn open_stream(
             // A slot still held by the walsender of a session that just ended.
             Err(e) if format!("{e:#}").contains("is active for PID") => {
                 tracing::info!(error = %format!("{e:#}"), "slot still in use by a previous session; retrying in {delay:?}");
-                tokio::select! {
-                    _ = shutdown.cancelled() => anyhow::bail!("shut down before replication started: {e:#}"),
-                    _ = tokio::time::sleep(delay) => {}
-                }
+                tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(2));
             }
             Err(e) => return Err(e.context("start replication")),
@@ -254,16 +303,14 @@ impl Reader<'_> {
         stream: &mut LogicalReplicationStream,
         confirm_tx: &mpsc::UnboundedSender<Confirmable>,
         pending: &Pending,
-        shutdown: &CancellationToken,
-        session_conn: &mut JoinHandle<Result<(), tokio_postgres::Error>>,
+        session: &Session,
     ) -> anyhow::Result<()> {
         let wal_cancel = WalCancel::new();
         let mut txn: Option<Txn> = None;
         loop {
             let event = tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => return Ok(()),
-                _ = &mut *session_conn => anyhow::bail!("lost the session connection that holds the relay lock"),
+                _ = session.token.cancelled() => return session.end(),
                 e = stream.next_event(&wal_cancel) => e.context("replication stream")?,
             };
             match &event.event_type {
@@ -292,6 +339,7 @@ impl Reader<'_> {
                                 .await?
                         }
                         Err(reason) => {
+                            let id = crate::row::row_id(data).map(|id| RowId { table: index, id });
                             let dead = DeadRow {
                                 reason: format!("undecodable outbox row: {reason}"),
                                 table: source.table.to_string(),
@@ -302,7 +350,7 @@ impl Reader<'_> {
                                 value: Some(crate::row::describe(data).into_bytes()),
                                 payload_bytes: 0,
                             };
-                            self.publisher.dead_letter(dead, "undecodable").await?;
+                            self.publisher.dead_letter(dead, "undecodable", &current.ack, id).await?;
                         }
                     }
                     current.has_outbox_rows = true;
@@ -319,6 +367,9 @@ impl Reader<'_> {
                         };
                         confirm_tx.send(c).map_err(|_| anyhow::anyhow!("confirmer stopped"))?;
                     }
+                    // Confirmed positions reach PostgreSQL even while frames
+                    // keep arriving (throttled to the feedback interval).
+                    stream.maybe_send_feedback().await;
                 }
                 _ => {}
             }

@@ -11,6 +11,7 @@
 
 use crate::ack::TxnAck;
 use crate::health::BrokerHealth;
+use crate::state::StateTables;
 use crate::table_scan::{COLUMNS, Sink, publish_rows, snapshot_transaction};
 use crate::{RelayConfig, RelayMetrics, lock, pipeline};
 use anyhow::Context;
@@ -54,29 +55,34 @@ pub async fn replay(
     }
     let health = BrokerHealth::new(Default::default(), metrics.broker_up.clone(), &config.brokers);
     let names = tables.iter().map(|t| t.qualified()).collect();
-    let mut pipeline = pipeline::build(config, &metrics, health, None, Arc::default(), names)?;
+    let mut pipeline = pipeline::build(config, &metrics, health, None, Arc::default(), names, Default::default())?;
     let txn: Arc<TxnAck> = Arc::default();
     let mut sink = Sink { publisher: &mut pipeline.publisher, txn: &txn, rows: 0, record: false };
-    let range: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&since, &until];
+    let state = StateTables { schema: config.state_schema.clone() };
+    state.ensure(&client).await?;
+    let not_dead = state.not_dead("$3");
     let tx = snapshot_transaction(&mut client).await?;
     for (index, table) in tables.iter().enumerate() {
         let sql = format!(
-            "select {COLUMNS} from {t} where created_at >= $1 and created_at < $2
+            "select {COLUMNS} from {t} o where created_at >= $1 and created_at < $2 and {not_dead}
              order by aggregate_version, created_at, id",
-            t = table.qualified()
+            t = table.qualified(),
         );
-        publish_rows(&tx, table, index, &sql, &range, "replay", &mut sink).await?;
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&since, &until, &table.qualified()];
+        publish_rows(&tx, table, index, &sql, &params, "replay", &mut sink).await?;
     }
     let in_range = sink.rows;
     for (index, table) in tables.iter().enumerate() {
         let sql = format!(
-            "select distinct on (aggregatetype, aggregateid) {COLUMNS} from {t}
+            "select distinct on (aggregatetype, aggregateid) {COLUMNS} from {t} o
              where (aggregatetype, aggregateid) in
                    (select aggregatetype, aggregateid from {t} where created_at >= $1 and created_at < $2)
+               and {not_dead}
              order by aggregatetype, aggregateid, aggregate_version desc, created_at desc",
-            t = table.qualified()
+            t = table.qualified(),
         );
-        publish_rows(&tx, table, index, &sql, &range, "replay", &mut sink).await?;
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&since, &until, &table.qualified()];
+        publish_rows(&tx, table, index, &sql, &params, "replay", &mut sink).await?;
     }
     let latest = sink.rows - in_range;
     tx.commit().await?;

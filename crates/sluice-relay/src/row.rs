@@ -50,6 +50,11 @@ impl OutboxRow {
     }
 }
 
+/// The row's id, when it has one that is a uuid (also for an undecodable row).
+pub(crate) fn row_id(row: &RowData) -> Option<uuid::Uuid> {
+    row.get("id").and_then(ColumnValue::as_str).and_then(|id| id.parse().ok())
+}
+
 /// The row's columns as JSON text, for a dead letter.
 pub(crate) fn describe(row: &RowData) -> String {
     let mut columns = serde_json::Map::new();

@@ -28,11 +28,25 @@ pub(crate) async fn plan(
     tables: &[String],
 ) -> anyhow::Result<SlotPlan> {
     let slots = state.slots();
-    let wal_status: Option<Option<String>> = client
-        .query_opt("select wal_status from pg_replication_slots where slot_name = $1", &[&slot])
+    let found = client
+        .query_opt(
+            "select wal_status, coalesce(database::text, ''), database is not distinct from current_database()
+             from pg_replication_slots where slot_name = $1",
+            &[&slot],
+        )
         .await
-        .context("read pg_replication_slots")?
-        .map(|r| r.get(0));
+        .context("read pg_replication_slots")?;
+    // Slot names are global to the server, this relay's state is not: a slot
+    // of another database is never judged (nor dropped) from here.
+    if let Some(r) = &found {
+        let (database, ours): (String, bool) = (r.get(1), r.get(2));
+        anyhow::ensure!(
+            ours,
+            "replication slot {slot} belongs to database `{database}`, not to this relay's database: \
+             set SLUICE_SLOT to a slot name of its own for each database"
+        );
+    }
+    let wal_status: Option<Option<String>> = found.map(|r| r.get(0));
     let exists = wal_status.is_some();
     if wal_status.flatten().as_deref() == Some("lost") {
         tracing::error!(
@@ -105,5 +119,24 @@ pub(crate) async fn mark_snapshot_complete(
         )
         .await
         .context("record the completed snapshot")?;
+    Ok(())
+}
+
+/// Records the tables this session relays. A table dropped from the
+/// configuration is then no longer counted as covered, so adding it back
+/// later brings a new snapshot of the rows written meanwhile.
+pub(crate) async fn record_streamed_tables(
+    client: &Client,
+    state: &StateTables,
+    slot: &str,
+    tables: &[String],
+) -> anyhow::Result<()> {
+    client
+        .execute(
+            &format!("update {} set tables = $2 where slot = $1 and snapshot_completed_at is not null", state.slots()),
+            &[&slot, &tables],
+        )
+        .await
+        .context("record the tables this session relays")?;
     Ok(())
 }

@@ -4,18 +4,20 @@
 
 use crate::ack::TxnAck;
 use crate::publisher::Publisher;
+use crate::state::StateTables;
 use crate::table_scan::{COLUMNS, Sink, publish_rows, snapshot_transaction};
 use anyhow::Context;
 use sluice_outbox::OutboxTable;
 use std::sync::Arc;
 
 /// Publishes every row of `tables` visible in `snapshot_name`, per aggregate
-/// in version order. Returns how many rows and the acknowledgement tracker
+/// in version order, except rows dead-lettered before. Returns how many rows and the acknowledgement tracker
 /// of them all (sealed).
 pub(crate) async fn publish_snapshot(
     database_url: &str,
     snapshot_name: &str,
     tables: &[OutboxTable],
+    state: &StateTables,
     publisher: &mut Publisher,
 ) -> anyhow::Result<(u64, Arc<TxnAck>)> {
     let (mut client, connection) =
@@ -28,8 +30,12 @@ pub(crate) async fn publish_snapshot(
     let txn: Arc<TxnAck> = Arc::default();
     let mut sink = Sink { publisher, txn: &txn, rows: 0, record: true };
     for (index, table) in tables.iter().enumerate() {
-        let sql = format!("select {COLUMNS} from {} order by aggregate_version, created_at, id", table.qualified());
-        publish_rows(&tx, table, index, &sql, &[], "snapshot", &mut sink).await?;
+        let sql = format!(
+            "select {COLUMNS} from {} o where {} order by aggregate_version, created_at, id",
+            table.qualified(),
+            state.not_dead("$1")
+        );
+        publish_rows(&tx, table, index, &sql, &[&table.qualified()], "snapshot", &mut sink).await?;
     }
     let rows = sink.rows;
     tx.commit().await?;

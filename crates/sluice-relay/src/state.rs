@@ -1,6 +1,6 @@
 //! The relay's own tables, in its state schema: slot bookkeeping (which
-//! tables the slot's snapshot covered) and the outbox rows relayed but kept
-//! for the retention.
+//! tables the slot's snapshot covered), the outbox rows relayed but kept
+//! for the retention, and the rows dead-lettered.
 
 use anyhow::Context;
 use tokio_postgres::Client;
@@ -15,6 +15,15 @@ impl StateTables {
     }
     pub fn relayed_rows(&self) -> String {
         format!("{}.relayed_rows", self.schema)
+    }
+    pub fn dead_rows(&self) -> String {
+        format!("{}.dead_rows", self.schema)
+    }
+
+    /// SQL condition (for an outbox table aliased `o`, whose qualified name
+    /// is the text parameter `$outbox`) that keeps out dead-lettered rows.
+    pub fn not_dead(&self, outbox_param: &str) -> String {
+        format!("not exists (select 1 from {} d where d.outbox = {outbox_param} and d.id = o.id)", self.dead_rows())
     }
 
     /// Creates the schema and tables when missing.
@@ -35,9 +44,18 @@ impl StateTables {
                      relayed_at timestamptz not null default now(),
                      primary key (outbox, id)
                  );
-                 create index if not exists relayed_rows_at on {relayed} (outbox, relayed_at);",
+                 create index if not exists relayed_rows_at on {relayed} (outbox, relayed_at);
+                 -- Rows sent to the dead-letter topic: kept in the outbox,
+                 -- skipped by snapshots and replays.
+                 create table if not exists {dead} (
+                     outbox text not null,
+                     id uuid not null,
+                     dead_at timestamptz not null default now(),
+                     primary key (outbox, id)
+                 );",
                 slots = self.slots(),
-                relayed = self.relayed_rows()
+                relayed = self.relayed_rows(),
+                dead = self.dead_rows()
             ))
             .await
             .context("create the relay's state tables")?;

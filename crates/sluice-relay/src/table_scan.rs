@@ -70,7 +70,16 @@ pub(crate) async fn publish_rows<C: GenericClient>(
                     value: Some(describe(&row).into_bytes()),
                     payload_bytes: 0,
                 };
-                sink.publisher.dead_letter(dead, "undecodable").await?;
+                let id = if sink.record {
+                    row.try_get::<_, Option<String>>(0)
+                        .ok()
+                        .flatten()
+                        .and_then(|id| id.parse().ok())
+                        .map(|id| RowId { table: table_index, id })
+                } else {
+                    None
+                };
+                sink.publisher.dead_letter(dead, "undecodable", sink.txn, id).await?;
             }
         }
         sink.rows += 1;

@@ -89,7 +89,10 @@ impl Setup {
     async fn caught_up(&self, projection: &str) -> bool {
         let mut conn = self.redis.connection().await;
         let metadata = Arc::new(sluice_kafka::metadata_client(&self.broker.bootstrap()).expect("metadata client"));
-        let lag = sluice_projection::lag::redis_projection_lag(&mut conn, metadata, projection, &self.topic).await;
+        let lag = match sluice_store_redis::stored_positions(&mut conn, projection, &self.topic).await {
+            Ok(positions) => sluice_projection::lag::projection_lag(metadata, &positions, &self.topic).await,
+            Err(e) => Err(e),
+        };
         lag.is_ok_and(|partitions| partitions.iter().all(|p| p.messages == 0))
     }
 

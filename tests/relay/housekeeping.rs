@@ -2,7 +2,7 @@
 //! the deletion survives shutdowns; the relay's role needs SELECT and DELETE
 //! on the outbox and nothing more.
 
-use crate::harness::{DEADLINE, RelayStack, assert_per_key_order, metric};
+use crate::harness::{DEADLINE, RelayStack, assert_last_record_is_newest, assert_per_key_order, metric};
 use std::collections::HashMap;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,6 +52,33 @@ async fn relayed_rows_are_kept_for_the_retention_then_deleted() {
 }
 
 /// Rows acknowledged during the drain of a SIGTERM are deleted before exit.
+/// Rows kept for a retention that is then turned off are still deleted: a
+/// later snapshot would otherwise publish them after newer versions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_kept_for_a_retention_turned_off_since_are_deleted() {
+    let stack = RelayStack::start().await;
+    let client = stack.client().await;
+    let mut relay = stack.relay(&[("SLUICE_OUTBOX_RETENTION_SECS", "3600".into())]).await;
+    RelayStack::write(&client, "kept", 1..=2).await;
+    stack.read_until(2, DEADLINE).await;
+    stack.wait_slot_confirmed_now("the kept rows to be recorded").await;
+    assert!(relay.terminate().success());
+    assert_eq!(stack.outbox_count().await, 2);
+
+    let mut relay = stack.relay(&[]).await;
+    RelayStack::write(&client, "kept", 3..=3).await;
+    stack.wait_outbox_count(0).await;
+
+    // And a new snapshot (the slot was lost) ends the key with its newest.
+    assert!(relay.terminate().success());
+    client.execute("select pg_drop_replication_slot($1)", &[&stack.slot]).await.expect("drop the slot");
+    let _relay = stack.relay(&[]).await;
+    RelayStack::write(&client, "other", 1..=1).await;
+    stack.read_until(4, DEADLINE).await;
+    stack.wait_outbox_count(0).await;
+    assert_last_record_is_newest(&stack.read_to_end().await);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_acknowledged_while_shutting_down_are_deleted() {
     let stack = RelayStack::start().await;
@@ -126,7 +153,7 @@ async fn a_table_added_later_has_its_existing_rows_relayed() {
     // between were skipped by the stream, so the table needs a new snapshot.
     assert!(relay.terminate().success());
     let mut relay = stack.relay(&[("SLUICE_HEARTBEAT_INTERVAL_MS", "200".into())]).await;
-    stack.wait_slot_confirmed_now("the relay of cms.outbox alone to stream").await;
+    relay.wait_ready().await;
     client
         .batch_execute(
             "insert into billing.events_out (id, aggregatetype, aggregateid, type, payload, aggregate_version)
@@ -137,6 +164,7 @@ async fn a_table_added_later_has_its_existing_rows_relayed() {
         .expect("rows while the table is not relayed");
     stack.wait_slot_confirmed_now("the slot to confirm past them").await;
     assert!(relay.terminate().success());
+
     let _relay = stack.relay(&both()).await;
     let seen = stack.read_until(8, DEADLINE).await;
     let want: HashMap<String, i64> = [("first".to_string(), 3), ("invoice".to_string(), 5)].into();

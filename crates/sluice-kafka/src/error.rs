@@ -10,21 +10,10 @@ pub enum KafkaError {
 }
 
 impl KafkaError {
-    /// A refusal that will recur however often the topic is asked for (an
-    /// invalid or colliding name, a policy, an invalid setting), as opposed
-    /// to a broker that is down or busy.
+    /// A refusal caused by the topic's name (invalid, or colliding with an
+    /// existing topic's), which recurs however often it is asked for; any
+    /// other refusal may pass (brokers restarting) or is a setting to fix.
     pub fn is_permanent_topic_refusal(&self) -> bool {
-        use rdkafka::types::RDKafkaErrorCode as C;
-        matches!(
-            self,
-            KafkaError::TopicRefused {
-                code: C::InvalidTopic
-                    | C::PolicyViolation
-                    | C::InvalidConfig
-                    | C::InvalidPartitions
-                    | C::InvalidReplicationFactor,
-                ..
-            }
-        )
+        matches!(self, KafkaError::TopicRefused { code: rdkafka::types::RDKafkaErrorCode::InvalidTopic, .. })
     }
 }

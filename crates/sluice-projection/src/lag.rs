@@ -1,7 +1,6 @@
-//! How far a Redis projection is behind its topic, per partition.
+//! How far a projection is behind its topic, per partition.
 
-use crate::redis_store::{decode_position, keys};
-use anyhow::Context;
+use crate::Position;
 use sluice_kafka::rdkafka::consumer::BaseConsumer;
 use std::collections::HashMap;
 
@@ -19,24 +18,19 @@ pub struct PartitionLag {
     pub applied_at_ms: Option<i64>,
 }
 
-/// Lag of `projection` on `topic`: stored positions against watermarks.
-pub async fn redis_projection_lag(
-    redis: &mut redis::aio::MultiplexedConnection,
+/// Lag on `topic` of a projection that stored `positions`: against the
+/// topic's watermarks.
+pub async fn projection_lag(
     consumer: std::sync::Arc<BaseConsumer>,
-    projection: &str,
+    positions: &HashMap<i32, Position>,
     topic: &str,
 ) -> anyhow::Result<Vec<PartitionLag>> {
-    let raw: HashMap<String, String> = redis::cmd("HGETALL")
-        .arg(keys::positions(projection, topic))
-        .query_async(redis)
-        .await
-        .context("read stored positions")?;
     let t = topic.to_string();
     let marks = tokio::task::spawn_blocking(move || sluice_kafka::watermarks(consumer.as_ref(), &t)).await??;
     Ok(marks
         .into_iter()
         .map(|w| {
-            let stored = raw.get(&w.partition.to_string()).and_then(|v| decode_position(w.partition, v));
+            let stored = positions.get(&w.partition);
             let position = stored.map_or(0, |p| p.next_offset);
             PartitionLag {
                 topic: topic.to_string(),

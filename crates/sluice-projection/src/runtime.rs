@@ -1,7 +1,7 @@
 //! The consume → decode → apply loop.
 
 use crate::dlq::{self, DeadLetter};
-use crate::{ApplyOutcome, Batch, Position, ProjectionMetrics, ProjectionStore, Upsert};
+use crate::{ApplyOutcome, Batch, Change, Position, ProjectionMetrics, ProjectionStore};
 use anyhow::Context;
 use sluice_avro::{AvroError, Decoded, RegistryDecoder, Schema, avro_to_json};
 use sluice_core::topics::dlq_topic;
@@ -266,7 +266,7 @@ enum Processed {
 
 /// What to do with one record.
 enum Decision {
-    Upsert(Upsert),
+    Apply(Change),
     DeadLetter(String),
     /// Shutdown came while waiting on the registry.
     Stopped,
@@ -274,7 +274,7 @@ enum Decision {
 
 impl BatchContext<'_> {
     /// Decodes, dead-letters what can never be decoded, waits out the
-    /// registry for the rest, then hands upserts and new positions to the
+    /// registry for the rest, then hands changes and new positions to the
     /// store together with the positions it is expected to hold.
     async fn process<S: ProjectionStore>(
         &self,
@@ -285,7 +285,7 @@ impl BatchContext<'_> {
     ) -> anyhow::Result<Processed> {
         let projection = self.config.projection.as_str();
         let now_ms = now_ms();
-        let mut upserts: BTreeMap<String, Vec<Upsert>> = BTreeMap::new();
+        let mut changes: BTreeMap<String, Vec<Change>> = BTreeMap::new();
         let mut advanced: BTreeMap<String, BTreeMap<i32, i64>> = BTreeMap::new();
         for msg in &batch {
             let topic = msg.topic().to_string();
@@ -297,7 +297,7 @@ impl BatchContext<'_> {
             self.metrics.records.with_label_values(&[projection, &topic]).inc();
             advanced.entry(topic.clone()).or_default().insert(msg.partition(), msg.offset() + 1);
             match self.decide(msg, shutdown).await {
-                Decision::Upsert(upsert) => upserts.entry(topic).or_default().push(upsert),
+                Decision::Apply(change) => changes.entry(topic).or_default().push(change),
                 Decision::Stopped => return Ok(Processed::Stopped),
                 Decision::DeadLetter(reason) => {
                     tracing::warn!(projection, topic = %topic, partition = msg.partition(), offset = msg.offset(), %reason, "record sent to the dead-letter topic");
@@ -326,7 +326,7 @@ impl BatchContext<'_> {
                 (topic.clone(), positions)
             })
             .collect();
-        let batch = Batch { expected: expected.clone(), upserts, positions };
+        let batch = Batch { expected: expected.clone(), changes, positions };
         let timer = self.metrics.batch_seconds.start_timer();
         // A lost answer is retried too: the store then holds the new positions,
         // the retry reports a mismatch, and the next session starts from them.
@@ -356,8 +356,26 @@ impl BatchContext<'_> {
         let Ok(aggregate_id) = std::str::from_utf8(key) else {
             return Decision::DeadLetter("key is not UTF-8".into());
         };
+        let header = |name: &str| -> Option<String> {
+            let headers = msg.headers()?;
+            headers
+                .iter()
+                .find(|h| h.key == name)
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        };
+        let aggregate_type = header(headers::AGGREGATE_TYPE).unwrap_or_else(|| aggregate_from_topic(msg.topic()));
+        let header_version = header(headers::AGGREGATE_VERSION).and_then(|v| v.parse::<i64>().ok());
         let Some(payload) = msg.payload() else {
-            return Decision::DeadLetter("tombstone (purge) records are not projected yet".into());
+            // A tombstone: the aggregate was erased at this version. One
+            // without the header is erased for good (no version can follow).
+            let version = header_version.unwrap_or(i64::MAX);
+            return Decision::Apply(Change {
+                aggregate_type,
+                aggregate_id: aggregate_id.to_string(),
+                version,
+                document: None,
+            });
         };
         let decoded = match self.decode(msg, payload, shutdown).await {
             Ok(Some(decoded)) => decoded,
@@ -371,22 +389,16 @@ impl BatchContext<'_> {
             }
             Err(e) => return Decision::DeadLetter(e.to_string()),
         };
-        let header = |name: &str| -> Option<String> {
-            let headers = msg.headers()?;
-            headers
-                .iter()
-                .find(|h| h.key == name)
-                .and_then(|h| h.value)
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-        };
-        let version = header(headers::AGGREGATE_VERSION)
-            .and_then(|v| v.parse::<i64>().ok())
-            .or_else(|| document.get("version").and_then(serde_json::Value::as_i64));
+        let version = header_version.or_else(|| document.get("version").and_then(serde_json::Value::as_i64));
         let Some(version) = version else {
             return Decision::DeadLetter("no aggregate version in headers or snapshot".into());
         };
-        let aggregate_type = header(headers::AGGREGATE_TYPE).unwrap_or_else(|| aggregate_from_topic(msg.topic()));
-        Decision::Upsert(Upsert { aggregate_type, aggregate_id: aggregate_id.to_string(), version, document })
+        Decision::Apply(Change {
+            aggregate_type,
+            aggregate_id: aggregate_id.to_string(),
+            version,
+            document: Some(document),
+        })
     }
 
     /// Ok(Some) decoded; Err(reason) when the bytes can never decode (bad

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use redis::aio::ConnectionManager;
 use serde_json::json;
-use sluice_projection::redis_store::keys;
+use sluice_store_redis::keys;
 
 pub const VERSION_HEADER: &str = "sluice-version";
 pub const FRESHNESS_HEADER: &str = "sluice-freshness";

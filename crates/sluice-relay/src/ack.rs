@@ -210,7 +210,7 @@ impl ProducerContext for AckContext {
                 }
             }
             Err((e, msg)) => match e.rdkafka_error_code() {
-                Some(code) if crate::dead_letter::refused_for_good(code) => {
+                Some(code) if crate::dead_letter::refused_by_broker_for_good(code) => {
                     let refusal = BrokerRefusal::from_message(msg, format!("the broker refused the record: {e}"), row);
                     if let Err(unsent) = self.refusals.send(refusal) {
                         self.finisher.halt();
@@ -223,7 +223,11 @@ impl ProducerContext for AckContext {
                     // Once per session: after the first, every record in
                     // flight fails the same way.
                     if self.finisher.halt() && !purged {
-                        tracing::error!(%reason, "record not delivered; the relay will stop without confirming it and send it again");
+                        if code.is_some_and(crate::dead_letter::batch_too_large) {
+                            tracing::error!(%reason, "the broker refused a batch as too large: set SLUICE_MAX_RECORD_BYTES to at most the topic's max.message.bytes; the relay will stop without confirming and send it again");
+                        } else {
+                            tracing::error!(%reason, "record not delivered; the relay will stop without confirming it and send it again");
+                        }
                     }
                     row.txn.failed(reason);
                 }

@@ -39,6 +39,10 @@ pub struct RelayConfig {
     /// sent before exiting; what is not acknowledged by then stays
     /// unconfirmed and is sent again by the next relay.
     pub shutdown_drain_ms: u64,
+    /// SLUICE_MAX_RECORD_BYTES: the largest record (and batch) sent; a larger
+    /// row is dead-lettered. At most the topics' `max.message.bytes`, or the
+    /// broker refuses whole batches and the relay cannot move on.
+    pub max_record_bytes: u64,
 }
 
 impl Default for RelayConfig {
@@ -58,6 +62,7 @@ impl Default for RelayConfig {
             outbox_retention_secs: 0,
             delivery_timeout_ms: 120_000,
             shutdown_drain_ms: 10_000,
+            max_record_bytes: 1_000_000,
         }
     }
 }
@@ -97,6 +102,9 @@ impl Validate for RelayConfig {
         }
         if self.delivery_timeout_ms == 0 {
             return Err("SLUICE_DELIVERY_TIMEOUT_MS must be positive".into());
+        }
+        if !(1_000..=1_000_000_000).contains(&self.max_record_bytes) {
+            return Err("SLUICE_MAX_RECORD_BYTES must be between 1000 and 1000000000".into());
         }
         if self.partitions < 1 {
             return Err("SLUICE_PARTITIONS must be at least 1".into());

@@ -29,18 +29,25 @@ pub fn relay_dlq_topic(prefix: &str) -> String {
     format!("{prefix}.relay.dlq")
 }
 
-/// Delivery errors that will recur for this record however often it is sent.
-pub(crate) fn refused_for_good(code: RDKafkaErrorCode) -> bool {
-    matches!(
-        code,
-        RDKafkaErrorCode::MessageSizeTooLarge
-            | RDKafkaErrorCode::InvalidMessageSize
-            | RDKafkaErrorCode::MessageBatchTooLarge
-            | RDKafkaErrorCode::InvalidTopic
-            | RDKafkaErrorCode::InvalidRecord
-            | RDKafkaErrorCode::InvalidMessage
-            | RDKafkaErrorCode::PolicyViolation
-    )
+/// The Kafka client's refusals of one record before it is sent, judged on
+/// that record alone (larger than `SLUICE_MAX_RECORD_BYTES`): they recur
+/// however often it is sent.
+pub(crate) fn refused_locally_for_good(code: RDKafkaErrorCode) -> bool {
+    matches!(code, RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize)
+}
+
+/// The broker's refusals in a delivery report that hold for every record of
+/// the topic. The broker refuses whole batches, so a refusal for size or
+/// record format may be caused by a batch-mate: those are not judged per
+/// record (the session stops and sends again; see `ack.rs`).
+pub(crate) fn refused_by_broker_for_good(code: RDKafkaErrorCode) -> bool {
+    matches!(code, RDKafkaErrorCode::InvalidTopic)
+}
+
+/// The broker refused a batch as too large: a topic whose
+/// `max.message.bytes` is below the relay's batches.
+pub(crate) fn batch_too_large(code: RDKafkaErrorCode) -> bool {
+    matches!(code, RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::MessageBatchTooLarge)
 }
 
 /// A row that cannot be published, with what is known of it.
@@ -155,7 +162,7 @@ impl DeadLetters {
             Ok(()) => {}
             // Even the capped value is refused (a broker with a small limit):
             // the dead letter goes without it rather than stopping the relay.
-            Err(e) if value.is_some() && e.rdkafka_error_code().is_some_and(refused_for_good) => {
+            Err(e) if value.is_some() && e.rdkafka_error_code().is_some_and(batch_too_large) => {
                 self.deliver(dead, None).await.map_err(|e| self.failed(e))?
             }
             Err(e) => return Err(self.failed(e)),
@@ -200,5 +207,27 @@ impl DeadLetters {
             record = record.payload(v);
         }
         self.producer.send(record, Timeout::After(Duration::from_secs(5))).await.map(|_| ()).map_err(|(e, _)| e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch the broker refuses fails every record in it: none of them may
+    /// be dead-lettered on that ground (a good row would be lost for good).
+    #[test]
+    fn broker_refusals_of_a_batch_are_not_judged_per_record() {
+        for code in [
+            RDKafkaErrorCode::MessageSizeTooLarge,
+            RDKafkaErrorCode::MessageBatchTooLarge,
+            RDKafkaErrorCode::InvalidRecord,
+            RDKafkaErrorCode::InvalidMessage,
+            RDKafkaErrorCode::PolicyViolation,
+        ] {
+            assert!(!refused_by_broker_for_good(code), "{code:?}");
+        }
+        assert!(refused_by_broker_for_good(RDKafkaErrorCode::InvalidTopic));
+        assert!(refused_locally_for_good(RDKafkaErrorCode::MessageSizeTooLarge));
     }
 }

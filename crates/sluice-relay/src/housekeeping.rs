@@ -40,9 +40,11 @@ pub(crate) struct Housekeeping {
     pub state: StateTables,
     pub tables: Vec<OutboxTable>,
     pub heartbeat: Duration,
-    /// None: rows are deleted as soon as they are acknowledged (the recorder
-    /// does it), nothing to sweep.
-    pub retention: Option<Duration>,
+    /// Rows recorded as relayed are deleted once this old. Zero (no
+    /// retention) still sweeps: rows recorded while a retention was set
+    /// would otherwise stay for good, and a later snapshot or replay would
+    /// publish them after their keys' newer versions.
+    pub retention: Duration,
     pub metrics: RelayMetrics,
     pub pending: Pending,
 }
@@ -63,9 +65,7 @@ impl Housekeeping {
                     tracing::warn!(error = %e, "relay heartbeat failed; will retry");
                 }
             }
-            if let Some(retention) = self.retention
-                && let Err(e) = self.sweep(retention).await
-            {
+            if let Err(e) = self.sweep(self.retention).await {
                 tracing::warn!(error = %format!("{e:#}"), "deleting relayed outbox rows failed; will retry");
             }
             if let Err(e) = self.slot_metrics().await {

@@ -25,6 +25,13 @@ pub(crate) async fn try_acquire(client: &Client, slot: &str) -> anyhow::Result<b
 /// Waits (as a standby) until this session holds the lock: true, or false
 /// when shut down first.
 pub(crate) async fn acquire(client: &Client, slot: &str, shutdown: &CancellationToken) -> anyhow::Result<bool> {
+    // The server must notice soon when this relay's host or network goes
+    // away (the default is hours of TCP silence): until it does, it keeps
+    // the lock and no standby can take over.
+    client
+        .batch_execute("set tcp_keepalives_idle = 10; set tcp_keepalives_interval = 5; set tcp_keepalives_count = 3")
+        .await
+        .context("set TCP keepalives on the lock's session")?;
     let mut announced = false;
     loop {
         if try_acquire(client, slot).await? {

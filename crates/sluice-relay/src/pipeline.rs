@@ -37,6 +37,7 @@ pub(crate) fn build(
         partitions: config.partitions,
         events_topics: config.events_topics,
         delivery_timeout_ms: config.delivery_timeout_ms,
+        max_record_bytes: config.max_record_bytes,
     };
     let publisher = Publisher::new(&publisher_config, context, dead_letters.clone(), metrics.clone(), cancel)?;
     let refusals = tokio::spawn(handle_refusals(refusal_rx, dead_letters, finisher, table_names));

@@ -2,7 +2,7 @@
 //! A row that can never be published goes to the dead-letter topic instead.
 
 use crate::ack::{AckContext, RowAck, RowId, TxnAck};
-use crate::dead_letter::{DeadLetters, DeadRow, refused_for_good};
+use crate::dead_letter::{DeadLetters, DeadRow, refused_locally_for_good};
 use crate::{OutboxRow, RelayMetrics};
 use sluice_core::{headers, topics};
 use sluice_kafka::rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -47,6 +47,7 @@ pub(crate) struct PublisherConfig<'a> {
     pub partitions: i32,
     pub events_topics: bool,
     pub delivery_timeout_ms: u64,
+    pub max_record_bytes: u64,
 }
 
 /// A topic with its record counter, looked up once rather than per record.
@@ -72,6 +73,10 @@ impl Publisher {
     ) -> anyhow::Result<Self> {
         let producer = sluice_kafka::producer_config(config.brokers, "sluice-outbox-relay")
             .set("message.timeout.ms", config.delivery_timeout_ms.to_string())
+            // A larger record is refused here, alone (dead-lettered); no
+            // batch is larger than what the topic accepts.
+            .set("message.max.bytes", config.max_record_bytes.to_string())
+            .set("batch.size", config.max_record_bytes.to_string())
             .create_with_context(context)?;
         Ok(Self {
             producer,
@@ -210,7 +215,7 @@ impl Publisher {
                         return Err(e);
                     }
                 }
-                Err((KafkaError::MessageProduction(code), _)) if refused_for_good(code) => {
+                Err((KafkaError::MessageProduction(code), _)) if refused_locally_for_good(code) => {
                     return Ok(Err(format!("the Kafka client refuses the record for {topic}: {code}")));
                 }
                 Err((e, _)) => {

@@ -151,7 +151,7 @@ async fn run_once(
         state,
         tables: tables.clone(),
         heartbeat: Duration::from_millis(config.heartbeat_interval_ms),
-        retention: (config.outbox_retention_secs > 0).then(|| Duration::from_secs(config.outbox_retention_secs)),
+        retention: Duration::from_secs(config.outbox_retention_secs),
         metrics: metrics.clone(),
         pending: pending.clone(),
     };
@@ -252,6 +252,11 @@ async fn open_stream(
             let mut stream = LogicalReplicationStream::new(&url, stream_config).await?;
             stream.ensure_replication_slot().await?;
             if let Some(name) = stream.exported_snapshot_name().map(str::to_string) {
+                if plan == SlotPlan::Resume {
+                    // The slot vanished after it was planned: until this
+                    // snapshot completes, the state must not say it did.
+                    slot::mark_snapshot_pending(client, state, &config.slot).await?;
+                }
                 let (rows, ack) =
                     publish_snapshot(config.database_url.expose(), &name, tables, state, publisher).await?;
                 ack.wait().await.map_err(anyhow::Error::msg)?;

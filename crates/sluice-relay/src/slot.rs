@@ -93,6 +93,11 @@ pub(crate) async fn plan(
     insert_pending(client, &slots, slot).await
 }
 
+/// Records that the slot's snapshot has not completed (yet).
+pub(crate) async fn mark_snapshot_pending(client: &Client, state: &StateTables, slot: &str) -> anyhow::Result<()> {
+    insert_pending(client, &state.slots(), slot).await.map(|_| ())
+}
+
 async fn insert_pending(client: &Client, slots: &str, slot: &str) -> anyhow::Result<SlotPlan> {
     client
         .execute(

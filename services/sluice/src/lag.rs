@@ -1,6 +1,6 @@
 use anyhow::Context;
 use sluice_core::topics::state_topic;
-use sluice_projection::lag::{PartitionLag, redis_projection_lag};
+use sluice_projection::lag::{PartitionLag, projection_lag};
 use std::sync::Arc;
 
 #[derive(clap::Args)]
@@ -28,7 +28,8 @@ pub async fn measure(args: &LagArgs) -> anyhow::Result<Vec<PartitionLag>> {
     let mut conn = client.get_multiplexed_async_connection().await.context("connect to Redis")?;
     let consumer = Arc::new(sluice_kafka::metadata_client(&args.brokers)?);
     let topic = state_topic(&args.topic_prefix, &args.aggregate);
-    redis_projection_lag(&mut conn, consumer, &args.projection, &topic).await
+    let positions = sluice_store_redis::stored_positions(&mut conn, &args.projection, &topic).await?;
+    projection_lag(consumer, &positions, &topic).await
 }
 
 pub fn print(lags: &[PartitionLag]) {

@@ -38,7 +38,7 @@ impl CommandTarget {
 
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let mut redis = redis_connection(&args.lag.redis_url).await?;
-    let ids_key = sluice_projection::redis_store::keys::ids(&args.lag.projection, &args.lag.aggregate);
+    let ids_key = sluice_store_redis::keys::ids(&args.lag.projection, &args.lag.aggregate);
     let before: usize = redis::cmd("SCARD").arg(&ids_key).query_async(&mut redis).await?;
 
     let http =

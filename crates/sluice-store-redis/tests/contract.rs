@@ -2,28 +2,28 @@
 //! redis-server.
 
 use serde_json::json;
-use sluice_projection::redis_store::RedisStore;
-use sluice_projection::{ApplyOutcome, Batch, Position, ProjectionStore, Upsert};
+use sluice_store::{ApplyOutcome, Batch, Change, Position, ProjectionStore};
+use sluice_store_redis::RedisStore;
 use sluice_testkit::{TestRedis, random_name};
 use std::collections::BTreeMap;
 
 const TOPIC: &str = "t.article.state";
 
-fn upsert(id: &str, version: i64) -> Upsert {
-    Upsert {
+fn upsert(id: &str, version: i64) -> Change {
+    Change {
         aggregate_type: "article".into(),
         aggregate_id: id.into(),
         version,
-        document: json!({"id": id, "version": version}),
+        document: Some(json!({"id": id, "version": version})),
     }
 }
 
 /// A batch on TOPIC's partitions 0 and 1: `expected` next offsets, upserts,
 /// and the new next offset of partition 0.
-fn batch(expected: [Option<i64>; 2], upserts: Vec<Upsert>, next: i64) -> Batch {
+fn batch(expected: [Option<i64>; 2], upserts: Vec<Change>, next: i64) -> Batch {
     Batch {
         expected: BTreeMap::from([(TOPIC.to_string(), BTreeMap::from([(0, expected[0]), (1, expected[1])]))]),
-        upserts: BTreeMap::from([(TOPIC.to_string(), upserts)]),
+        changes: BTreeMap::from([(TOPIC.to_string(), upserts)]),
         positions: BTreeMap::from([(
             TOPIC.to_string(),
             vec![Position { partition: 0, next_offset: next, applied_at_ms: 1 }],

@@ -1,4 +1,4 @@
-use crate::{Position, Upsert};
+use crate::{Change, Position};
 use std::collections::{BTreeMap, HashMap};
 
 /// One batch for [`ProjectionStore::apply`].
@@ -8,17 +8,17 @@ pub struct Batch {
     /// batch) with the next offset it believes the store holds for it:
     /// `None` when nothing is stored for that partition yet.
     pub expected: BTreeMap<String, BTreeMap<i32, Option<i64>>>,
-    /// Per topic, snapshots to store where they are newer than the stored
-    /// version.
-    pub upserts: BTreeMap<String, Vec<Upsert>>,
-    /// Per topic, the positions to store with the upserts.
+    /// Per topic, in offset order, changes to store where they are newer
+    /// than the stored version.
+    pub changes: BTreeMap<String, Vec<Change>>,
+    /// Per topic, the positions to store with the changes.
     pub positions: BTreeMap<String, Vec<Position>>,
 }
 
 /// What [`ProjectionStore::apply`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApplyOutcome {
-    /// Upserts and positions are stored; per topic, how many upserts were
+    /// Changes and positions are stored; per topic, how many changes were
     /// newer than what the store had.
     Applied { changed: BTreeMap<String, usize> },
     /// A stored position is not the expected one: the store rolled back (a
@@ -41,7 +41,7 @@ pub enum ApplyOutcome {
 ///   so no loss can fall between what is read and what is marked.
 /// - [`apply`](Self::apply), in one atomic step, checks the marker and
 ///   compares every expected position with the stored one; only when all
-///   match does it write the version-guarded upserts and the new positions.
+///   match does it write the version-guarded changes and the new positions.
 ///   A projector that resumes only from positions it read in a session and
 ///   then advances them only through `apply` can therefore never skip a record
 ///   the store does not hold: after a rollback the first `apply` fails and the

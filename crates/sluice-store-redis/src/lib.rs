@@ -2,16 +2,17 @@
 //! `{<projection>}`, so one Lua script can touch them all (also on a cluster)
 //! and a blue/green rebuild is a new projection name.
 
-use crate::{ApplyOutcome, Batch, Position, ProjectionStore};
 use anyhow::Context;
 use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use sluice_store::{ApplyOutcome, Batch, Position, ProjectionStore};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 /// Key names, shared with the query side.
 pub mod keys {
-    /// Hash with `version` and `doc` (the snapshot as JSON).
+    /// Hash with `version` and `doc` (the snapshot as JSON); for an erased
+    /// aggregate, `version` and `erased` only (no `doc`).
     pub fn document(projection: &str, aggregate_type: &str, id: &str) -> String {
         format!("sluice:{{{projection}}}:{aggregate_type}:{id}")
     }
@@ -48,11 +49,11 @@ return out
 /// than the stored version and the new positions. Writes nothing unless all
 /// checks pass.
 /// KEYS[1]: the marker; KEYS[1 + t]: the positions hash of topic t.
-/// ARGV: key prefix, #expected, #upserts, then per expected position
-/// (t, partition, next offset or '' for none), per upsert (t, aggregate type,
-/// id, version, document), then (t, partition, position) to the end.
-/// Answers 'applied' and the changed upserts of each topic, 'mismatch' with
-/// where, or 'lost'.
+/// ARGV: key prefix, #expected, #changes, then per expected position
+/// (t, partition, next offset or '' for none), per change (t, aggregate type,
+/// id, version, document or '' for an erasure), then (t, partition, position)
+/// to the end. Answers 'applied' and the changes of each topic that were
+/// newer than the store's, 'mismatch' with where, or 'lost'.
 const APPLY: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {'lost'}
@@ -81,8 +82,15 @@ for _ = 1, upserts do
   local key = prefix .. agg .. ':' .. id
   local current = redis.call('HGET', key, 'version')
   if (not current) or tonumber(current) < version then
-    redis.call('HSET', key, 'version', version, 'doc', doc)
-    redis.call('SADD', prefix .. agg .. ':ids', id)
+    if doc == '' then
+      -- Erased: only the version stays, so that no older record returns.
+      redis.call('HDEL', key, 'doc')
+      redis.call('HSET', key, 'version', version, 'erased', '1')
+      redis.call('SREM', prefix .. agg .. ':ids', id)
+    else
+      redis.call('HSET', key, 'version', version, 'doc', doc)
+      redis.call('SADD', prefix .. agg .. ':ids', id)
+    end
     changed[t] = changed[t] + 1
   end
 end
@@ -140,6 +148,20 @@ pub fn decode_position(partition: i32, value: &str) -> Option<Position> {
     Some(Position { partition, next_offset: offset.parse().ok()?, applied_at_ms: at.parse().ok()? })
 }
 
+/// The positions `projection` stored for `topic`, by partition.
+pub async fn stored_positions(
+    redis: &mut impl redis::aio::ConnectionLike,
+    projection: &str,
+    topic: &str,
+) -> anyhow::Result<HashMap<i32, Position>> {
+    let flat: Vec<String> = redis::cmd("HGETALL")
+        .arg(keys::positions(projection, topic))
+        .query_async(redis)
+        .await
+        .context("read stored positions")?;
+    decode_positions(&flat)
+}
+
 /// `HGETALL`'s flat field, value list of a positions hash.
 fn decode_positions(flat: &[String]) -> anyhow::Result<HashMap<i32, Position>> {
     let mut positions = HashMap::new();
@@ -171,7 +193,7 @@ impl ProjectionStore for RedisStore {
             .expected
             .keys()
             .chain(batch.positions.keys())
-            .chain(batch.upserts.keys())
+            .chain(batch.changes.keys())
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
@@ -181,17 +203,17 @@ impl ProjectionStore for RedisStore {
             invocation.key(keys::positions(&self.projection, topic));
         }
         let expected: usize = batch.expected.values().map(BTreeMap::len).sum();
-        let upserts: usize = batch.upserts.values().map(Vec::len).sum();
-        invocation.arg(self.prefix()).arg(expected).arg(upserts);
+        let changes: usize = batch.changes.values().map(Vec::len).sum();
+        invocation.arg(self.prefix()).arg(expected).arg(changes);
         for (topic, partitions) in &batch.expected {
             for (partition, next) in partitions {
                 invocation.arg(index(topic)).arg(partition).arg(next.map(|n| n.to_string()).unwrap_or_default());
             }
         }
-        for (topic, upserts) in &batch.upserts {
-            for u in upserts {
-                invocation.arg(index(topic)).arg(&u.aggregate_type).arg(&u.aggregate_id).arg(u.version);
-                invocation.arg(u.document.to_string());
+        for (topic, changes) in &batch.changes {
+            for c in changes {
+                invocation.arg(index(topic)).arg(&c.aggregate_type).arg(&c.aggregate_id).arg(c.version);
+                invocation.arg(c.document.as_ref().map(|d| d.to_string()).unwrap_or_default());
             }
         }
         for (topic, positions) in &batch.positions {

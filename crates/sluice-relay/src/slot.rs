@@ -111,19 +111,15 @@ async fn insert_pending(client: &Client, slots: &str, slot: &str) -> anyhow::Res
     Ok(SlotPlan::CreateWithSnapshot)
 }
 
+/// Records the slot's snapshot as complete, covering `tables`.
 pub(crate) async fn mark_snapshot_complete(
     client: &Client,
     state: &StateTables,
     slot: &str,
     tables: &[String],
 ) -> anyhow::Result<()> {
-    client
-        .execute(
-            &format!("update {} set snapshot_completed_at = now(), tables = $2 where slot = $1", state.slots()),
-            &[&slot, &tables],
-        )
-        .await
-        .context("record the completed snapshot")?;
+    let sql = format!("update {} set snapshot_completed_at = now(), tables = $2 where slot = $1", state.slots());
+    client.execute(&sql, &[&slot, &tables]).await.context("record the completed snapshot")?;
     Ok(())
 }
 
@@ -136,12 +132,7 @@ pub(crate) async fn record_streamed_tables(
     slot: &str,
     tables: &[String],
 ) -> anyhow::Result<()> {
-    client
-        .execute(
-            &format!("update {} set tables = $2 where slot = $1 and snapshot_completed_at is not null", state.slots()),
-            &[&slot, &tables],
-        )
-        .await
-        .context("record the tables this session relays")?;
+    let sql = format!("update {} set tables = $2 where slot = $1 and snapshot_completed_at is not null", state.slots());
+    client.execute(&sql, &[&slot, &tables]).await.context("record the tables this session relays")?;
     Ok(())
 }

@@ -64,6 +64,9 @@ pub enum ArticleEvent {
     Unpublished,
     Archived,
     Restored,
+    /// Hard-deleted (an erasure request): the aggregate's last event, with no
+    /// snapshot.
+    Erased,
 }
 
 impl ArticleEvent {
@@ -76,6 +79,7 @@ impl ArticleEvent {
             ArticleEvent::Unpublished => "ArticleUnpublished",
             ArticleEvent::Archived => "ArticleArchived",
             ArticleEvent::Restored => "ArticleRestored",
+            ArticleEvent::Erased => "ArticleErased",
         }
     }
 }

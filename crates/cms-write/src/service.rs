@@ -131,6 +131,29 @@ impl CommandService {
         self.finish(tx, ctx, article_written(&next, event)).await
     }
 
+    /// Hard-deletes an article (an erasure request): nothing of it stays in
+    /// the write model, and its last event, with no snapshot, makes the relay
+    /// send a tombstone so that compaction drops it from the topic and every
+    /// read model removes it.
+    pub async fn erase_article(&self, ctx: &CommandContext, id: Uuid) -> Result<Answer, CommandError> {
+        let mut client = self.connection().await?;
+        let tx = client.transaction().await.map_err(db_error)?;
+        if let Some(replay) = self.claim(&tx, ctx).await? {
+            return Ok(replay);
+        }
+        let current = articles::load_for_update(&*tx, id).await.map_err(db_error)?.ok_or(CommandError::NotFound)?;
+        check_version(ctx, current.version)?;
+        articles::erase(&*tx, id, &self.outbox.qualified()).await.map_err(db_error)?;
+        let written = Written {
+            aggregate_type: aggregate::ARTICLE,
+            snapshot: &serde_json::Value::Null,
+            id: &current.id,
+            version: current.version + 1,
+            event: ArticleEvent::Erased.name(),
+        };
+        self.finish(tx, ctx, written).await
+    }
+
     pub async fn create_author(&self, ctx: &CommandContext, command: CreateAuthor) -> Result<Answer, CommandError> {
         let mut client = self.connection().await?;
         let tx = client.transaction().await.map_err(db_error)?;
@@ -218,20 +241,25 @@ impl CommandService {
         ctx: &CommandContext,
         w: Written<'_, T>,
     ) -> Result<Answer, CommandError> {
-        let encoder =
-            if w.aggregate_type == aggregate::ARTICLE { &self.encoders.article } else { &self.encoders.author };
-        let payload =
-            encoder.encode(w.snapshot).map_err(|e| CommandError::Internal(format!("encode snapshot: {e}")))?;
         let snapshot = serde_json::to_value(w.snapshot).map_err(|e| CommandError::Internal(e.to_string()))?;
-        let event = OutboxEvent::new(w.aggregate_type, w.id, w.event, w.version, payload)
-            .with_traceparent(ctx.traceparent.as_deref());
+        let event = if snapshot.is_null() {
+            OutboxEvent::erasure(w.aggregate_type, w.id, w.event, w.version)
+        } else {
+            let encoder =
+                if w.aggregate_type == aggregate::ARTICLE { &self.encoders.article } else { &self.encoders.author };
+            let payload =
+                encoder.encode(w.snapshot).map_err(|e| CommandError::Internal(format!("encode snapshot: {e}")))?;
+            OutboxEvent::new(w.aggregate_type, w.id, w.event, w.version, payload)
+        }
+        .with_traceparent(ctx.traceparent.as_deref());
         sluice_outbox::append(&*tx, &self.outbox, &event).await.map_err(|e| CommandError::Internal(e.to_string()))?;
         changes::append(&*tx, w.aggregate_type, w.id, w.version, w.event, &snapshot).await.map_err(db_error)?;
         let token =
             ConsistencyToken { aggregate_type: w.aggregate_type.into(), aggregate_id: w.id.into(), version: w.version };
         let answer = Answer {
             status: 202,
-            location: Some(format!("{}/{}s/{}", self.query_base_url, w.aggregate_type, w.id)),
+            // An erased aggregate has no read resource left.
+            location: (!snapshot.is_null()).then(|| format!("{}/{}s/{}", self.query_base_url, w.aggregate_type, w.id)),
             body: json!({"status": "accepted", "id": w.id, "version": w.version, "consistency_token": token.encode()}),
         };
         if let Some(k) = &ctx.idempotency {

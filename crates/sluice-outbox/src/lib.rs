@@ -21,7 +21,9 @@ pub struct OutboxEvent {
     /// Past tense: `ArticleDrafted`, `AuthorRenamed`.
     pub event_type: String,
     /// Confluent-framed Avro of the snapshot; the relay forwards it untouched.
-    pub payload: Vec<u8>,
+    /// `None` for an erasure: the relay sends a tombstone (null value, same
+    /// key), so compaction drops the aggregate from its topic.
+    pub payload: Option<Vec<u8>>,
     pub aggregate_version: i64,
     /// Trace context and the like (`traceparent`).
     pub headers: serde_json::Map<String, serde_json::Value>,
@@ -40,10 +42,21 @@ impl OutboxEvent {
             aggregate_type: aggregate_type.into(),
             aggregate_id: aggregate_id.into(),
             event_type: event_type.into(),
-            payload,
+            payload: Some(payload),
             aggregate_version,
             headers: serde_json::Map::new(),
         }
+    }
+
+    /// The aggregate was erased (a hard delete): its last event, with no
+    /// payload.
+    pub fn erasure(
+        aggregate_type: impl Into<String>,
+        aggregate_id: impl Into<String>,
+        event_type: impl Into<String>,
+        aggregate_version: i64,
+    ) -> Self {
+        Self { payload: None, ..Self::new(aggregate_type, aggregate_id, event_type, aggregate_version, Vec::new()) }
     }
 
     pub fn with_traceparent(mut self, traceparent: Option<&str>) -> Self {

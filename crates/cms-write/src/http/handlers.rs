@@ -120,6 +120,23 @@ article_action!(unpublish_article, "/articles/{id}/unpublish", ArticleCommand::U
 article_action!(archive_article, "/articles/{id}/archive", ArticleCommand::Archive);
 article_action!(restore_article, "/articles/{id}/restore", ArticleCommand::Restore);
 
+/// Erases an article for good (a hard delete, e.g. an erasure request): its row, its snapshots in the
+/// catch-up log and its outbox rows are deleted, and its last event has no snapshot, so the relay sends a
+/// tombstone (null value, same key): compaction drops the article from the topic and every read model
+/// removes it, keeping only the version it was erased at. Answers 202 without `Location`.
+#[utoipa::path(delete, path = "/articles/{id}", tag = "articles",
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 202, body = AcceptedBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn erase_article(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    meta: Meta,
+) -> Result<Response, CommandError> {
+    let id = parse_id(&id)?;
+    Ok(render(s.service.erase_article(&meta.context(Vec::new()), id).await?))
+}
+
 #[utoipa::path(post, path = "/authors", tag = "authors", request_body = CreateAuthor,
     params(("Idempotency-Key" = Option<String>, Header)),
     responses((status = 202, body = AcceptedBody), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)),

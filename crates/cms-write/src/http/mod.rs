@@ -10,7 +10,7 @@ use auth::Tokens;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 pub use openapi::openapi_json;
 
@@ -30,6 +30,7 @@ pub fn router(state: AppState, tokens: Tokens, max_body_bytes: usize, auth_disab
         .route("/articles/{id}/unpublish", post(handlers::unpublish_article))
         .route("/articles/{id}/archive", post(handlers::archive_article))
         .route("/articles/{id}/restore", post(handlers::restore_article))
+        .route("/articles/{id}", delete(handlers::erase_article))
         .route("/authors", post(handlers::create_author))
         .route("/authors/{id}/rename", post(handlers::rename_author))
         .route("/authors/{id}/bio", post(handlers::update_author_bio));

@@ -9,7 +9,7 @@ use utoipa::{Modify, OpenApi};
     info(title = "Sluice CMS command API", description = "Commands on articles and authors; each accepted command is stored with its outbox event in one transaction."),
     paths(
         handlers::draft_article, handlers::edit_article, handlers::schedule_article, handlers::publish_article,
-        handlers::unpublish_article, handlers::archive_article, handlers::restore_article,
+        handlers::unpublish_article, handlers::archive_article, handlers::restore_article, handlers::erase_article,
         handlers::create_author, handlers::rename_author, handlers::update_author_bio, handlers::list_changes
     ),
     modifiers(&Bearer)

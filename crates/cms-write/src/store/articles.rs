@@ -103,3 +103,16 @@ pub async fn slug_taken<C: GenericClient>(tx: &C, slug: &str, except: Uuid) -> R
 pub async fn exists<C: GenericClient>(tx: &C, id: Uuid) -> Result<bool, tokio_postgres::Error> {
     Ok(tx.query_opt("select 1 from articles where id = $1", &[&id]).await?.is_some())
 }
+
+/// Erases the article: its row, and its copies in the catch-up log and in
+/// the outbox (rows the relay has not deleted yet, kept for a retention, or
+/// dead-lettered). What the relay still has to read of them is in the WAL,
+/// ahead of the erasure's own event, so the topic still ends with it.
+pub async fn erase<C: GenericClient>(tx: &C, id: Uuid, outbox: &str) -> Result<(), tokio_postgres::Error> {
+    let key = id.to_string();
+    tx.execute("delete from articles where id = $1", &[&id]).await?;
+    tx.execute("delete from changes where aggregate_type = 'article' and aggregate_id = $1", &[&key]).await?;
+    let sql = format!("delete from {outbox} where aggregatetype = 'article' and aggregateid = $1");
+    tx.execute(&sql, &[&key]).await?;
+    Ok(())
+}

@@ -29,7 +29,16 @@ pub fn producer_config(brokers: &str, client_id: &str) -> ClientConfig {
 /// A consumer that starts from the earliest offset, never auto-commits (a
 /// projection stores its offsets with its data) and fetches with short waits.
 pub fn consumer(brokers: &str, group_id: &str) -> Result<StreamConsumer, KafkaError> {
-    Ok(ClientConfig::new()
+    Ok(consumer_config(brokers, group_id).create()?)
+}
+
+/// The settings of [`consumer`], for consumers with their own context (a
+/// consumer group member with rebalance callbacks). Partitions are shared
+/// with `cooperative-sticky` assignment: a rebalance moves only the
+/// partitions that change owner.
+pub fn consumer_config(brokers: &str, group_id: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", brokers)
         .set("group.id", group_id)
         .set("enable.auto.commit", "false")
@@ -38,7 +47,8 @@ pub fn consumer(brokers: &str, group_id: &str) -> Result<StreamConsumer, KafkaEr
         .set("fetch.wait.max.ms", "5")
         .set("fetch.min.bytes", "1")
         .set("enable.partition.eof", "false")
-        .create()?)
+        .set("partition.assignment.strategy", "cooperative-sticky");
+    config
 }
 
 /// A consumer that only reads metadata and watermarks.

@@ -11,7 +11,7 @@ mod error;
 mod watermarks;
 
 pub use admin::{CleanupPolicy, TopicSpec, ensure_topics};
-pub use client::{consumer, metadata_client, producer, producer_config};
+pub use client::{consumer, consumer_config, metadata_client, producer, producer_config};
 pub use error::KafkaError;
 pub use rdkafka;
 pub use watermarks::{PartitionWatermark, partition_count, watermarks};

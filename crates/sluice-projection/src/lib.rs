@@ -8,6 +8,7 @@
 //! that cannot be decoded go to the dead-letter topic and the projection goes on.
 
 mod dlq;
+mod group;
 pub mod lag;
 mod metrics;
 mod runtime;

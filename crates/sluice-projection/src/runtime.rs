@@ -1,6 +1,7 @@
 //! The consume → decode → apply loop.
 
 use crate::dlq::{self, DeadLetter};
+use crate::group::{Expected, GroupContext, Owned};
 use crate::{ApplyOutcome, Batch, Change, Position, ProjectionMetrics, ProjectionStore};
 use anyhow::Context;
 use sluice_avro::{AvroError, Decoded, RegistryDecoder, Schema, avro_to_json};
@@ -13,7 +14,7 @@ use sluice_kafka::rdkafka::{Offset, TopicPartitionList};
 use sluice_kafka::{CleanupPolicy, TopicSpec};
 use sluice_telemetry::{Readiness, retry_until_shutdown as retry};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -86,7 +87,7 @@ pub async fn run_projector<S: ProjectionStore + 'static>(
 
     let ctx = BatchContext { config: &config, decoders: &decoders, dlq: &dlq_producer, metrics: &metrics };
     loop {
-        match session(&ctx, store.as_ref(), &readiness, &shutdown).await? {
+        match session(&ctx, &store, &readiness, &shutdown).await? {
             SessionEnd::Shutdown => break,
             SessionEnd::Restart(why) => {
                 readiness.set_ready(false);
@@ -111,13 +112,21 @@ enum SessionEnd {
 /// Why the store refused a batch.
 enum Restart {
     StoreLost,
-    PositionMismatch { topic: String, partition: i32, expected: Option<i64>, stored: Option<i64> },
+    /// A partition could not be positioned from the store when assigned.
+    Rebalance(String),
+    PositionMismatch {
+        topic: String,
+        partition: i32,
+        expected: Option<i64>,
+        stored: Option<i64>,
+    },
 }
 
 impl Restart {
     fn label(&self) -> &'static str {
         match self {
             Restart::StoreLost => "store_lost",
+            Restart::Rebalance(_) => "rebalance",
             Restart::PositionMismatch { .. } => "position_mismatch",
         }
     }
@@ -133,6 +142,7 @@ impl std::fmt::Display for Restart {
                     "the store lost this projection's data (marker gone, e.g. Redis restarted without persistence)"
                 )
             }
+            Restart::Rebalance(reason) => write!(f, "{reason}"),
             Restart::PositionMismatch { topic, partition, expected, stored } => write!(
                 f,
                 "the store holds position {} for {topic}/{partition} where {} was expected: it rolled back \
@@ -144,42 +154,36 @@ impl std::fmt::Display for Restart {
     }
 }
 
-/// Per topic and partition, the next offset the store holds (None: nothing).
-type Expected = BTreeMap<String, BTreeMap<i32, Option<i64>>>;
-
-/// Consumes from the positions the store holds (the beginning where there
-/// are none) until shutdown or until the store refuses a batch.
-async fn session<S: ProjectionStore>(
+/// Joins the projector's consumer group and consumes the partitions it is
+/// given, each from the position the store holds, until shutdown or until
+/// the store refuses a batch.
+async fn session<S: ProjectionStore + 'static>(
     ctx: &BatchContext<'_>,
-    store: &S,
+    store: &Arc<S>,
     readiness: &Readiness,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<SessionEnd> {
     let config = ctx.config;
     let metrics = ctx.metrics;
-    // A fresh consumer per session: nothing fetched for an earlier session's
-    // positions can reach this one.
-    let consumer = Arc::new(sluice_kafka::consumer(&config.brokers, &config.group_id)?);
-    let mut ends = Vec::new();
     for topic in &config.topics {
-        ends.push((topic, wait_for_topic(&consumer, topic, shutdown).await?));
+        wait_for_topic(&config.brokers, topic, shutdown).await?;
     }
-    let stored = retry("start a session on the store", shutdown, || store.start_session(&config.topics)).await?;
-    let mut assignment = TopicPartitionList::new();
-    let mut targets: HashMap<(String, i32), i64> = HashMap::new();
-    let mut expected = Expected::new();
-    for (topic, partitions) in ends {
-        for (partition, end) in partitions {
-            let next = stored.get(topic).and_then(|p| p.get(&partition)).map(|p| p.next_offset);
-            assignment.add_partition_offset(topic, partition, next.map_or(Offset::Beginning, Offset::Offset))?;
-            targets.insert((topic.clone(), partition), end);
-            expected.entry(topic.clone()).or_default().insert(partition, next);
-        }
-    }
-    consumer.assign(&assignment).context("assign partitions")?;
-    tracing::info!(projection = %config.projection, topics = ?config.topics, positions = ?expected, "projection started");
-    let mut bootstrap = Bootstrap { targets, done: false };
-    bootstrap.check(&expected, readiness, &config.projection);
+    // A fresh consumer (and group membership) per session: nothing fetched
+    // for an earlier session's positions can reach this one.
+    let owned = Arc::new(Mutex::new(Owned::default()));
+    let context = GroupContext {
+        store: store.clone(),
+        topics: config.topics.clone(),
+        owned: owned.clone(),
+        runtime: tokio::runtime::Handle::current(),
+        projection: config.projection.clone(),
+    };
+    let consumer: StreamConsumer<GroupContext<S>> =
+        sluice_kafka::consumer_config(&config.brokers, &config.group_id).create_with_context(context)?;
+    let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics).context("subscribe to the topics")?;
+    tracing::info!(projection = %config.projection, topics = ?config.topics, group = %config.group_id, "projection started");
+    let mut bootstrap = Bootstrap { done: false };
 
     loop {
         let first = tokio::select! {
@@ -200,20 +204,38 @@ async fn session<S: ProjectionStore>(
                 }
             }
         }
-        let advanced = match ctx.process(batch, &expected, store, shutdown).await? {
+        // The rebalance callbacks ran inside recv(); they do not run again
+        // until the next one, so what they left holds for this batch.
+        let expected = {
+            let mut owned = owned.lock().map_err(|_| anyhow::anyhow!("ownership lock poisoned"))?;
+            if let Some(reason) = owned.failure.take() {
+                return Ok(SessionEnd::Restart(Restart::Rebalance(reason)));
+            }
+            owned.expected.clone()
+        };
+        if expected.is_empty() && batch.is_empty() {
+            bootstrap.check(&owned, readiness, &config.projection);
+            continue; // nothing owned, nothing to compare
+        }
+        let advanced = match ctx.process(batch, &expected, store.as_ref(), shutdown).await? {
             Processed::Stored(advanced) => advanced,
             Processed::Refused(why) => return Ok(SessionEnd::Restart(why)),
             Processed::Stopped => return Ok(SessionEnd::Shutdown),
         };
         let mut commit = TopicPartitionList::new();
-        for (topic, partitions) in advanced {
-            for (partition, next) in partitions {
-                expected.entry(topic.clone()).or_default().insert(partition, Some(next));
-                metrics
-                    .position
-                    .with_label_values(&[config.projection.as_str(), topic.as_str(), &partition.to_string()])
-                    .set(next);
-                commit.add_partition_offset(&topic, partition, Offset::Offset(next))?;
+        {
+            let mut owned = owned.lock().map_err(|_| anyhow::anyhow!("ownership lock poisoned"))?;
+            for (topic, partitions) in advanced {
+                for (partition, next) in partitions {
+                    if let Some(position) = owned.expected.get_mut(&topic).and_then(|p| p.get_mut(&partition)) {
+                        *position = Some(next);
+                    }
+                    metrics
+                        .position
+                        .with_label_values(&[config.projection.as_str(), topic.as_str(), &partition.to_string()])
+                        .set(next);
+                    commit.add_partition_offset(&topic, partition, Offset::Offset(next))?;
+                }
             }
         }
         // Group offsets are for monitoring only; the store holds the truth.
@@ -222,28 +244,33 @@ async fn session<S: ProjectionStore>(
         {
             tracing::debug!(error = %e, "group offset commit failed (monitoring only)");
         }
-        bootstrap.check(&expected, readiness, &config.projection);
+        bootstrap.check(&owned, readiness, &config.projection);
     }
 }
 
-/// Ready once every partition reached the end offset captured at start.
+/// Ready once the group assigned this replica its share and every partition
+/// it owns reached the end offset captured when it was assigned.
 struct Bootstrap {
-    targets: HashMap<(String, i32), i64>,
     done: bool,
 }
 
 impl Bootstrap {
-    fn check(&mut self, expected: &Expected, readiness: &Readiness, projection: &str) {
+    fn check(&mut self, owned: &Mutex<Owned>, readiness: &Readiness, projection: &str) {
         if self.done {
             return;
         }
-        let caught_up = self.targets.iter().all(|((topic, partition), end)| {
-            expected.get(topic).and_then(|p| p.get(partition)).copied().flatten().unwrap_or(0) >= *end
-        });
+        let Ok(owned) = owned.lock() else { return };
+        let caught_up = owned.joined
+            && owned.targets.iter().all(|((topic, partition), end)| {
+                owned.expected.get(topic).and_then(|p| p.get(partition)).copied().flatten().unwrap_or(0) >= *end
+            });
         if caught_up {
             self.done = true;
             readiness.set_ready(true);
-            tracing::info!(projection, "bootstrap complete: reached the end offsets captured at start");
+            tracing::info!(
+                projection,
+                "bootstrap complete: reached the end offsets captured when partitions were assigned"
+            );
         }
     }
 }
@@ -289,7 +316,11 @@ impl BatchContext<'_> {
         let mut advanced: BTreeMap<String, BTreeMap<i32, i64>> = BTreeMap::new();
         for msg in &batch {
             let topic = msg.topic().to_string();
-            let stored = expected.get(&topic).and_then(|p| p.get(&msg.partition())).copied().flatten();
+            let Some(&stored) = expected.get(&topic).and_then(|p| p.get(&msg.partition())) else {
+                // A partition revoked since it was fetched: its new owner
+                // reads it again from the position the store holds.
+                continue;
+            };
             if stored.is_some_and(|next| msg.offset() < next) {
                 // Already applied; storing its offset would move the position back.
                 continue;
@@ -448,20 +479,15 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-/// Waits until `topic` exists; returns its end offsets by partition.
-async fn wait_for_topic(
-    consumer: &Arc<StreamConsumer>,
-    topic: &str,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<Vec<(i32, i64)>> {
+/// Waits until `topic` exists (a replica subscribing to a missing topic
+/// would only be assigned its partitions after a metadata refresh).
+async fn wait_for_topic(brokers: &str, topic: &str, shutdown: &CancellationToken) -> anyhow::Result<()> {
+    let metadata = Arc::new(sluice_kafka::metadata_client(brokers)?);
     loop {
-        let c = consumer.clone();
-        let t = topic.to_string();
-        let result = tokio::task::spawn_blocking(move || sluice_kafka::watermarks(c.as_ref(), &t)).await?;
+        let (client, t) = (metadata.clone(), topic.to_string());
+        let result = tokio::task::spawn_blocking(move || sluice_kafka::watermarks(client.as_ref(), &t)).await?;
         match result {
-            Ok(marks) if !marks.is_empty() => {
-                return Ok(marks.into_iter().map(|w| (w.partition, w.high)).collect());
-            }
+            Ok(marks) if !marks.is_empty() => return Ok(()),
             Ok(_) => tracing::info!(topic, "topic has no partitions yet; waiting"),
             Err(e) => tracing::info!(topic, error = %e, "topic not available yet; waiting"),
         }

@@ -9,101 +9,15 @@ use sluice_store::{ApplyOutcome, Batch, Position, ProjectionStore};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-/// Key names, shared with the query side.
-pub mod keys {
-    /// Hash with `version` and `doc` (the snapshot as JSON); for an erased
-    /// aggregate, `version` and `erased` only (no `doc`).
-    pub fn document(projection: &str, aggregate_type: &str, id: &str) -> String {
-        format!("sluice:{{{projection}}}:{aggregate_type}:{id}")
-    }
-
-    /// Set of the ids present in the read model.
-    pub fn ids(projection: &str, aggregate_type: &str) -> String {
-        format!("sluice:{{{projection}}}:{aggregate_type}:ids")
-    }
-
-    /// Present while the projection's data is in the store.
-    pub fn marker(projection: &str) -> String {
-        format!("sluice:{{{projection}}}:initialized")
-    }
-
-    /// Hash partition -> `next_offset:applied_at_ms` for one topic.
-    pub fn positions(projection: &str, topic: &str) -> String {
-        format!("sluice:{{{projection}}}:positions:{topic}")
-    }
-}
+pub mod keys;
 
 /// Sets the marker and reads the positions of every topic, atomically.
 /// KEYS[1]: the marker; KEYS[2..]: the positions hash of each topic.
-const START_SESSION: &str = r#"
-redis.call('SET', KEYS[1], '1')
-local out = {}
-for k = 2, #KEYS do
-  out[k - 1] = redis.call('HGETALL', KEYS[k])
-end
-return out
-"#;
+const START_SESSION: &str = include_str!("start_session.lua");
 
-/// One batch, atomically (Redis runs a script without interleaving): checks
-/// the marker and every expected position, then applies the upserts newer
-/// than the stored version and the new positions. Writes nothing unless all
-/// checks pass.
-/// KEYS[1]: the marker; KEYS[1 + t]: the positions hash of topic t.
-/// ARGV: key prefix, #expected, #changes, then per expected position
-/// (t, partition, next offset or '' for none), per change (t, aggregate type,
-/// id, version, document or '' for an erasure), then (t, partition, position)
-/// to the end. Answers 'applied' and the changes of each topic that were
-/// newer than the store's, 'mismatch' with where, or 'lost'.
-const APPLY: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return {'lost'}
-end
-local prefix, expected, upserts = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local i = 4
-for _ = 1, expected do
-  local t, partition, want = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  i = i + 3
-  local stored = redis.call('HGET', KEYS[1 + tonumber(t)], partition)
-  local have = ''
-  if stored then
-    have = string.match(stored, '^[^:]*')
-  end
-  if have ~= want then
-    return {'mismatch', t, partition, have}
-  end
-end
-local changed = {}
-for k = 2, #KEYS do
-  changed[k - 1] = 0
-end
-for _ = 1, upserts do
-  local t, agg, id, version, doc = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4]
-  i = i + 5
-  local key = prefix .. agg .. ':' .. id
-  local current = redis.call('HGET', key, 'version')
-  if (not current) or tonumber(current) < version then
-    if doc == '' then
-      -- Erased: only the version stays, so that no older record returns.
-      redis.call('HDEL', key, 'doc')
-      redis.call('HSET', key, 'version', version, 'erased', '1')
-      redis.call('SREM', prefix .. agg .. ':ids', id)
-    else
-      redis.call('HSET', key, 'version', version, 'doc', doc)
-      redis.call('SADD', prefix .. agg .. ':ids', id)
-    end
-    changed[t] = changed[t] + 1
-  end
-end
-while i <= #ARGV do
-  redis.call('HSET', KEYS[1 + tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2])
-  i = i + 3
-end
-local answer = {'applied'}
-for t = 1, #changed do
-  answer[t + 1] = tostring(changed[t])
-end
-return answer
-"#;
+/// One batch, atomically: see `apply.lua` (the CMS views it maintains are in
+/// `views.lua`, loaded first).
+const APPLY: &str = concat!(include_str!("views.lua"), include_str!("apply.lua"));
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);

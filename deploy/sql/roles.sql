@@ -6,6 +6,9 @@
 --   else; its migrations create the CMS tables and the outbox there.
 -- sluice_relay: the outbox relay. REPLICATION for its slot; reads the outbox
 --   (SELECT) and deletes the rows the broker acknowledged (DELETE), nothing else.
+-- sluice_projector_pg: the PostgreSQL projector. Owns its read schema
+--   `cms_read` (it creates its tables there at start) and nothing else: it
+--   cannot read the write schema, create schemas or write anywhere else.
 do $$
 begin
   if not exists (select from pg_roles where rolname = 'sluice_command') then
@@ -13,6 +16,9 @@ begin
   end if;
   if not exists (select from pg_roles where rolname = 'sluice_relay') then
     create role sluice_relay login replication;
+  end if;
+  if not exists (select from pg_roles where rolname = 'sluice_projector_pg') then
+    create role sluice_projector_pg login;
   end if;
 end
 $$;
@@ -27,6 +33,11 @@ grant usage on schema cms to sluice_relay;
 -- The relay keeps its own tables (slot state, relayed rows kept for a retention)
 -- in a schema it owns.
 create schema if not exists sluice_relay authorization sluice_relay;
+
+-- The PostgreSQL read model. A blue/green rebuild writes its next generation
+-- to another schema (SLUICE_PG_SCHEMA), which the administrator creates the
+-- same way beforehand: create schema cms_read_2 authorization sluice_projector_pg;
+create schema if not exists cms_read authorization sluice_projector_pg;
 
 -- The publication the relay reads. CREATE PUBLICATION needs CREATE on the
 -- database and ownership of the tables, which neither role has: the

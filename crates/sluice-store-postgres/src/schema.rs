@@ -1,0 +1,163 @@
+//! The read schema: query-first tables, created idempotently at the start of
+//! every session, under an advisory lock so that replicas can start together.
+
+use anyhow::Context;
+use tokio_postgres::Transaction;
+
+/// Advisory lock class for the read model's DDL; the object id is the hash
+/// of the schema name, so generations in other schemas do not wait on it.
+const DDL_LOCK_CLASS: i32 = 758_423;
+
+/// A validated schema name, quoted for SQL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaName {
+    name: String,
+}
+
+impl SchemaName {
+    /// Lower-case letters, digits and `_`, starting with a letter or `_`, at
+    /// most 63 bytes: a name that needs no quoting and means the same to every
+    /// tool (psql, dashboards) as it does here.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        let valid_start = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+        let valid_rest = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid_start || !valid_rest || name.len() > 63 || name.starts_with("pg_") {
+            return Err(format!(
+                "`{name}` is not a schema name: use lower-case letters, digits and `_` (at most 63, not starting \
+                 with a digit or pg_)"
+            ));
+        }
+        Ok(Self { name: name.to_string() })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.name
+    }
+
+    /// `"<schema>".<table>`
+    pub fn table(&self, table: &str) -> String {
+        format!("\"{}\".{table}", self.name)
+    }
+}
+
+/// The read model's tables. Every statement is idempotent and runs at the
+/// start of every session, so a table someone dropped is there again before
+/// the projection (which then finds its marker gone) rebuilds. Changes to come
+/// are added the same way (`alter table ... add column if not exists`).
+const TABLES: &str = r#"
+-- This projection's data is here (a projection name -> when its first
+-- session started). Gone = the store lost the projection: rebuild.
+create table if not exists {s}.projections (
+    projection text primary key,
+    created_at timestamptz not null default now()
+);
+
+-- Where each projection is, stored in the same transaction as its data.
+create table if not exists {s}.positions (
+    projection text not null,
+    topic text not null,
+    partition integer not null,
+    next_offset bigint not null,
+    applied_at timestamptz not null,
+    primary key (projection, topic, partition)
+);
+
+create table if not exists {s}.articles (
+    id text primary key,
+    slug text not null,
+    title text not null,
+    body text not null,
+    author_id text,
+    -- The author's current name (null until the author arrives, or once erased).
+    author_name text,
+    status text not null,
+    tags text[] not null default '{}',
+    created_at timestamptz not null,
+    updated_at timestamptz not null,
+    published_at timestamptz,
+    scheduled_at timestamptz,
+    version bigint not null,
+    search tsvector generated always as (
+        setweight(to_tsvector('english', title), 'A') || setweight(to_tsvector('english', body), 'B')
+    ) stored
+);
+-- Published, newest first.
+create index if not exists articles_by_status_published on {s}.articles (status, published_at desc);
+create index if not exists articles_by_tag on {s}.articles using gin (tags);
+create index if not exists articles_by_author on {s}.articles (author_id, published_at desc);
+-- Not unique: a slug can move from one article to another, and the two
+-- records may arrive in either order (different partitions).
+create index if not exists articles_by_slug on {s}.articles (slug);
+create index if not exists articles_search on {s}.articles using gin (search);
+
+create table if not exists {s}.authors (
+    id text primary key,
+    name text not null,
+    bio text,
+    created_at timestamptz not null,
+    updated_at timestamptz not null,
+    version bigint not null,
+    drafts integer not null default 0,
+    scheduled integer not null default 0,
+    published integer not null default 0,
+    archived integer not null default 0
+);
+
+-- Aggregates of other types, as their snapshot.
+create table if not exists {s}.documents (
+    aggregate_type text not null,
+    id text not null,
+    version bigint not null,
+    doc jsonb not null,
+    primary key (aggregate_type, id)
+);
+
+-- Erased aggregates: the version they were erased at, so that no late,
+-- older record brings them back.
+create table if not exists {s}.erased (
+    aggregate_type text not null,
+    id text not null,
+    version bigint not null,
+    erased_at timestamptz not null default now(),
+    primary key (aggregate_type, id)
+);
+"#;
+
+/// Creates the schema when missing (only possible for a role allowed to;
+/// `deploy/sql/roles.sql` creates `cms_read` for the projector's role) and the
+/// tables, in the caller's transaction.
+pub async fn ensure(tx: &Transaction<'_>, schema: &SchemaName) -> anyhow::Result<()> {
+    tx.execute("select pg_advisory_xact_lock($1, hashtext($2))", &[&DDL_LOCK_CLASS, &schema.as_str()])
+        .await
+        .context("take the read model's DDL lock")?;
+    // "already exists, skipping" notices, at every session start, are noise.
+    tx.batch_execute("set local client_min_messages = warning").await?;
+    let exists = tx.query_opt("select 1 from pg_namespace where nspname = $1", &[&schema.as_str()]).await?.is_some();
+    if !exists {
+        tx.batch_execute(&format!("create schema \"{}\"", schema.as_str())).await.with_context(|| {
+            format!(
+                "schema {0} does not exist and cannot be created by this role; an administrator creates it: \
+                 create schema {0} authorization <the projector's role> (deploy/sql/roles.sql)",
+                schema.as_str()
+            )
+        })?;
+    }
+    let ddl = TABLES.replace("{s}", &format!("\"{}\"", schema.as_str()));
+    tx.batch_execute(&ddl).await.context("create the read model's tables")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_plain_identifiers() {
+        assert_eq!(SchemaName::parse("cms_read").map(|s| s.table("articles")), Ok("\"cms_read\".articles".into()));
+        assert!(SchemaName::parse("cms_read_2").is_ok());
+        assert!(SchemaName::parse("_x").is_ok());
+        for bad in ["", "Cms", "1x", "a-b", "a\"b", "pg_x", "a.b", &"x".repeat(64)] {
+            assert!(SchemaName::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -286,3 +286,42 @@ async fn a_store_emptied_behind_a_marker_that_is_still_there_is_rebuilt() {
     );
     assert!(restarts.await >= 1.0, "the emptied store was noticed by a position check");
 }
+
+/// Three replicas of one projector share the partitions through a consumer
+/// group; one is killed (kill -9) during a load and a fourth joins: at the
+/// end the read model is the truth, and the work was shared, not repeated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_partitions_and_survive_a_kill_and_a_newcomer() {
+    let s = Setup::start().await;
+    let keys: Vec<String> = (0..150).map(|k| format!("k{k}")).collect();
+    let mut truth = BTreeMap::new();
+    s.round(&keys, 1, &mut truth).await;
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        replicas.push(s.projector("scale").await);
+    }
+    for version in 2..=30 {
+        s.round(&keys, version, &mut truth).await;
+        if version == 10 {
+            replicas[0].kill_hard();
+        }
+        if version == 20 {
+            replicas.push(s.projector("scale").await);
+        }
+    }
+    s.tick_every_partition(&mut truth).await;
+    s.wait_caught_up("scale").await;
+    wait_until("every key at its latest version", Duration::from_secs(120), || async {
+        s.differences("scale", &truth).await.is_empty().then_some(())
+    })
+    .await;
+    s.assert_read_model_is_the_truth("scale", &truth).await;
+
+    // Shared: the surviving first replicas each read part of the records,
+    // not all of them (as replicas that each assigned every partition would).
+    let produced = (keys.len() * 30 + PARTITIONS as usize) as f64;
+    for replica in &replicas[1..3] {
+        let read = common::metric(replica, "sluice_projection_records_total").await;
+        assert!(read > 0.0 && read < produced, "a replica read {read} of {produced} records");
+    }
+}

@@ -24,6 +24,9 @@ const REGISTRY_BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// Pause before a new session, so that a store that keeps disagreeing with
 /// the projector cannot make it spin.
 const RESTART_PAUSE: Duration = Duration::from_millis(200);
+/// A replica that stops heart-beating (killed, frozen) loses its partitions
+/// to the others after this long (librdkafka's default is 45 s).
+const GROUP_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct ProjectorConfig {
@@ -178,8 +181,9 @@ async fn session<S: ProjectionStore + 'static>(
         runtime: tokio::runtime::Handle::current(),
         projection: config.projection.clone(),
     };
-    let consumer: StreamConsumer<GroupContext<S>> =
-        sluice_kafka::consumer_config(&config.brokers, &config.group_id).create_with_context(context)?;
+    let consumer: StreamConsumer<GroupContext<S>> = sluice_kafka::consumer_config(&config.brokers, &config.group_id)
+        .set("session.timeout.ms", GROUP_SESSION_TIMEOUT.as_millis().to_string())
+        .create_with_context(context)?;
     let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics).context("subscribe to the topics")?;
     tracing::info!(projection = %config.projection, topics = ?config.topics, group = %config.group_id, "projection started");

@@ -49,7 +49,15 @@ fn describe(error: figment::Error) -> String {
         .into_iter()
         .map(|e| {
             let key = e.path.join(".");
-            if key.is_empty() { e.kind.to_string() } else { format!("SLUICE_{}: {}", key.to_ascii_uppercase(), e.kind) }
+            let kind = e.kind.to_string();
+            // A configuration with a flattened part (a projector's store
+            // settings) reports an unknown key without its path.
+            let unknown = kind.strip_prefix("unknown field `").and_then(|k| k.strip_suffix('`'));
+            match unknown {
+                Some(field) if key.is_empty() => format!("SLUICE_{}: unknown variable", field.to_ascii_uppercase()),
+                _ if key.is_empty() => kind,
+                _ => format!("SLUICE_{}: {kind}", key.to_ascii_uppercase()),
+            }
         })
         .collect::<Vec<_>>()
         .join("; ")
@@ -85,6 +93,33 @@ mod tests {
             jail.set_env("SLUICE_TEST_PORT", "not-a-port");
             let err = load_from::<Sample>(Env::prefixed("SLUICE_TEST_"), None).unwrap_err().to_string();
             assert!(err.contains("SLUICE_PORT"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[derive(Debug, Serialize, Deserialize, Default)]
+    struct Store {
+        url: String,
+    }
+
+    #[derive(Debug, Serialize, Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    struct WithStore {
+        port: u16,
+        #[serde(flatten)]
+        store: Store,
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail error type
+    fn unknown_variables_are_named_also_beside_a_flattened_part() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SLUICE_TEST_URL", "redis://x");
+            let s: WithStore = load_from(Env::prefixed("SLUICE_TEST_"), None).map_err(|e| e.to_string())?;
+            assert_eq!(s.store.url, "redis://x");
+            jail.set_env("SLUICE_TEST_PROT", "1");
+            let err = load_from::<WithStore>(Env::prefixed("SLUICE_TEST_"), None).unwrap_err().to_string();
+            assert_eq!(err, "SLUICE_PROT: unknown variable");
             Ok(())
         });
     }

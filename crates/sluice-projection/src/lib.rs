@@ -12,6 +12,7 @@ mod group;
 pub mod lag;
 mod metrics;
 mod runtime;
+pub mod service;
 
 pub use metrics::ProjectionMetrics;
 pub use runtime::{ProjectorConfig, run_projector};

@@ -127,10 +127,16 @@ create table if not exists {s}.erased (
 /// `deploy/sql/roles.sql` creates `cms_read` for the projector's role) and the
 /// tables, in the caller's transaction.
 pub async fn ensure(tx: &Transaction<'_>, schema: &SchemaName) -> anyhow::Result<()> {
+    // Sessions start at every rebalance: when everything is there, take no
+    // DDL locks (`create index if not exists` locks its table even then).
+    let expected = relations();
+    if present(tx, schema, &expected).await?.len() == expected.len() {
+        return Ok(());
+    }
     tx.execute("select pg_advisory_xact_lock($1, hashtext($2))", &[&DDL_LOCK_CLASS, &schema.as_str()])
         .await
         .context("take the read model's DDL lock")?;
-    // "already exists, skipping" notices, at every session start, are noise.
+    // "already exists, skipping" notices are noise.
     tx.batch_execute("set local client_min_messages = warning").await?;
     let exists = tx.query_opt("select 1 from pg_namespace where nspname = $1", &[&schema.as_str()]).await?.is_some();
     if !exists {
@@ -142,14 +148,78 @@ pub async fn ensure(tx: &Transaction<'_>, schema: &SchemaName) -> anyhow::Result
             )
         })?;
     }
+    let before = present(tx, schema, &expected).await?;
     let ddl = TABLES.replace("{s}", &format!("\"{}\"", schema.as_str()));
     tx.batch_execute(&ddl).await.context("create the read model's tables")?;
+    // A data table that was gone while positions survived: what the
+    // positions say was applied is not there any more. Every projection of
+    // the schema starts again from the beginning (the version guard makes
+    // the replay of what is still there harmless).
+    let lost: Vec<&str> = DATA_TABLES.iter().copied().filter(|t| !before.iter().any(|b| b == t)).collect();
+    if !lost.is_empty() && before.iter().any(|b| b == "positions") {
+        tracing::warn!(schema = schema.as_str(), tables = ?lost, "read model tables were gone: every projection in this schema rebuilds from the beginning");
+        tx.batch_execute(&format!(
+            "delete from {}; delete from {}",
+            schema.table("positions"),
+            schema.table("projections")
+        ))
+        .await?;
+    }
     Ok(())
+}
+
+/// The data tables (not positions nor markers).
+const DATA_TABLES: &[&str] = &["articles", "authors", "documents", "erased"];
+
+/// Which of `names` exist in `schema`.
+async fn present(tx: &Transaction<'_>, schema: &SchemaName, names: &[&str]) -> anyhow::Result<Vec<String>> {
+    let rows = tx
+        .query(
+            "select c.relname::text from pg_class c join pg_namespace n on n.oid = c.relnamespace
+              where n.nspname = $1 and c.relname = any($2)",
+            &[&schema.as_str(), &names],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// The tables and indexes [`TABLES`] creates.
+fn relations() -> Vec<&'static str> {
+    TABLES
+        .lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            let name = line
+                .strip_prefix("create table if not exists {s}.")
+                .or_else(|| line.strip_prefix("create index if not exists "))?;
+            name.split([' ', '(']).next()
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_table_and_index_is_looked_for() {
+        assert_eq!(
+            relations(),
+            [
+                "projections",
+                "positions",
+                "articles",
+                "articles_by_status_published",
+                "articles_by_tag",
+                "articles_by_author",
+                "articles_by_slug",
+                "articles_search",
+                "authors",
+                "documents",
+                "erased"
+            ]
+        );
+    }
 
     #[test]
     fn schema_names_are_plain_identifiers() {

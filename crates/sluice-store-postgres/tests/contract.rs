@@ -266,6 +266,22 @@ async fn a_store_without_its_marker_refuses_every_batch_until_a_new_session() {
     assert!(store.start_session(&[TOPIC.into()]).await.expect("session")[TOPIC].is_empty());
     assert_eq!(store.apply(&batch([None, None], vec![upsert("b", 1)], 1)).await.expect("apply"), applied(1));
     assert_eq!(db.version("articles", "b").await, Some(1));
+
+    // Only a data table is dropped, positions survive: they no longer say
+    // what the store holds, so the projection rebuilds from the beginning.
+    db.admin.batch_execute("drop table cms_read.articles").await.expect("drop");
+    assert_eq!(
+        store.apply(&batch([Some(1), None], vec![upsert("c", 1)], 2)).await.expect("apply"),
+        ApplyOutcome::StoreLost
+    );
+    assert!(store.start_session(&[TOPIC.into()]).await.expect("session")[TOPIC].is_empty());
+    // An index alone is made again, and nothing is lost.
+    assert_eq!(store.apply(&batch([None, None], vec![upsert("b", 1)], 1)).await.expect("apply"), applied(1));
+    db.admin.batch_execute("drop index cms_read.articles_by_tag").await.expect("drop index");
+    assert_eq!(store.start_session(&[TOPIC.into()]).await.expect("session")[TOPIC][&0].next_offset, 1);
+    let index: Option<String> =
+        db.admin.query_one("select to_regclass('cms_read.articles_by_tag')::text", &[]).await.expect("index").get(0);
+    assert_eq!(index.as_deref(), Some("cms_read.articles_by_tag"));
 }
 
 #[tokio::test]

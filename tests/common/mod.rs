@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use serde_json::Value;
-use sluice_testkit::{ServiceHandle, TestBroker, TestRedis, random_name};
+use sluice_testkit::{ServiceHandle, TestBroker, TestPostgres, TestRedis, random_name};
 
 pub const TOKEN: &str = "test-write-token";
 
@@ -91,4 +91,58 @@ pub async fn metric(service: &ServiceHandle, name: &str) -> f64 {
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// Runs `deploy/sql/roles.sql` in `database` as the administrator.
+pub async fn apply_roles(pg: &TestPostgres, database: &str) {
+    let roles = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/sql/roles.sql"))
+        .expect("deploy/sql/roles.sql");
+    pg.connect(database).await.batch_execute(&roles).await.expect("roles.sql");
+}
+
+/// The URL of `database` for the PostgreSQL projector's role of `roles.sql`.
+pub fn projector_pg_url(pg: &TestPostgres, database: &str) -> String {
+    format!("postgres://sluice_projector_pg@127.0.0.1:{}/{database}", pg.port)
+}
+
+/// A ready PostgreSQL projector of the article and author state topics of
+/// `prefix`, writing to `schema` of `database_url`.
+pub async fn projector_postgres(
+    broker: &TestBroker,
+    database_url: &str,
+    registry: &str,
+    prefix: &str,
+    projection: &str,
+    schema: &str,
+) -> ServiceHandle {
+    let mut p = ServiceHandle::start(
+        "projector-postgres",
+        &[
+            ("SLUICE_DATABASE_URL", database_url.to_string()),
+            ("SLUICE_PG_SCHEMA", schema.to_string()),
+            ("SLUICE_BROKERS", broker.bootstrap()),
+            ("SLUICE_REGISTRY_URL", registry.to_string()),
+            ("SLUICE_TOPIC_PREFIX", prefix.to_string()),
+            ("SLUICE_PROJECTION", projection.to_string()),
+            ("SLUICE_SCHEMAS_DIR", schemas_dir()),
+        ],
+    )
+    .await;
+    p.wait_ready().await;
+    p
+}
+
+/// Sends a command to the command API (POST `path` with `body`, or DELETE
+/// when `body` is None) and returns its accepted answer.
+pub async fn command(http: &reqwest::Client, command_api: &str, path: &str, body: Option<Value>) -> Value {
+    let url = format!("{command_api}{path}");
+    let request = match body {
+        Some(body) => http.post(&url).json(&body),
+        None => http.delete(&url),
+    };
+    let response = request.bearer_auth(TOKEN).send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
+    let status = response.status();
+    let answer: Value = response.json().await.unwrap_or_else(|e| panic!("{path}: answer: {e}"));
+    assert_eq!(status, 202, "{path}: {answer}");
+    answer
 }

@@ -294,7 +294,7 @@ impl ProjectionStore for PostgresStore {
 /// The positions `projection` stored in `schema` for `topic`, by partition
 /// (for lag: what the projection applied, next to the topic's end offsets).
 pub async fn stored_positions(
-    client: &impl deadpool_postgres::GenericClient,
+    client: &impl tokio_postgres::GenericClient,
     schema: &SchemaName,
     projection: &str,
     topic: &str,

@@ -25,7 +25,8 @@ const REGISTRY_BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// the projector cannot make it spin.
 const RESTART_PAUSE: Duration = Duration::from_millis(200);
 /// A replica that stops heart-beating (killed, frozen) loses its partitions
-/// to the others after this long (librdkafka's default is 45 s).
+/// to the others after this long (librdkafka's default is 45 s). tansu 0.6
+/// evicts such a member only when another member joins after it expired.
 const GROUP_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]

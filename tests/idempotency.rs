@@ -1,0 +1,294 @@
+//! Idempotency proven, not assumed: one CMS history (authors renamed,
+//! articles drafted, tagged, published, archived, moved between authors,
+//! erased) projected twice into Redis. A clean run reads each record once;
+//! a rough run reads every record twice, in the other order of topics,
+//! then every partition replayed from offset 0 after the end, then each
+//! key's first version again after its newest (or its erasure), and finally
+//! a projector restarted from older stored positions. The two read models
+//! must be equal, byte for byte: a sorted dump of every key and value.
+
+mod common;
+
+use serde_json::{Value, json};
+use sluice_avro::RegistryEncoder;
+use sluice_kafka::rdkafka::message::{Header, OwnedHeaders};
+use sluice_kafka::rdkafka::producer::{FutureProducer, FutureRecord};
+use sluice_kafka::{CleanupPolicy, TopicSpec};
+use sluice_testkit::{ServiceHandle, TestBroker, TestRedis, random_name};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+const PARTITIONS: i32 = 3;
+const WAIT: Duration = Duration::from_secs(180);
+
+/// One record of the history: a snapshot, or an erasure (None).
+#[derive(Clone)]
+struct Record {
+    aggregate: &'static str,
+    key: String,
+    version: i64,
+    doc: Option<Value>,
+}
+
+/// A deterministic pseudo-random sequence (no seed to chase on failure).
+struct Dice(u64);
+
+impl Dice {
+    fn roll(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+/// Authors first in time, then articles; per key, versions ascend.
+fn history() -> Vec<Record> {
+    let mut dice = Dice(7);
+    let mut records = Vec::new();
+    for a in 0..6 {
+        let id = format!("author-{a}");
+        for version in 1..=1 + dice.roll(4) as i64 {
+            let doc = json!({"id": id, "name": format!("Author {a} v{version}"), "version": version,
+                             "created_at": 1, "updated_at": version, "bio": null});
+            records.push(Record { aggregate: "author", key: id.clone(), version, doc: Some(doc) });
+        }
+    }
+    let statuses = ["DRAFT", "SCHEDULED", "PUBLISHED", "ARCHIVED"];
+    let tags = ["rust", "cqrs", "kafka", "pg"];
+    for n in 0..60 {
+        let id = format!("article-{n}");
+        let versions = 1 + dice.roll(8) as i64;
+        let mut author = dice.roll(7); // 6: no author
+        for version in 1..=versions {
+            if dice.roll(5) == 0 {
+                author = dice.roll(7);
+            }
+            let status = statuses[dice.roll(4) as usize];
+            let chosen: Vec<&str> = tags.iter().copied().filter(|_| dice.roll(2) == 0).collect();
+            let published_at =
+                if status == "PUBLISHED" { json!(1_764_000_000_000_000 + n * 1_000 + version) } else { Value::Null };
+            let author_id = if author < 6 { json!(format!("author-{author}")) } else { Value::Null };
+            let doc = json!({"id": id, "slug": format!("slug-{}", n % 50), "title": format!("Title {n}.{version}"),
+                             "body": "Body", "author_id": author_id, "status": status, "version": version,
+                             "created_at": 1, "updated_at": version, "published_at": published_at,
+                             "tags": chosen, "scheduled_at": null});
+            records.push(Record { aggregate: "article", key: id.clone(), version, doc: Some(doc) });
+        }
+        if dice.roll(5) == 0 {
+            records.push(Record { aggregate: "article", key: id, version: versions + 1, doc: None });
+        }
+    }
+    records
+}
+
+struct Topics {
+    prefix: String,
+    encoders: BTreeMap<&'static str, RegistryEncoder>,
+}
+
+struct Setup {
+    broker: TestBroker,
+    redis: TestRedis,
+    registry: ServiceHandle,
+    producer: FutureProducer,
+}
+
+impl Setup {
+    async fn start() -> Setup {
+        let broker = TestBroker::start();
+        let redis = TestRedis::start();
+        let mut registry = ServiceHandle::start("schema-registry", &[("SLUICE_BROKERS", broker.bootstrap())]).await;
+        registry.wait_ready().await;
+        let producer = sluice_kafka::producer(&broker.bootstrap(), "idempotency-test").expect("producer");
+        Setup { broker, redis, registry, producer }
+    }
+
+    async fn topics(&self) -> Topics {
+        let prefix = random_name("idem");
+        let mut encoders = BTreeMap::new();
+        for (aggregate, schema) in [("article", "article/v3.avsc"), ("author", "author/v2.avsc")] {
+            let topic = format!("{prefix}.{aggregate}.state");
+            let text = std::fs::read_to_string(format!("{}/{schema}", common::schemas_dir())).expect("schema");
+            let encoder = RegistryEncoder::register(&self.registry.base_url(), &format!("{topic}-value"), &text)
+                .await
+                .expect("register");
+            let spec = TopicSpec { name: topic, partitions: PARTITIONS, cleanup: CleanupPolicy::Compact };
+            sluice_kafka::ensure_topics(&self.broker.bootstrap(), &[spec]).await.expect("topic");
+            encoders.insert(aggregate, encoder);
+        }
+        Topics { prefix, encoders }
+    }
+
+    /// Sends `records` in this order and waits for the broker's acks.
+    async fn produce(&self, topics: &Topics, records: &[Record]) {
+        let mut acks = Vec::new();
+        for r in records {
+            let topic = format!("{}.{}.state", topics.prefix, r.aggregate);
+            let version = r.version.to_string();
+            let headers = OwnedHeaders::new()
+                .insert(Header { key: "sluice.aggregate_version", value: Some(version.as_str()) })
+                .insert(Header { key: "sluice.aggregate_type", value: Some(r.aggregate) });
+            let bytes = r.doc.as_ref().map(|doc| {
+                topics.encoders[r.aggregate].encode_value(sluice_avro::Value::from(doc.clone())).expect("encode")
+            });
+            let mut record = FutureRecord::<str, [u8]>::to(&topic).key(&r.key).headers(headers);
+            if let Some(bytes) = &bytes {
+                record = record.payload(bytes);
+            }
+            acks.push(self.producer.send_result(record).map_err(|(e, _)| e).expect("queue"));
+        }
+        for ack in acks {
+            ack.await.expect("delivery").map_err(|(e, _)| e).expect("produce");
+        }
+    }
+
+    async fn projector(&self, topics: &Topics, projection: &str) -> ServiceHandle {
+        let mut p = ServiceHandle::start(
+            "projector-redis",
+            &[
+                ("SLUICE_REDIS_URL", self.redis.url()),
+                ("SLUICE_BROKERS", self.broker.bootstrap()),
+                ("SLUICE_REGISTRY_URL", self.registry.base_url()),
+                ("SLUICE_TOPIC_PREFIX", topics.prefix.clone()),
+                ("SLUICE_AGGREGATES", "article,author".into()),
+                ("SLUICE_PROJECTION", projection.to_string()),
+                ("SLUICE_SCHEMAS_DIR", common::schemas_dir()),
+            ],
+        )
+        .await;
+        p.wait_ready().await;
+        p
+    }
+
+    /// Waits until the projection's stored positions reach the end of every
+    /// partition of both topics; on time-out, fails with the projector's log.
+    async fn wait_caught_up(&self, topics: &Topics, projection: &str, projector: &ServiceHandle) {
+        let metadata = Arc::new(sluice_kafka::metadata_client(&self.broker.bootstrap()).expect("metadata"));
+        let start = tokio::time::Instant::now();
+        let mut lags = Vec::new();
+        while start.elapsed() < WAIT {
+            lags.clear();
+            let mut conn = self.redis.connection().await;
+            for aggregate in ["article", "author"] {
+                let topic = format!("{}.{aggregate}.state", topics.prefix);
+                let positions = sluice_store_redis::stored_positions(&mut conn, projection, &topic).await;
+                let lag = match positions {
+                    Ok(p) => sluice_projection::lag::projection_lag(metadata.clone(), &p, &topic).await,
+                    Err(e) => Err(e),
+                };
+                lags.push(format!("{lag:?}"));
+                if lag.is_ok_and(|l| l.iter().all(|p| p.messages == 0)) {
+                    lags.pop();
+                }
+            }
+            if lags.is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("{projection} did not reach the end of its topics: {lags:?}\n{}", projector.log_tail());
+    }
+
+    /// Every key of the projection (but its positions and marker) with its
+    /// type and value, sorted, with the projection's name taken out.
+    async fn dump(&self, projection: &str) -> Vec<String> {
+        let mut conn = self.redis.connection().await;
+        let prefix = format!("sluice:{{{projection}}}:");
+        let keys: Vec<String> =
+            redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut conn).await.expect("KEYS");
+        let mut lines = Vec::new();
+        for key in keys {
+            let name = key.trim_start_matches(&prefix).to_string();
+            if name.starts_with("positions:") || name == "initialized" {
+                continue;
+            }
+            let kind: String = redis::cmd("TYPE").arg(&key).query_async(&mut conn).await.expect("TYPE");
+            let value = match kind.as_str() {
+                "hash" => {
+                    let h: BTreeMap<String, String> =
+                        redis::cmd("HGETALL").arg(&key).query_async(&mut conn).await.expect("HGETALL");
+                    format!("{h:?}")
+                }
+                "set" => {
+                    let mut m: Vec<String> =
+                        redis::cmd("SMEMBERS").arg(&key).query_async(&mut conn).await.expect("SMEMBERS");
+                    m.sort();
+                    format!("{m:?}")
+                }
+                "zset" => {
+                    let z: Vec<(String, String)> = redis::cmd("ZRANGE")
+                        .arg(&key)
+                        .arg(0)
+                        .arg(-1)
+                        .arg("WITHSCORES")
+                        .query_async(&mut conn)
+                        .await
+                        .expect("ZRANGE");
+                    format!("{z:?}")
+                }
+                "string" => {
+                    let s: String = redis::cmd("GET").arg(&key).query_async(&mut conn).await.expect("GET");
+                    s
+                }
+                other => panic!("unexpected type {other} of {key}"),
+            };
+            lines.push(format!("{name} {kind} {value}"));
+        }
+        lines.sort();
+        lines
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicates_replays_and_older_positions_leave_the_same_read_model_as_a_clean_run() {
+    let s = Setup::start().await;
+    let history = history();
+    let erased = history.iter().filter(|r| r.doc.is_none()).count();
+    assert!(erased > 3 && history.len() > 200, "the history exercises erasures ({erased}) at size {}", history.len());
+
+    // Clean: every record once, authors before articles.
+    let clean = s.topics().await;
+    s.produce(&clean, &history).await;
+    let clean_projector = s.projector(&clean, "clean").await;
+    s.wait_caught_up(&clean, "clean", &clean_projector).await;
+
+    // Rough: articles before authors, every record twice in a row...
+    let rough = s.topics().await;
+    let (articles, authors): (Vec<Record>, Vec<Record>) =
+        history.iter().cloned().partition(|r| r.aggregate == "article");
+    let twice = |records: &[Record]| records.iter().flat_map(|r| [r.clone(), r.clone()]).collect::<Vec<_>>();
+    s.produce(&rough, &twice(&articles)).await;
+    s.produce(&rough, &twice(&authors)).await;
+    let mut rough_projector = s.projector(&rough, "rough").await;
+    s.wait_caught_up(&rough, "rough", &rough_projector).await;
+    // ...then every partition replayed from offset 0 after its end...
+    s.produce(&rough, &history).await;
+    // ...and each key's first version once more, after its newest (or its
+    // erasure): a late retry of another producer...
+    let mut seen = std::collections::BTreeSet::new();
+    let firsts: Vec<Record> =
+        history.iter().filter(|r| r.doc.is_some() && seen.insert(r.key.clone())).cloned().collect();
+    s.produce(&rough, &firsts).await;
+    s.wait_caught_up(&rough, "rough", &rough_projector).await;
+    // ...then the projector restarted from older stored positions (stopped
+    // cleanly: it leaves the group, so the next one is given its partitions).
+    assert!(rough_projector.terminate().success());
+    let mut conn = s.redis.connection().await;
+    for aggregate in ["article", "author"] {
+        let key = sluice_store_redis::keys::positions("rough", &format!("{}.{aggregate}.state", rough.prefix));
+        for partition in 0..PARTITIONS {
+            let _: () =
+                redis::cmd("HSET").arg(&key).arg(partition).arg("3:0").query_async(&mut conn).await.expect("HSET");
+        }
+    }
+    let rough_projector = s.projector(&rough, "rough").await;
+    s.wait_caught_up(&rough, "rough", &rough_projector).await;
+
+    let (clean_dump, rough_dump) = (s.dump("clean").await, s.dump("rough").await);
+    assert!(clean_dump.len() > 100, "the clean read model has {} keys", clean_dump.len());
+    assert!(clean_dump.iter().any(|l| l.contains("view:articles:published:tag:")), "views were built");
+    assert!(clean_dump.iter().any(|l| l.contains("\"erased\"")), "erasures were applied");
+    let differ: Vec<(&String, &String)> = clean_dump.iter().zip(&rough_dump).filter(|(a, b)| a != b).take(5).collect();
+    assert_eq!(clean_dump.len(), rough_dump.len(), "different key counts; first differences: {differ:?}");
+    assert!(differ.is_empty(), "the read models differ: {differ:?}");
+}

@@ -55,7 +55,7 @@ fn services(schemas_dir: &Path) -> Vec<Service> {
         Service {
             name: "outbox-relay",
             port: 9090,
-            env: vec![("SLUICE_DATABASE_URL", db), ("SLUICE_BROKERS", DEFAULT_BROKERS.into())],
+            env: vec![("SLUICE_DATABASE_URL", db.clone()), ("SLUICE_BROKERS", DEFAULT_BROKERS.into())],
         },
         Service {
             name: "projector-redis",
@@ -63,7 +63,19 @@ fn services(schemas_dir: &Path) -> Vec<Service> {
             env: vec![
                 ("SLUICE_REDIS_URL", DEFAULT_REDIS_URL.into()),
                 ("SLUICE_BROKERS", DEFAULT_BROKERS.into()),
-                ("SLUICE_REGISTRY_URL", registry),
+                ("SLUICE_REGISTRY_URL", registry.clone()),
+                ("SLUICE_SCHEMAS_DIR", schemas_dir.display().to_string()),
+            ],
+        },
+        Service {
+            // As the administrator, like the others here; deploy/sql/roles.sql
+            // has the least-privilege role for real deployments.
+            name: "projector-postgres",
+            port: 9093,
+            env: vec![
+                ("SLUICE_DATABASE_URL", db.clone()),
+                ("SLUICE_BROKERS", DEFAULT_BROKERS.into()),
+                ("SLUICE_REGISTRY_URL", registry.clone()),
                 ("SLUICE_SCHEMAS_DIR", schemas_dir.display().to_string()),
             ],
         },
@@ -97,7 +109,7 @@ fn start(dir: &Path, name: &str, launch: &Launch) -> anyhow::Result<u32> {
     let child = sluice_stack::spawn(launch, Lifetime::Detached)?;
     let pid = child.id();
     std::fs::write(pid_file(dir, name), pid.to_string())?;
-    println!("  started {name:<16} pid {pid:<8} log {}", launch.log.display());
+    println!("  started {name:<18} pid {pid:<8} log {}", launch.log.display());
     Ok(pid)
 }
 
@@ -221,7 +233,7 @@ async fn status(dir: &Path) -> anyhow::Result<()> {
     let http = probe_client()?;
     for name in INFRA {
         let state = running_pid(dir, name).map_or("stopped".to_string(), |p| format!("running (pid {p})"));
-        println!("{name:<16} {state}");
+        println!("{name:<18} {state}");
     }
     for service in services(Path::new("schemas")) {
         let state = match running_pid(dir, service.name) {
@@ -232,7 +244,7 @@ async fn status(dir: &Path) -> anyhow::Result<()> {
                 format!("running (pid {pid}), {} on :{}", if ready { "ready" } else { "NOT ready" }, service.port)
             }
         };
-        println!("{:<16} {state}", service.name);
+        println!("{:<18} {state}", service.name);
     }
     Ok(())
 }

@@ -255,6 +255,8 @@ async fn the_read_tables_follow_the_commands_through_crashes_and_equal_the_sourc
     };
     wait_until("a third of the load in the read model", DEADLINE, || applied(ARTICLES as i64 / 3)).await;
     replica.kill_hard();
+    let sent = next.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(sent < ARTICLES, "the replica was killed during the load ({sent} of {ARTICLES} articles begun)");
     stack.send(&format!("/authors/{}/rename", authors[0]), Some(json!({"name": "Author 0, renamed"}))).await;
     replica.restart().await;
     wait_until("half of the load in the read model", DEADLINE, || applied(ARTICLES as i64 / 2)).await;

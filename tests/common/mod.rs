@@ -44,7 +44,7 @@ pub async fn relay(db: &str, brokers: &str, prefix: &str) -> ServiceHandle {
     .await
 }
 
-/// A ready Redis projector reading the article state topic of `prefix`.
+/// A ready Redis projector reading the article and author state topics of `prefix`.
 pub async fn projector(
     broker: &TestBroker,
     redis: &TestRedis,
@@ -61,6 +61,7 @@ pub async fn projector(
             ("SLUICE_REGISTRY_URL", registry.to_string()),
             ("SLUICE_TOPIC_PREFIX", prefix.to_string()),
             ("SLUICE_PROJECTION", projection.to_string()),
+            ("SLUICE_AGGREGATES", "article,author".to_string()),
             ("SLUICE_SCHEMAS_DIR", schemas_dir()),
             ("SLUICE_READER_VERSIONS", reader.to_string()),
         ],

@@ -292,3 +292,56 @@ async fn duplicates_replays_and_older_positions_leave_the_same_read_model_as_a_c
     assert_eq!(clean_dump.len(), rough_dump.len(), "different key counts; first differences: {differ:?}");
     assert!(differ.is_empty(), "the read models differ: {differ:?}");
 }
+
+/// `sluice projection bootstrap` builds a new projection from the same
+/// topics, in its own process, to the same read model as the projector; a
+/// projector service started afterwards under that name goes on from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projection_bootstrapped_by_the_cli_equals_the_projectors_and_a_service_goes_on_from_it() {
+    let s = Setup::start().await;
+    let history = history();
+    let topics = s.topics().await;
+    s.produce(&topics, &history).await;
+    let projector = s.projector(&topics, "served").await;
+    s.wait_caught_up(&topics, "served", &projector).await;
+
+    let out = std::process::Command::new(sluice_testkit::service_binary("sluice"))
+        .args(["projection", "bootstrap", "--name", "boot", "--store", "redis"])
+        .args(["--brokers", &s.broker.bootstrap(), "--registry-url", &s.registry.base_url()])
+        .args([
+            "--topic-prefix",
+            &topics.prefix,
+            "--schemas-dir",
+            &common::schemas_dir(),
+            "--redis-url",
+            &s.redis.url(),
+        ])
+        .output()
+        .expect("run sluice projection bootstrap");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("projection boot is ready"), "{stdout}");
+    assert!(stderr.contains("\"message\":\"bootstrap complete"), "progress is logged as JSON: {stderr}");
+    assert_eq!(s.dump("boot").await, s.dump("served").await);
+
+    // A service under the new name goes on from where the bootstrap stopped.
+    let service = s.projector(&topics, "boot").await;
+    let later = Record {
+        aggregate: "author",
+        key: "author-0".into(),
+        version: 100,
+        doc: Some(json!({"id": "author-0", "name": "Renamed later", "version": 100, "created_at": 1,
+                         "updated_at": 100, "bio": null})),
+    };
+    s.produce(&topics, &[later]).await;
+    s.wait_caught_up(&topics, "boot", &service).await;
+    let hash: BTreeMap<String, String> = {
+        let mut conn = s.redis.connection().await;
+        redis::cmd("HGETALL")
+            .arg(sluice_store_redis::keys::document("boot", "author", "author-0"))
+            .query_async(&mut conn)
+            .await
+            .expect("HGETALL")
+    };
+    assert_eq!(hash["name"], "Renamed later");
+}

@@ -10,6 +10,10 @@ pub struct ProjectionMetrics {
     pub position: IntGaugeVec,
     pub registry_retries: IntCounterVec,
     pub session_restarts: IntCounterVec,
+    /// Bootstrap progress: the end offsets captured when this replica's
+    /// partitions were assigned, summed, and how far it got towards them.
+    pub bootstrap_end: IntGaugeVec,
+    pub bootstrap_position: IntGaugeVec,
 }
 
 impl ProjectionMetrics {
@@ -54,8 +58,24 @@ impl ProjectionMetrics {
                 ),
                 &["projection", "reason"],
             )?,
+            bootstrap_end: IntGaugeVec::new(
+                Opts::new(
+                    "sluice_projection_bootstrap_end_offsets",
+                    "Sum over owned partitions of the end offsets captured when they were assigned",
+                ),
+                &["projection"],
+            )?,
+            bootstrap_position: IntGaugeVec::new(
+                Opts::new(
+                    "sluice_projection_bootstrap_position_offsets",
+                    "Sum over owned partitions of the applied position, up to the captured end (bootstrap progress)",
+                ),
+                &["projection"],
+            )?,
         };
         registry.register(Box::new(m.records.clone()))?;
+        registry.register(Box::new(m.bootstrap_end.clone()))?;
+        registry.register(Box::new(m.bootstrap_position.clone()))?;
         registry.register(Box::new(m.applied.clone()))?;
         registry.register(Box::new(m.dead_letters.clone()))?;
         registry.register(Box::new(m.batch_seconds.clone()))?;

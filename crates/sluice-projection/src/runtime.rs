@@ -188,7 +188,7 @@ async fn session<S: ProjectionStore + 'static>(
     let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics).context("subscribe to the topics")?;
     tracing::info!(projection = %config.projection, topics = ?config.topics, group = %config.group_id, "projection started");
-    let mut bootstrap = Bootstrap { done: false };
+    let mut bootstrap = Bootstrap { done: false, last_log: None };
 
     loop {
         let first = tokio::select! {
@@ -219,7 +219,7 @@ async fn session<S: ProjectionStore + 'static>(
             owned.expected.clone()
         };
         if expected.is_empty() && batch.is_empty() {
-            bootstrap.check(&owned, readiness, &config.projection);
+            bootstrap.check(&owned, readiness, metrics, &config.projection);
             continue; // nothing owned, nothing to compare
         }
         let advanced = match ctx.process(batch, &expected, store.as_ref(), shutdown).await? {
@@ -249,33 +249,47 @@ async fn session<S: ProjectionStore + 'static>(
         {
             tracing::debug!(error = %e, "group offset commit failed (monitoring only)");
         }
-        bootstrap.check(&owned, readiness, &config.projection);
+        bootstrap.check(&owned, readiness, metrics, &config.projection);
     }
 }
 
 /// Ready once the group assigned this replica its share and every partition
-/// it owns reached the end offset captured when it was assigned.
+/// it owns reached the end offset captured when it was assigned. Until then
+/// the progress is exported (`sluice_projection_bootstrap_*`) and logged.
 struct Bootstrap {
     done: bool,
+    last_log: Option<tokio::time::Instant>,
 }
 
+/// How often bootstrap progress is logged.
+const PROGRESS_LOG_EVERY: Duration = Duration::from_secs(5);
+
 impl Bootstrap {
-    fn check(&mut self, owned: &Mutex<Owned>, readiness: &Readiness, projection: &str) {
+    fn check(&mut self, owned: &Mutex<Owned>, readiness: &Readiness, metrics: &ProjectionMetrics, projection: &str) {
         if self.done {
             return;
         }
         let Ok(owned) = owned.lock() else { return };
-        let caught_up = owned.joined
-            && owned.targets.iter().all(|((topic, partition), end)| {
-                owned.expected.get(topic).and_then(|p| p.get(partition)).copied().flatten().unwrap_or(0) >= *end
-            });
+        let position_of = |topic: &String, partition: &i32| {
+            owned.expected.get(topic).and_then(|p| p.get(partition)).copied().flatten().unwrap_or(0)
+        };
+        let end: i64 = owned.targets.values().sum();
+        let position: i64 = owned.targets.iter().map(|((t, p), end)| position_of(t, p).min(*end)).sum();
+        metrics.bootstrap_end.with_label_values(&[projection]).set(end);
+        metrics.bootstrap_position.with_label_values(&[projection]).set(position);
+        let caught_up = owned.joined && position >= end;
         if caught_up {
             self.done = true;
             readiness.set_ready(true);
             tracing::info!(
                 projection,
+                end,
                 "bootstrap complete: reached the end offsets captured when partitions were assigned"
             );
+        } else if self.last_log.is_none_or(|at| at.elapsed() >= PROGRESS_LOG_EVERY) {
+            self.last_log = Some(tokio::time::Instant::now());
+            let percent = if end > 0 { position as f64 * 100.0 / end as f64 } else { 0.0 };
+            tracing::info!(projection, position, end, percent = format!("{percent:.1}"), "bootstrap progress");
         }
     }
 }

@@ -6,6 +6,7 @@ mod dlq;
 mod lag;
 mod load;
 mod migrate;
+mod projection;
 mod replay;
 mod schema;
 
@@ -40,6 +41,11 @@ enum Command {
         #[command(subcommand)]
         action: replay::Action,
     },
+    /// Projection tools: bootstrap a new projection from the topics.
+    Projection {
+        #[command(subcommand)]
+        action: projection::Action,
+    },
     /// Show what a dead-letter topic holds and why.
     Dlq(dlq::DlqArgs),
     /// Apply the write side's database migrations.
@@ -63,6 +69,7 @@ async fn main() -> ExitCode {
         Command::Relay { action } => replay::run(action).await,
         Command::Schema { action } => schema::run(action).await,
         Command::Bench { bench } => bench::run(bench).await,
+        Command::Projection { action } => projection::run(action).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

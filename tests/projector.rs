@@ -182,6 +182,20 @@ async fn older_versions_and_duplicates_change_nothing_and_bad_records_go_to_the_
     assert_eq!(header("sluice.dlq.source_topic").as_deref(), Some(s.topic.as_str()));
     assert!(header("sluice.dlq.source_offset").is_some());
     assert_eq!(header("sluice.dlq.projection").as_deref(), Some("g"));
+
+    // `sluice dlq list` shows it: topic, partition, offset, age, reason, source.
+    let out = std::process::Command::new(sluice_testkit::service_binary("sluice"))
+        .args(["dlq", "list", "--topic", &format!("{}.dlq", s.topic), "--brokers", &s.broker.bootstrap()])
+        .output()
+        .expect("run sluice dlq list");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("1 dead letters"), "{stdout}");
+    let line = stdout.lines().find(|l| l.contains("key=bad")).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        line.contains(&format!("{}.dlq [0:0] age ", s.topic)) && line.contains(&format!("from {} partition", s.topic)),
+        "{line}"
+    );
+    assert!(stdout.contains("reason: undecodable"), "{stdout}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -89,12 +89,13 @@ async fn poison_rows_are_dead_lettered_and_the_slot_moves_on() {
 
     // `sluice dlq` shows them.
     let out = std::process::Command::new(sluice_testkit::service_binary("sluice"))
-        .args(["dlq", "--topic", &sluice_relay_dlq(&stack), "--brokers", &stack.broker.bootstrap()])
+        .args(["dlq", "list", "--topic", &sluice_relay_dlq(&stack), "--brokers", &stack.broker.bootstrap()])
         .output()
         .expect("run sluice dlq");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("4 dead letters"), "{stdout}");
+    assert!(stdout.lines().filter(|l| l.contains(" age ") && l.contains(".relay.dlq [")).count() == 4, "{stdout}");
     assert!(stdout.contains("no valid topic name") && stdout.contains("loose.outbox"), "{stdout}");
 
     // The dead rows are recorded as such: a new snapshot (here: the slot was

@@ -1,5 +1,6 @@
-//! `sluice dlq`: what a dead-letter topic holds and why (the relay's
-//! `<prefix>.relay.dlq` or a projection's `<topic>.dlq`).
+//! `sluice dlq list`: what a dead-letter topic holds and why (the relay's
+//! `<prefix>.relay.dlq` or a projection's `<topic>.dlq`): topic, partition,
+//! offset, reason and age of each dead letter, and where it came from.
 
 use anyhow::Context;
 use sluice_kafka::rdkafka::consumer::Consumer;
@@ -7,6 +8,12 @@ use sluice_kafka::rdkafka::message::{Headers, Message};
 use sluice_kafka::rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::time::Duration;
+
+#[derive(clap::Subcommand)]
+pub enum Action {
+    /// List the dead letters of a topic: where, why, how old.
+    List(DlqArgs),
+}
 
 #[derive(clap::Args)]
 pub struct DlqArgs {
@@ -26,14 +33,18 @@ pub struct DlqArgs {
 struct Letter {
     partition: i32,
     offset: i64,
+    /// When the dead letter was written (ms since the epoch), if known.
+    timestamp_ms: Option<i64>,
     headers: HashMap<String, String>,
     key: String,
 }
 
-pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
+pub async fn run(action: Action) -> anyhow::Result<()> {
+    let Action::List(args) = action;
     let topic = args.topic.clone().unwrap_or_else(|| sluice_relay::relay_dlq_topic(&args.topic_prefix));
     let letters = read_all(&args.brokers, &topic).await?;
     println!("{} dead letters in {topic}", letters.len());
+    let now_ms = chrono::Utc::now().timestamp_millis();
     for l in letters.iter().rev().take(args.limit).rev() {
         let h = |name: &str| l.headers.get(name).map_or("-", String::as_str);
         let source = match l.headers.get(sluice_relay::relay_headers::SOURCE_TABLE) {
@@ -45,8 +56,9 @@ pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
                 h(sluice_core::headers::dlq::SOURCE_OFFSET)
             ),
         };
+        let age = l.timestamp_ms.map_or_else(|| "-".to_string(), |at| format_age(now_ms - at));
         println!(
-            "[{}:{}] key={} event={} version={} from {source}\n    reason: {}",
+            "{topic} [{}:{}] age {age} key={} event={} version={} from {source}\n    reason: {}",
             l.partition,
             l.offset,
             l.key,
@@ -56,6 +68,17 @@ pub async fn run(args: DlqArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `42s`, `7m12s`, `3h05m`, `2d04h`.
+fn format_age(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..86400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{:02}h", s / 86400, s % 86400 / 3600),
+    }
 }
 
 /// Every record of `topic` up to its end when called.
@@ -96,8 +119,20 @@ async fn read_all(brokers: &str, topic: &str) -> anyhow::Result<Vec<Letter>> {
             })
             .unwrap_or_default();
         let key = m.key().map_or("-".to_string(), |k| String::from_utf8_lossy(k).into_owned());
-        letters.push(Letter { partition: m.partition(), offset: m.offset(), headers, key });
+        let timestamp_ms = m.timestamp().to_millis();
+        letters.push(Letter { partition: m.partition(), offset: m.offset(), timestamp_ms, headers, key });
     }
     letters.sort_by_key(|l| (l.partition, l.offset));
     Ok(letters)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ages_read_at_a_glance() {
+        assert_eq!(super::format_age(42_000), "42s");
+        assert_eq!(super::format_age(432_000), "7m12s");
+        assert_eq!(super::format_age(3 * 3_600_000 + 5 * 60_000), "3h05m");
+        assert_eq!(super::format_age(2 * 86_400_000 + 4 * 3_600_000), "2d04h");
+    }
 }

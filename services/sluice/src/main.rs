@@ -46,8 +46,11 @@ enum Command {
         #[command(subcommand)]
         action: projection::Action,
     },
-    /// Show what a dead-letter topic holds and why.
-    Dlq(dlq::DlqArgs),
+    /// Dead-letter topics: what they hold and why.
+    Dlq {
+        #[command(subcommand)]
+        action: dlq::Action,
+    },
     /// Apply the write side's database migrations.
     Migrate(migrate::MigrateArgs),
     /// Benchmarks: our figure beside the raw baseline, measured in one run.
@@ -64,7 +67,7 @@ async fn main() -> ExitCode {
         Command::Dev { action } => dev::run(action).await,
         Command::Load(args) => load::run(args).await,
         Command::Lag(args) => lag::run(args).await,
-        Command::Dlq(args) => dlq::run(args).await,
+        Command::Dlq { action } => dlq::run(action).await,
         Command::Migrate(args) => migrate::run(args).await,
         Command::Relay { action } => replay::run(action).await,
         Command::Schema { action } => schema::run(action).await,

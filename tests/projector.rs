@@ -339,3 +339,55 @@ async fn replicas_share_partitions_and_survive_a_kill_and_a_newcomer() {
         assert!(read > 0.0 && read < produced, "a replica read {read} of {produced} records");
     }
 }
+
+/// A projector whose reader schema cannot read the records dead-letters
+/// them; once it runs with a reader that can, `sluice dlq replay` re-drives
+/// them through `<topic>.retry` and the version guard: the missing one is
+/// applied, the one since superseded changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_re_driven_through_the_retry_topic_once_their_cause_is_fixed() {
+    let s = Setup::start().await;
+    s.article("a1", 1, "one").await;
+    s.article("a2", 1, "two").await;
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/schemas-incompatible");
+    let mut broken = ServiceHandle::start(
+        "projector-redis",
+        &[
+            ("SLUICE_REDIS_URL", s.redis.url()),
+            ("SLUICE_BROKERS", s.broker.bootstrap()),
+            ("SLUICE_REGISTRY_URL", s.registry.base_url()),
+            ("SLUICE_TOPIC_PREFIX", s.prefix.clone()),
+            ("SLUICE_PROJECTION", "r".into()),
+            ("SLUICE_SCHEMAS_DIR", fixture.into()),
+            ("SLUICE_READER_VERSIONS", "article=2".into()),
+        ],
+    )
+    .await;
+    broken.wait_ready().await;
+    assert_eq!(common::metric(&broken, "sluice_projection_dead_letter_records_total").await, 2.0);
+    assert_eq!(s.count("r").await, 0);
+    assert!(broken.terminate().success());
+
+    // The cause is fixed (a reader that reads them); a1 moves on meanwhile.
+    let _fixed = s.projector("r").await;
+    s.article("a1", 2, "one, later").await;
+    wait_until("a1 at version 2", Duration::from_secs(60), || async {
+        common::try_doc(&s.redis, "r", "a1").await.filter(|d| d["version"] == 2)
+    })
+    .await;
+
+    let out = std::process::Command::new(sluice_testkit::service_binary("sluice"))
+        .args(["dlq", "replay", "--topic", &format!("{}.dlq", s.topic), "--brokers", &s.broker.bootstrap()])
+        .output()
+        .expect("run sluice dlq replay");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("2 dead letters re-driven") && stdout.contains(&format!("{}.retry", s.topic)), "{stdout}");
+    wait_until("a2 applied from the retry topic", Duration::from_secs(60), || async {
+        common::try_doc(&s.redis, "r", "a2").await.filter(|d| d["title"] == "two")
+    })
+    .await;
+    s.wait_caught_up("r").await;
+    let a1 = common::doc(&s.redis, "r", "a1").await;
+    assert_eq!((a1["version"].as_i64(), a1["title"].as_str()), (Some(2), Some("one, later")), "a1 was rolled back");
+}

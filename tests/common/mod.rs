@@ -73,6 +73,11 @@ pub async fn projector(
 }
 
 pub async fn doc(redis: &TestRedis, projection: &str, id: &str) -> Value {
+    try_doc(redis, projection, id).await.unwrap_or_else(|| panic!("{id} missing from {projection}"))
+}
+
+/// The article's document in the Redis projection, if it is there.
+pub async fn try_doc(redis: &TestRedis, projection: &str, id: &str) -> Option<Value> {
     let mut conn = redis.connection().await;
     let raw: Option<String> = redis::cmd("HGET")
         .arg(format!("sluice:{{{projection}}}:article:{id}"))
@@ -80,7 +85,7 @@ pub async fn doc(redis: &TestRedis, projection: &str, id: &str) -> Value {
         .query_async(&mut conn)
         .await
         .expect("HGET");
-    serde_json::from_str(&raw.unwrap_or_else(|| panic!("{id} missing from {projection}"))).expect("json doc")
+    raw.map(|raw| serde_json::from_str(&raw).expect("json doc"))
 }
 
 /// Sum of a metric's samples on a service's /metrics (0 when it does not answer).

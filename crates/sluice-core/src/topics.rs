@@ -15,6 +15,20 @@ pub fn dlq_topic(topic: &str) -> String {
     format!("{topic}.dlq")
 }
 
+/// `<topic>.retry`: dead letters re-driven once their cause is fixed
+/// (`sluice dlq replay`), `cleanup.policy=delete`. Projectors read it beside
+/// `<topic>` through the same version guard, so an old record re-driven
+/// there never rolls anything back, and the compacted `<topic>` keeps each
+/// key's newest record last.
+pub fn retry_topic(topic: &str) -> String {
+    format!("{topic}.retry")
+}
+
+/// The topic whose retry topic `topic` is, if it is one.
+pub fn retried_topic(topic: &str) -> Option<&str> {
+    topic.strip_suffix(".retry")
+}
+
 /// Kafka's rule for topic names: 1 to 249 characters of `[a-zA-Z0-9._-]`,
 /// not `.` or `..`.
 pub fn check_topic_name(name: &str) -> Result<(), String> {

@@ -34,7 +34,9 @@ pub(crate) async fn send(producer: &FutureProducer, letter: DeadLetter<'_>) -> a
         .insert(Header { key: dlq::SOURCE_PARTITION, value: Some(partition.as_str()) })
         .insert(Header { key: dlq::SOURCE_OFFSET, value: Some(offset.as_str()) })
         .insert(Header { key: dlq::PROJECTION, value: Some(letter.projection) });
-    let topic = sluice_core::topics::dlq_topic(letter.topic);
+    // A re-driven record that fails again goes back to its topic's DLQ.
+    let base = sluice_core::topics::retried_topic(letter.topic).unwrap_or(letter.topic);
+    let topic = sluice_core::topics::dlq_topic(base);
     let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&topic).headers(headers);
     if let Some(k) = letter.key {
         record = record.key(k);

@@ -5,7 +5,7 @@ use crate::group::{Expected, GroupContext, Owned};
 use crate::{ApplyOutcome, Batch, Change, Position, ProjectionMetrics, ProjectionStore};
 use anyhow::Context;
 use sluice_avro::{AvroError, Decoded, RegistryDecoder, Schema, avro_to_json};
-use sluice_core::topics::dlq_topic;
+use sluice_core::topics::{dlq_topic, retried_topic, retry_topic};
 use sluice_core::{ErrorKind, headers};
 use sluice_kafka::rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use sluice_kafka::rdkafka::message::{Headers, Message, OwnedMessage};
@@ -65,6 +65,22 @@ pub async fn run_projector<S: ProjectionStore + 'static>(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let dlq_producer = sluice_kafka::producer(&config.brokers, &format!("{}-dlq", config.projection))?;
+    let specs: Vec<TopicSpec> = config
+        .topics
+        .iter()
+        .flat_map(|t| {
+            [
+                TopicSpec { name: t.clone(), partitions: config.partitions, cleanup: CleanupPolicy::Compact },
+                TopicSpec { name: dlq_topic(t), partitions: 1, cleanup: CleanupPolicy::Delete },
+                TopicSpec { name: retry_topic(t), partitions: config.partitions, cleanup: CleanupPolicy::Delete },
+            ]
+        })
+        .collect();
+    retry("create missing state, dead-letter and retry topics", &shutdown, || async {
+        sluice_kafka::ensure_topics(&config.brokers, &specs).await.map_err(anyhow::Error::from)
+    })
+    .await?;
+    let config = with_retry_topics(config);
     let decoders: HashMap<String, RegistryDecoder> = config
         .topics
         .iter()
@@ -73,21 +89,6 @@ pub async fn run_projector<S: ProjectionStore + 'static>(
             (t.clone(), decoder.with_timeout(config.registry_timeout))
         })
         .collect();
-
-    let specs: Vec<TopicSpec> = config
-        .topics
-        .iter()
-        .flat_map(|t| {
-            [
-                TopicSpec { name: t.clone(), partitions: config.partitions, cleanup: CleanupPolicy::Compact },
-                TopicSpec { name: dlq_topic(t), partitions: 1, cleanup: CleanupPolicy::Delete },
-            ]
-        })
-        .collect();
-    retry("create missing state and dead-letter topics", &shutdown, || async {
-        sluice_kafka::ensure_topics(&config.brokers, &specs).await.map_err(anyhow::Error::from)
-    })
-    .await?;
 
     let ctx = BatchContext { config: &config, decoders: &decoders, dlq: &dlq_producer, metrics: &metrics };
     loop {
@@ -489,8 +490,20 @@ impl BatchContext<'_> {
     }
 }
 
-/// `prefix.article.state` -> `article`
+/// Adds each topic's retry topic, read with the same reader schema.
+fn with_retry_topics(mut config: ProjectorConfig) -> ProjectorConfig {
+    for topic in config.topics.clone() {
+        if let Some(reader) = config.readers.get(&topic).cloned() {
+            config.readers.insert(retry_topic(&topic), reader);
+        }
+        config.topics.push(retry_topic(&topic));
+    }
+    config
+}
+
+/// `prefix.article.state` (or its `.retry`) -> `article`
 fn aggregate_from_topic(topic: &str) -> String {
+    let topic = retried_topic(topic).unwrap_or(topic);
     topic.rsplit('.').nth(1).unwrap_or(topic).to_string()
 }
 

@@ -13,6 +13,23 @@ use std::time::Duration;
 pub enum Action {
     /// List the dead letters of a topic: where, why, how old.
     List(DlqArgs),
+    /// Re-drive a projection's dead letters once their cause is fixed: each
+    /// goes to `<topic>.retry`, which the projectors read through the same
+    /// version guard (an old record never rolls anything back, and the
+    /// compacted topic is left alone).
+    Replay(ReplayArgs),
+}
+
+#[derive(clap::Args)]
+pub struct ReplayArgs {
+    /// The projection's dead-letter topic, `<topic>.dlq`.
+    #[arg(long)]
+    pub topic: String,
+    #[arg(long, env = "SLUICE_BROKERS", default_value = crate::dev::DEFAULT_BROKERS)]
+    pub brokers: String,
+    /// Only these dead letters (offsets in the dead-letter topic, comma-separated); default all.
+    #[arg(long, value_delimiter = ',')]
+    pub offsets: Vec<i64>,
 }
 
 #[derive(clap::Args)]
@@ -37,10 +54,21 @@ struct Letter {
     timestamp_ms: Option<i64>,
     headers: HashMap<String, String>,
     key: String,
+    /// The record as it is, for a replay.
+    raw: Raw,
+}
+
+struct Raw {
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
 pub async fn run(action: Action) -> anyhow::Result<()> {
-    let Action::List(args) = action;
+    let args = match action {
+        Action::List(args) => args,
+        Action::Replay(args) => return replay(args).await,
+    };
     let topic = args.topic.clone().unwrap_or_else(|| sluice_relay::relay_dlq_topic(&args.topic_prefix));
     let letters = read_all(&args.brokers, &topic).await?;
     println!("{} dead letters in {topic}", letters.len());
@@ -67,6 +95,47 @@ pub async fn run(action: Action) -> anyhow::Result<()> {
             h(sluice_core::headers::dlq::REASON)
         );
     }
+    Ok(())
+}
+
+/// Sends the chosen dead letters of a projection's dead-letter topic, with
+/// their original key, value and headers, to their topic's retry topic.
+async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    use sluice_core::headers::dlq;
+    let letters = read_all(&args.brokers, &args.topic).await?;
+    let producer = sluice_kafka::producer(&args.brokers, "sluice-dlq-replay")?;
+    let mut sent = 0;
+    for l in letters.iter().filter(|l| args.offsets.is_empty() || args.offsets.contains(&l.offset)) {
+        anyhow::ensure!(
+            !l.headers.contains_key(sluice_relay::relay_headers::SOURCE_TABLE),
+            "{} holds the relay's dead letters: those are outbox rows; fix the row, delete it from the relay's \
+             dead_rows table and use `sluice relay replay`",
+            args.topic
+        );
+        let source = l.headers.get(dlq::SOURCE_TOPIC).with_context(|| {
+            format!("dead letter {}:{} has no {} header: not a projection's", l.partition, l.offset, dlq::SOURCE_TOPIC)
+        })?;
+        let base = sluice_core::topics::retried_topic(source).unwrap_or(source);
+        let target = sluice_core::topics::retry_topic(base);
+        let mut headers = sluice_kafka::rdkafka::message::OwnedHeaders::new();
+        for (name, value) in l.raw.headers.iter().filter(|(name, _)| !name.starts_with("sluice.dlq.")) {
+            headers = headers.insert(sluice_kafka::rdkafka::message::Header { key: name, value: value.as_deref() });
+        }
+        let mut record = sluice_kafka::rdkafka::producer::FutureRecord::<[u8], [u8]>::to(&target).headers(headers);
+        if let Some(k) = &l.raw.key {
+            record = record.key(k);
+        }
+        if let Some(v) = &l.raw.value {
+            record = record.payload(v);
+        }
+        producer
+            .send(record, Duration::from_secs(30))
+            .await
+            .map_err(|(e, _)| anyhow::anyhow!("send to {target}: {e}"))?;
+        println!("re-drove {}:{} (key={}) to {target}", l.partition, l.offset, l.key);
+        sent += 1;
+    }
+    println!("{sent} dead letters re-driven");
     Ok(())
 }
 
@@ -119,8 +188,16 @@ async fn read_all(brokers: &str, topic: &str) -> anyhow::Result<Vec<Letter>> {
             })
             .unwrap_or_default();
         let key = m.key().map_or("-".to_string(), |k| String::from_utf8_lossy(k).into_owned());
+        let raw = Raw {
+            key: m.key().map(<[u8]>::to_vec),
+            value: m.payload().map(<[u8]>::to_vec),
+            headers: m
+                .headers()
+                .map(|h| h.iter().map(|x| (x.key.to_string(), x.value.map(<[u8]>::to_vec))).collect())
+                .unwrap_or_default(),
+        };
         let timestamp_ms = m.timestamp().to_millis();
-        letters.push(Letter { partition: m.partition(), offset: m.offset(), timestamp_ms, headers, key });
+        letters.push(Letter { partition: m.partition(), offset: m.offset(), timestamp_ms, headers, key, raw });
     }
     letters.sort_by_key(|l| (l.partition, l.offset));
     Ok(letters)

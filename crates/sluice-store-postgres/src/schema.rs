@@ -1,6 +1,7 @@
 //! The read schema: query-first tables, created idempotently at the start of
 //! every session, under an advisory lock so that replicas can start together.
 
+use crate::ledger::LEDGER_TABLES;
 use anyhow::Context;
 use tokio_postgres::Transaction;
 
@@ -44,24 +45,8 @@ impl SchemaName {
 /// start of every session, so a table someone dropped is there again before
 /// the projection (which then finds its marker gone) rebuilds. Changes to come
 /// are added the same way (`alter table ... add column if not exists`).
+/// After the ledger's ([`LEDGER_TABLES`]).
 const TABLES: &str = r#"
--- This projection's data is here (a projection name -> when its first
--- session started). Gone = the store lost the projection: rebuild.
-create table if not exists {s}.projections (
-    projection text primary key,
-    created_at timestamptz not null default now()
-);
-
--- Where each projection is, stored in the same transaction as its data.
-create table if not exists {s}.positions (
-    projection text not null,
-    topic text not null,
-    partition integer not null,
-    next_offset bigint not null,
-    applied_at timestamptz not null,
-    primary key (projection, topic, partition)
-);
-
 create table if not exists {s}.articles (
     id text primary key,
     slug text not null,
@@ -134,10 +119,36 @@ create table if not exists {s}.erased (
 pub async fn ensure(tx: &Transaction<'_>, schema: &SchemaName) -> anyhow::Result<()> {
     // Sessions start at every rebalance: when everything is there, take no
     // DDL locks (`create index if not exists` locks its table even then).
-    let expected = relations();
+    let ddl = [LEDGER_TABLES, TABLES].concat();
+    let expected = relations(&ddl);
     if present(tx, schema, &expected).await?.len() == expected.len() {
         return Ok(());
     }
+    lock_and_create(tx, schema).await?;
+    let before = present(tx, schema, &expected).await?;
+    tx.batch_execute(&ddl.replace("{s}", &format!("\"{}\"", schema.as_str())))
+        .await
+        .context("create the read model's tables")?;
+    // A data table that was gone while positions survived: what the
+    // positions say was applied is not there any more. Every projection of
+    // the schema starts again from the beginning (the version guard makes
+    // the replay of what is still there harmless).
+    let lost: Vec<&str> = DATA_TABLES.iter().copied().filter(|t| !before.iter().any(|b| b == t)).collect();
+    if !lost.is_empty() && before.iter().any(|b| b == "positions") {
+        tracing::warn!(schema = schema.as_str(), tables = ?lost, "read model tables were gone: every projection in this schema rebuilds from the beginning");
+        tx.batch_execute(&format!(
+            "delete from {}; delete from {}",
+            schema.table("positions"),
+            schema.table("projections")
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// Takes the schema's DDL lock for the rest of `tx` and creates the schema
+/// when missing.
+pub async fn lock_and_create(tx: &Transaction<'_>, schema: &SchemaName) -> anyhow::Result<()> {
     tx.execute("select pg_advisory_xact_lock($1, hashtext($2))", &[&DDL_LOCK_CLASS, &schema.as_str()])
         .await
         .context("take the read model's DDL lock")?;
@@ -152,23 +163,6 @@ pub async fn ensure(tx: &Transaction<'_>, schema: &SchemaName) -> anyhow::Result
                 schema.as_str()
             )
         })?;
-    }
-    let before = present(tx, schema, &expected).await?;
-    let ddl = TABLES.replace("{s}", &format!("\"{}\"", schema.as_str()));
-    tx.batch_execute(&ddl).await.context("create the read model's tables")?;
-    // A data table that was gone while positions survived: what the
-    // positions say was applied is not there any more. Every projection of
-    // the schema starts again from the beginning (the version guard makes
-    // the replay of what is still there harmless).
-    let lost: Vec<&str> = DATA_TABLES.iter().copied().filter(|t| !before.iter().any(|b| b == t)).collect();
-    if !lost.is_empty() && before.iter().any(|b| b == "positions") {
-        tracing::warn!(schema = schema.as_str(), tables = ?lost, "read model tables were gone: every projection in this schema rebuilds from the beginning");
-        tx.batch_execute(&format!(
-            "delete from {}; delete from {}",
-            schema.table("positions"),
-            schema.table("projections")
-        ))
-        .await?;
     }
     Ok(())
 }
@@ -188,10 +182,9 @@ async fn present(tx: &Transaction<'_>, schema: &SchemaName, names: &[&str]) -> a
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
-/// The tables and indexes [`TABLES`] creates.
-fn relations() -> Vec<&'static str> {
-    TABLES
-        .lines()
+/// The tables and indexes `ddl` creates.
+fn relations(ddl: &str) -> Vec<&str> {
+    ddl.lines()
         .filter_map(|line| {
             let line = line.trim();
             let name = line
@@ -209,7 +202,7 @@ mod tests {
     #[test]
     fn every_table_and_index_is_looked_for() {
         assert_eq!(
-            relations(),
+            relations(&[LEDGER_TABLES, TABLES].concat()),
             [
                 "projections",
                 "positions",

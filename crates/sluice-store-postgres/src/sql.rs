@@ -5,17 +5,9 @@
 use crate::rows::{ARTICLE, AUTHOR};
 use crate::schema::SchemaName;
 
+/// The CMS read model's statements; those of the marker and positions are
+/// the ledger's (`ledger.rs`).
 pub struct Statements {
-    /// Serializes every writer of the schema (projectors, on-demand
-    /// refreshes) for the rest of its transaction; readers are not blocked.
-    /// Besides making the position compare-and-set exact (also for
-    /// partitions with no stored position yet, where there is no row to
-    /// lock), it keeps the derived columns (author names, counts) exact.
-    pub lock: String,
-    pub mark: String,
-    pub marker: String,
-    pub positions_for_update: String,
-    pub session_positions: String,
     /// Per aggregate, the higher of its row's version and its erasure's,
     /// and an article's author before the batch.
     pub stored_versions: String,
@@ -25,13 +17,10 @@ pub struct Statements {
     pub erase: String,
     pub refresh_author_names: String,
     pub recount_authors: String,
-    pub write_positions: String,
 }
 
 impl Statements {
     pub fn new(schema: &SchemaName) -> Self {
-        let projections = schema.table("projections");
-        let positions = schema.table("positions");
         let articles = schema.table("articles");
         let authors = schema.table("authors");
         let documents = schema.table("documents");
@@ -44,16 +33,6 @@ impl Statements {
             )
         };
         Self {
-            lock: format!("lock table {projections} in share row exclusive mode"),
-            mark: format!("insert into {projections} (projection) values ($1) on conflict (projection) do nothing"),
-            marker: format!("select 1 from {projections} where projection = $1 for update"),
-            positions_for_update: format!(
-                "select topic, partition, next_offset from {positions} where projection = $1 for update"
-            ),
-            session_positions: format!(
-                "select topic, partition, next_offset, applied_at from {positions} \
-                 where projection = $1 and topic = any($2)"
-            ),
             stored_versions: format!(
                 "select k.aggregate_type, k.id, greatest(a.version, au.version, d.version, e.version), a.author_id
                    from unnest($1::text[], $2::text[]) as k(aggregate_type, id)
@@ -152,14 +131,6 @@ impl Statements {
                   where au.id = c.id
                     and (au.drafts, au.scheduled, au.published, au.archived)
                         is distinct from (c.drafts, c.scheduled, c.published, c.archived)"
-            ),
-            write_positions: format!(
-                "insert into {positions} (projection, topic, partition, next_offset, applied_at)
-                 select $1, i.topic, i.partition, i.next_offset, i.applied_at
-                   from unnest($2::text[], $3::integer[], $4::bigint[], $5::timestamptz[])
-                        as i(topic, partition, next_offset, applied_at)
-                 on conflict (projection, topic, partition) do update
-                    set next_offset = excluded.next_offset, applied_at = excluded.applied_at"
             ),
         }
     }

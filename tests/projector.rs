@@ -391,3 +391,42 @@ async fn dead_letters_are_re_driven_through_the_retry_topic_once_their_cause_is_
     let a1 = common::doc(&s.redis, "r", "a1").await;
     assert_eq!((a1["version"].as_i64(), a1["title"].as_str()), (Some(2), Some("one, later")), "a1 was rolled back");
 }
+
+/// A store whose positions are beyond the end of the topic (the topic was
+/// recreated, the broker lost its data) is not resumed from: that would
+/// skip every new record up to the stored position.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn positions_beyond_the_end_of_the_topic_are_refused_not_skipped_to() {
+    let s = Setup::start().await;
+    for i in 0..5 {
+        s.article(&format!("b{i}"), 1, "t").await;
+    }
+    let mut first = s.projector("beyond").await;
+    assert!(first.terminate().success());
+    let mut conn = s.redis.connection().await;
+    let positions = sluice_store_redis::keys::positions("beyond", &s.topic);
+    for partition in 0..PARTITIONS {
+        let _: () =
+            redis::cmd("HSET").arg(&positions).arg(partition).arg("1000:0").query_async(&mut conn).await.expect("HSET");
+    }
+    s.article("new", 1, "after the reset").await;
+    let second = ServiceHandle::start(
+        "projector-redis",
+        &[
+            ("SLUICE_REDIS_URL", s.redis.url()),
+            ("SLUICE_BROKERS", s.broker.bootstrap()),
+            ("SLUICE_REGISTRY_URL", s.registry.base_url()),
+            ("SLUICE_TOPIC_PREFIX", s.prefix.clone()),
+            ("SLUICE_PROJECTION", "beyond".into()),
+            ("SLUICE_SCHEMAS_DIR", common::schemas_dir()),
+        ],
+    )
+    .await;
+    wait_until("the projector to refuse the positions", Duration::from_secs(60), || {
+        let log = second.log_tail();
+        async move { log.contains("is beyond the end of the partition").then_some(()) }
+    })
+    .await;
+    assert!(!second.is_ready().await, "a projector that cannot resume said it was ready");
+    assert!(common::try_doc(&s.redis, "beyond", "new").await.is_none());
+}

@@ -98,6 +98,17 @@ impl<S: ProjectionStore + 'static> GroupContext<S> {
         owned.joined = true;
         for ((topic, partition), end) in assigned.into_iter().zip(ends) {
             let next = stored.get(&topic).and_then(|p| p.get(&partition)).map(|p| p.next_offset);
+            if let Some(next) = next.filter(|next| *next > end) {
+                // The topic was deleted and made again (or the broker lost
+                // its data): resuming would skip the new records up to the
+                // stored position. Only an operator can say what is right.
+                let reason = format!(
+                    "{topic}/{partition}: the store's position {next} is beyond the end of the partition ({end}); \
+                     the topic was recreated or the broker lost data: bootstrap the projection again under a new name"
+                );
+                tracing::error!(projection = %self.projection, %reason, "cannot resume");
+                owned.failure.get_or_insert(reason);
+            }
             let offset = next.map_or(Offset::Beginning, Offset::Offset);
             if let Err(e) = tpl.set_partition_offset(&topic, partition, offset) {
                 owned.failure.get_or_insert(format!("cannot position {topic}/{partition}: {e}"));

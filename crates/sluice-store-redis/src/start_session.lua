@@ -1,6 +1,16 @@
 -- Sets the marker and reads the positions of every topic, atomically.
 -- KEYS[1]: the marker; KEYS[2..]: the positions hash of each topic.
-redis.call('SET', KEYS[1], '1')
+-- The marker's value is the format of the projection's keys: '2' since the
+-- CMS views. A projection built in an older format has documents but no
+-- views, and updating them would unindex what was never indexed: it is
+-- refused, to be bootstrapped again under a new name.
+local format = '2'
+local marker = redis.call('GET', KEYS[1])
+if marker and marker ~= format then
+  return redis.error_reply('projection built in key format ' .. marker .. ', this projector writes format ' ..
+    format .. ' (with the CMS views): bootstrap it again under a new name (sluice projection bootstrap) and switch to it')
+end
+redis.call('SET', KEYS[1], format)
 local out = {}
 for k = 2, #KEYS do
   out[k - 1] = redis.call('HGETALL', KEYS[k])

@@ -10,8 +10,16 @@
 -- author's hash holds `name`. Two topics arrive in any order: an article
 -- whose author is not there yet has no `author_name` until the author comes.
 
-local function present(v)
-  return v ~= nil and v ~= cjson.null
+-- Every field is checked for its type before use: a script that failed
+-- half-way would leave its earlier writes in place (Redis does not roll a
+-- script back), so nothing here may raise an error on odd input.
+
+-- A string field, or nil.
+local function text(v)
+  if type(v) == 'string' then
+    return v
+  end
+  return nil
 end
 
 local function decode(doc)
@@ -26,34 +34,41 @@ end
 
 -- A score as an exact string (a Lua number would be cut to 14 digits).
 local function score(article)
-  if present(article.published_at) then
+  if type(article.published_at) == 'number' then
     return string.format('%.0f', article.published_at)
   end
   return '0'
 end
 
+-- The article's tags that are strings.
 local function tags(article)
+  local out = {}
   if type(article.tags) == 'table' then
-    return article.tags
+    for _, tag in ipairs(article.tags) do
+      if type(tag) == 'string' then
+        out[#out + 1] = tag
+      end
+    end
   end
-  return {}
+  return out
 end
 
 -- Takes the article out of every view (its previous state `a`).
 local function unindex_article(prefix, id, a)
   local v = prefix .. 'view:'
-  if present(a.slug) then
-    redis.call('SREM', v .. 'article:slug:' .. a.slug, id)
+  local slug, author, status = text(a.slug), text(a.author_id), text(a.status)
+  if slug then
+    redis.call('SREM', v .. 'article:slug:' .. slug, id)
   end
   redis.call('ZREM', v .. 'articles:published', id)
   for _, tag in ipairs(tags(a)) do
     redis.call('ZREM', v .. 'articles:published:tag:' .. tag, id)
   end
-  if present(a.author_id) then
-    redis.call('ZREM', v .. 'articles:published:author:' .. a.author_id, id)
-    redis.call('SREM', v .. 'author:' .. a.author_id .. ':articles', id)
-    if present(a.status) then
-      redis.call('HINCRBY', v .. 'author:' .. a.author_id .. ':counts', a.status, -1)
+  if author then
+    redis.call('ZREM', v .. 'articles:published:author:' .. author, id)
+    redis.call('SREM', v .. 'author:' .. author .. ':articles', id)
+    if status then
+      redis.call('HINCRBY', v .. 'author:' .. author .. ':counts', status, -1)
     end
   end
 end
@@ -61,26 +76,27 @@ end
 -- Puts the article (its new state `a`) into the views it belongs to.
 local function index_article(prefix, id, key, a)
   local v = prefix .. 'view:'
-  if present(a.slug) then
-    redis.call('SADD', v .. 'article:slug:' .. a.slug, id)
+  local slug, author, status = text(a.slug), text(a.author_id), text(a.status)
+  if slug then
+    redis.call('SADD', v .. 'article:slug:' .. slug, id)
   end
-  if a.status == 'PUBLISHED' then
+  if status == 'PUBLISHED' then
     local s = score(a)
     redis.call('ZADD', v .. 'articles:published', s, id)
     for _, tag in ipairs(tags(a)) do
       redis.call('ZADD', v .. 'articles:published:tag:' .. tag, s, id)
     end
-    if present(a.author_id) then
-      redis.call('ZADD', v .. 'articles:published:author:' .. a.author_id, s, id)
+    if author then
+      redis.call('ZADD', v .. 'articles:published:author:' .. author, s, id)
     end
   end
   local name = false
-  if present(a.author_id) then
-    redis.call('SADD', v .. 'author:' .. a.author_id .. ':articles', id)
-    if present(a.status) then
-      redis.call('HINCRBY', v .. 'author:' .. a.author_id .. ':counts', a.status, 1)
+  if author then
+    redis.call('SADD', v .. 'author:' .. author .. ':articles', id)
+    if status then
+      redis.call('HINCRBY', v .. 'author:' .. author .. ':counts', status, 1)
     end
-    name = redis.call('HGET', prefix .. 'author:' .. a.author_id, 'name')
+    name = redis.call('HGET', prefix .. 'author:' .. author, 'name')
   end
   if name then
     redis.call('HSET', key, 'author_name', name)
@@ -118,15 +134,15 @@ local function on_change(prefix, agg, id, key, before, after)
     end
   elseif agg == 'author' then
     local name = nil
-    if after and present(after.name) then
-      name = after.name
+    if after then
+      name = text(after.name)
     end
     if name then
       redis.call('HSET', key, 'name', name)
     else
       redis.call('HDEL', key, 'name')
     end
-    if (before and before.name) ~= name then
+    if (before and text(before.name)) ~= name then
       fan_out_author(prefix, id, name)
     end
   end

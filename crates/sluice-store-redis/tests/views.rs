@@ -179,3 +179,36 @@ async fn an_erased_article_leaves_every_view_and_never_comes_back() {
     assert_eq!(doc, None);
     assert!(v.newest_first(views::published(p)).await.is_empty());
 }
+
+/// Fields of unexpected types (possible for topics read without a reader
+/// schema) are skipped, never an error half-way through the script: Redis
+/// does not roll back a script's earlier writes.
+#[tokio::test]
+async fn odd_fields_are_skipped_and_never_leave_views_half_written() {
+    let v = Views::start().await;
+    let p = &v.projection;
+    v.apply(vec![article("a", 1, "a", "DRAFT", Some("au"), &[], 0)]).await;
+    let mut odd = article("a", 2, "a", "PUBLISHED", Some("au"), &[], 7);
+    if let Some(doc) = odd.document.as_mut() {
+        doc["tags"] = json!([{"x": 1}, "ok", 3]);
+        doc["slug"] = json!(5);
+    }
+    v.apply(vec![odd]).await;
+    assert_eq!(v.counts("au").await, BTreeMap::from([("PUBLISHED".into(), 1)]));
+    assert_eq!(v.newest_first(views::published_by_author(p, "au")).await, ["a"]);
+    assert_eq!(v.newest_first(views::published_by_tag(p, "ok")).await, ["a"]);
+    assert!(v.by_slug("a").await.is_empty(), "the old slug was released");
+}
+
+/// A projection built before the views (marker format 1) has documents that
+/// were never indexed: it is refused rather than updated into wrong views.
+#[tokio::test]
+async fn a_projection_built_without_the_views_is_refused_with_what_to_do() {
+    let redis = TestRedis::start();
+    let projection = random_name("old");
+    let mut conn = redis.connection().await;
+    let _: () = redis::cmd("SET").arg(keys::marker(&projection)).arg("1").query_async(&mut conn).await.expect("SET");
+    let store = RedisStore::connect(&redis.url(), &projection).await.expect("connect");
+    let refused = store.start_session(&[ARTICLES.into()]).await.expect_err("an old projection is refused");
+    assert!(format!("{refused:#}").contains("bootstrap it again under a new name"), "{refused:#}");
+}

@@ -100,11 +100,13 @@ async fn several_outbox_tables_in_any_schema_and_topics_with_their_cleanup_polic
         .describe_configs(&[ResourceSpecifier::Topic(&state), ResourceSpecifier::Topic(&events)], &AdminOptions::new())
         .await
         .expect("describe configs");
-    let policies: Vec<Option<String>> = described
-        .into_iter()
-        .map(|r| r.ok().and_then(|c| c.get("cleanup.policy").and_then(|e| e.value.clone())))
-        .collect();
-    assert_eq!(policies, [Some("compact".to_string()), Some("delete".to_string())]);
+    let config = |name: &str| -> Vec<Option<String>> {
+        described.iter().map(|r| r.as_ref().ok().and_then(|c| c.get(name).and_then(|e| e.value.clone()))).collect()
+    };
+    assert_eq!(config("cleanup.policy"), [Some("compact".to_string()), Some("delete".to_string())]);
+    // Erasures (tombstones) outlive a lagging projector or a restored read
+    // model by 30 days, not Kafka's default of one.
+    assert_eq!(config("delete.retention.ms")[0].as_deref(), Some(sluice_kafka::TOMBSTONE_RETENTION_MS));
     let metadata = stack.broker_metadata(&state);
     assert_eq!(metadata, 2, "partitions of {state}");
 }

@@ -10,7 +10,7 @@ mod client;
 mod error;
 mod watermarks;
 
-pub use admin::{CleanupPolicy, TopicSpec, ensure_topics};
+pub use admin::{CleanupPolicy, TOMBSTONE_RETENTION_MS, TopicSpec, ensure_topics};
 pub use client::{consumer, consumer_config, metadata_client, producer, producer_config};
 pub use error::KafkaError;
 pub use rdkafka;

@@ -1,11 +1,13 @@
 //! Idempotency proven, not assumed: one CMS history (authors renamed,
 //! articles drafted, tagged, published, archived, moved between authors,
-//! erased) projected twice into Redis. A clean run reads each record once;
-//! a rough run reads every record twice, in the other order of topics,
-//! then every partition replayed from offset 0 after the end, then each
-//! key's first version again after its newest (or its erasure), and finally
-//! a projector restarted from older stored positions. The two read models
-//! must be equal, byte for byte: a sorted dump of every key and value.
+//! erased) projected twice, each time into Redis and into PostgreSQL side by
+//! side. A clean run reads each record once; a rough run reads every record
+//! twice, in the other order of topics, then every partition replayed from
+//! offset 0 after the end, then each key's first version again after its
+//! newest (or its erasure), and finally the projectors restarted from older
+//! stored positions. The two read models of each store must be equal, byte
+//! for byte: a sorted dump of every key and value (Redis), the sorted rows
+//! of every data table (PostgreSQL).
 
 mod common;
 
@@ -14,13 +16,20 @@ use sluice_avro::RegistryEncoder;
 use sluice_kafka::rdkafka::message::{Header, OwnedHeaders};
 use sluice_kafka::rdkafka::producer::{FutureProducer, FutureRecord};
 use sluice_kafka::{CleanupPolicy, TopicSpec};
-use sluice_testkit::{ServiceHandle, TestBroker, TestRedis, random_name};
-use std::collections::BTreeMap;
+use sluice_projection::Position;
+use sluice_store_postgres::SchemaName;
+use sluice_testkit::{ServiceHandle, TestBroker, TestPostgres, TestRedis, random_name};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 const PARTITIONS: i32 = 3;
 const WAIT: Duration = Duration::from_secs(180);
+/// The rough run's projectors read small batches: most of a key's versions
+/// arrive in different batches, where only the stores' version guards keep
+/// an older one from winning (within a batch the newest wins before the
+/// guard is asked). The clean run reads batches of the default size.
+const ROUGH_BATCH: Option<usize> = Some(5);
 
 /// One record of the history: a snapshot, or an erasure (None).
 #[derive(Clone)]
@@ -86,21 +95,72 @@ struct Topics {
     encoders: BTreeMap<&'static str, RegistryEncoder>,
 }
 
+/// The stores a projection is read into.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Store {
+    Redis,
+    /// Into the schema `read_<projection>` of [`Setup::pg`].
+    Postgres,
+}
+
+/// A running projector and the store it writes to.
+struct Projector {
+    store: Store,
+    service: ServiceHandle,
+}
+
+/// A database prepared by `deploy/sql/roles.sql`, for PostgreSQL read models.
+struct Pg {
+    server: TestPostgres,
+    database: String,
+    admin: tokio_postgres::Client,
+}
+
 struct Setup {
     broker: TestBroker,
     redis: TestRedis,
+    /// Only for the tests that project into PostgreSQL too.
+    pg: Option<Pg>,
     registry: ServiceHandle,
     producer: FutureProducer,
 }
 
+/// The PostgreSQL schema of `projection`.
+fn schema(projection: &str) -> String {
+    format!("read_{projection}")
+}
+
 impl Setup {
+    /// Redis only.
     async fn start() -> Setup {
+        Setup::start_with(None).await
+    }
+
+    /// Redis and PostgreSQL.
+    async fn with_postgres() -> Setup {
+        let server = TestPostgres::start();
+        let database = common::database_with_roles(&server).await;
+        let admin = server.connect(&database).await;
+        Setup::start_with(Some(Pg { server, database, admin })).await
+    }
+
+    async fn start_with(pg: Option<Pg>) -> Setup {
         let broker = TestBroker::start();
         let redis = TestRedis::start();
         let mut registry = ServiceHandle::start("schema-registry", &[("SLUICE_BROKERS", broker.bootstrap())]).await;
         registry.wait_ready().await;
         let producer = sluice_kafka::producer(&broker.bootstrap(), "idempotency-test").expect("producer");
-        Setup { broker, redis, registry, producer }
+        Setup { broker, redis, pg, registry, producer }
+    }
+
+    fn stores(&self) -> Vec<Store> {
+        let mut stores = vec![Store::Redis];
+        stores.extend(self.pg.as_ref().map(|_| Store::Postgres));
+        stores
+    }
+
+    fn pg(&self) -> &Pg {
+        self.pg.as_ref().expect("this setup has no PostgreSQL")
     }
 
     async fn topics(&self) -> Topics {
@@ -142,51 +202,151 @@ impl Setup {
         }
     }
 
-    async fn projector(&self, topics: &Topics, projection: &str) -> ServiceHandle {
-        let mut p = ServiceHandle::start(
-            "projector-redis",
-            &[
-                ("SLUICE_REDIS_URL", self.redis.url()),
-                ("SLUICE_BROKERS", self.broker.bootstrap()),
-                ("SLUICE_REGISTRY_URL", self.registry.base_url()),
-                ("SLUICE_TOPIC_PREFIX", topics.prefix.clone()),
-                ("SLUICE_AGGREGATES", "article,author".into()),
-                ("SLUICE_PROJECTION", projection.to_string()),
-                ("SLUICE_SCHEMAS_DIR", common::schemas_dir()),
-            ],
-        )
-        .await;
-        p.wait_ready().await;
-        p
+    /// A ready projector of both topics into `store`, under `projection`,
+    /// reading batches of `batch_size` records at most (None: the default).
+    async fn projector(&self, store: Store, topics: &Topics, projection: &str, batch_size: Option<usize>) -> Projector {
+        let more: Vec<(&str, String)> = batch_size.map(|n| ("SLUICE_BATCH_SIZE", n.to_string())).into_iter().collect();
+        let service = match store {
+            Store::Redis => {
+                let mut env = vec![
+                    ("SLUICE_REDIS_URL", self.redis.url()),
+                    ("SLUICE_BROKERS", self.broker.bootstrap()),
+                    ("SLUICE_REGISTRY_URL", self.registry.base_url()),
+                    ("SLUICE_TOPIC_PREFIX", topics.prefix.clone()),
+                    ("SLUICE_AGGREGATES", "article,author".into()),
+                    ("SLUICE_PROJECTION", projection.to_string()),
+                    ("SLUICE_SCHEMAS_DIR", common::schemas_dir()),
+                ];
+                env.extend(more);
+                let mut p = ServiceHandle::start("projector-redis", &env).await;
+                p.wait_ready().await;
+                p
+            }
+            Store::Postgres => {
+                let pg = self.pg();
+                let url = common::projector_pg_url(&pg.server, &pg.database);
+                let (registry, schema) = (self.registry.base_url(), schema(projection));
+                common::projector_postgres_with(
+                    &self.broker,
+                    &url,
+                    &registry,
+                    &topics.prefix,
+                    projection,
+                    &schema,
+                    &more,
+                )
+                .await
+            }
+        };
+        Projector { store, service }
     }
 
-    /// Waits until the projection's stored positions reach the end of every
-    /// partition of both topics; on time-out, fails with the projector's log.
-    async fn wait_caught_up(&self, topics: &Topics, projection: &str, projector: &ServiceHandle) {
+    /// One projector per store of the setup, under `projection` (its
+    /// PostgreSQL schema created first, if need be).
+    async fn projectors(&self, topics: &Topics, projection: &str, batch_size: Option<usize>) -> Vec<Projector> {
+        let mut projectors = Vec::new();
+        for store in self.stores() {
+            if store == Store::Postgres {
+                common::create_read_schema(&self.pg().admin, &schema(projection)).await;
+            }
+            projectors.push(self.projector(store, topics, projection, batch_size).await);
+        }
+        projectors
+    }
+
+    async fn stored_positions(
+        &self,
+        store: Store,
+        projection: &str,
+        topic: &str,
+    ) -> anyhow::Result<HashMap<i32, Position>> {
+        match store {
+            Store::Redis => {
+                let mut conn = self.redis.connection().await;
+                sluice_store_redis::stored_positions(&mut conn, projection, topic).await
+            }
+            Store::Postgres => {
+                let schema = SchemaName::parse(&schema(projection)).expect("schema name");
+                sluice_store_postgres::stored_positions(&self.pg().admin, &schema, projection, topic).await
+            }
+        }
+    }
+
+    /// Waits until the stored positions of every projector reach the end of
+    /// every partition of both topics; on time-out, fails with the log of a
+    /// projector behind.
+    async fn wait_caught_up(&self, topics: &Topics, projection: &str, projectors: &[Projector]) {
         let metadata = Arc::new(sluice_kafka::metadata_client(&self.broker.bootstrap()).expect("metadata"));
         let start = tokio::time::Instant::now();
-        let mut lags = Vec::new();
-        while start.elapsed() < WAIT {
-            lags.clear();
-            let mut conn = self.redis.connection().await;
+        for projector in projectors {
+            let mut lags = Vec::new();
+            loop {
+                lags.clear();
+                for aggregate in ["article", "author"] {
+                    let topic = format!("{}.{aggregate}.state", topics.prefix);
+                    let lag = match self.stored_positions(projector.store, projection, &topic).await {
+                        Ok(p) => sluice_projection::lag::projection_lag(metadata.clone(), &p, &topic).await,
+                        Err(e) => Err(e),
+                    };
+                    lags.push(format!("{lag:?}"));
+                    if lag.is_ok_and(|l| l.iter().all(|p| p.messages == 0)) {
+                        lags.pop();
+                    }
+                }
+                if lags.is_empty() {
+                    break;
+                }
+                if start.elapsed() > WAIT {
+                    panic!(
+                        "{projection} in {:?} did not reach the end of its topics: {lags:?}\n{}",
+                        projector.store,
+                        projector.service.log_tail()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+
+    /// Sets every stored position of `projection` back to `offset`, in
+    /// every store (its projectors stopped).
+    async fn set_positions_back(&self, topics: &Topics, projection: &str, offset: i64) {
+        for store in self.stores() {
             for aggregate in ["article", "author"] {
                 let topic = format!("{}.{aggregate}.state", topics.prefix);
-                let positions = sluice_store_redis::stored_positions(&mut conn, projection, &topic).await;
-                let lag = match positions {
-                    Ok(p) => sluice_projection::lag::projection_lag(metadata.clone(), &p, &topic).await,
-                    Err(e) => Err(e),
-                };
-                lags.push(format!("{lag:?}"));
-                if lag.is_ok_and(|l| l.iter().all(|p| p.messages == 0)) {
-                    lags.pop();
+                match store {
+                    Store::Redis => {
+                        let mut conn = self.redis.connection().await;
+                        let key = sluice_store_redis::keys::positions(projection, &topic);
+                        for partition in 0..PARTITIONS {
+                            let _: () = redis::cmd("HSET")
+                                .arg(&key)
+                                .arg(partition)
+                                .arg(format!("{offset}:0"))
+                                .query_async(&mut conn)
+                                .await
+                                .expect("HSET");
+                        }
+                    }
+                    Store::Postgres => {
+                        let positions = SchemaName::parse(&schema(projection)).expect("schema").table("positions");
+                        let update =
+                            format!("update {positions} set next_offset = $1 where projection = $2 and topic = $3");
+                        let n =
+                            self.pg().admin.execute(&update, &[&offset, &projection, &topic]).await.expect("update");
+                        assert_eq!(n, PARTITIONS as u64, "a position per partition of {topic}");
+                    }
                 }
             }
-            if lags.is_empty() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        panic!("{projection} did not reach the end of its topics: {lags:?}\n{}", projector.log_tail());
+    }
+
+    /// The read model of `projection` in `store`, sorted.
+    async fn read_model(&self, store: Store, projection: &str) -> Vec<String> {
+        match store {
+            Store::Redis => self.dump(projection).await,
+            Store::Postgres => common::read_tables(&self.pg().admin, &schema(projection)).await,
+        }
     }
 
     /// Every key of the projection (but its positions and marker) with its
@@ -241,7 +401,7 @@ impl Setup {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicates_replays_and_older_positions_leave_the_same_read_model_as_a_clean_run() {
-    let s = Setup::start().await;
+    let s = Setup::with_postgres().await;
     let history = history();
     let erased = history.iter().filter(|r| r.doc.is_none()).count();
     assert!(erased > 3 && history.len() > 200, "the history exercises erasures ({erased}) at size {}", history.len());
@@ -249,8 +409,8 @@ async fn duplicates_replays_and_older_positions_leave_the_same_read_model_as_a_c
     // Clean: every record once, authors before articles.
     let clean = s.topics().await;
     s.produce(&clean, &history).await;
-    let clean_projector = s.projector(&clean, "clean").await;
-    s.wait_caught_up(&clean, "clean", &clean_projector).await;
+    let clean_projectors = s.projectors(&clean, "clean", None).await;
+    s.wait_caught_up(&clean, "clean", &clean_projectors).await;
 
     // Rough: articles before authors, every record twice in a row...
     let rough = s.topics().await;
@@ -259,38 +419,50 @@ async fn duplicates_replays_and_older_positions_leave_the_same_read_model_as_a_c
     let twice = |records: &[Record]| records.iter().flat_map(|r| [r.clone(), r.clone()]).collect::<Vec<_>>();
     s.produce(&rough, &twice(&articles)).await;
     s.produce(&rough, &twice(&authors)).await;
-    let mut rough_projector = s.projector(&rough, "rough").await;
-    s.wait_caught_up(&rough, "rough", &rough_projector).await;
+    let rough_projectors = s.projectors(&rough, "rough", ROUGH_BATCH).await;
+    s.wait_caught_up(&rough, "rough", &rough_projectors).await;
     // ...then every partition replayed from offset 0 after its end...
     s.produce(&rough, &history).await;
+    s.wait_caught_up(&rough, "rough", &rough_projectors).await;
     // ...and each key's first version once more, after its newest (or its
-    // erasure): a late retry of another producer...
+    // erasure): a late retry of another producer, read in other batches than
+    // the newest (within a batch, the newest change of a key wins anyway)...
     let mut seen = std::collections::BTreeSet::new();
     let firsts: Vec<Record> =
         history.iter().filter(|r| r.doc.is_some() && seen.insert(r.key.clone())).cloned().collect();
     s.produce(&rough, &firsts).await;
-    s.wait_caught_up(&rough, "rough", &rough_projector).await;
-    // ...then the projector restarted from older stored positions (stopped
-    // cleanly: it leaves the group, so the next one is given its partitions).
-    assert!(rough_projector.terminate().success());
-    let mut conn = s.redis.connection().await;
-    for aggregate in ["article", "author"] {
-        let key = sluice_store_redis::keys::positions("rough", &format!("{}.{aggregate}.state", rough.prefix));
-        for partition in 0..PARTITIONS {
-            let _: () =
-                redis::cmd("HSET").arg(&key).arg(partition).arg("3:0").query_async(&mut conn).await.expect("HSET");
-        }
+    s.wait_caught_up(&rough, "rough", &rough_projectors).await;
+    // ...then the projectors restarted from older stored positions (stopped
+    // cleanly: they leave their groups, so the next ones are given the
+    // partitions).
+    for mut p in rough_projectors {
+        assert!(p.service.terminate().success(), "{:?} projector stopped: {}", p.store, p.service.log_tail());
     }
-    let rough_projector = s.projector(&rough, "rough").await;
-    s.wait_caught_up(&rough, "rough", &rough_projector).await;
+    s.set_positions_back(&rough, "rough", 3).await;
+    let rough_projectors = s.projectors(&rough, "rough", ROUGH_BATCH).await;
+    s.wait_caught_up(&rough, "rough", &rough_projectors).await;
 
-    let (clean_dump, rough_dump) = (s.dump("clean").await, s.dump("rough").await);
-    assert!(clean_dump.len() > 100, "the clean read model has {} keys", clean_dump.len());
-    assert!(clean_dump.iter().any(|l| l.contains("view:articles:published:tag:")), "views were built");
-    assert!(clean_dump.iter().any(|l| l.contains("\"erased\"")), "erasures were applied");
-    let differ: Vec<(&String, &String)> = clean_dump.iter().zip(&rough_dump).filter(|(a, b)| a != b).take(5).collect();
-    assert_eq!(clean_dump.len(), rough_dump.len(), "different key counts; first differences: {differ:?}");
-    assert!(differ.is_empty(), "the read models differ: {differ:?}");
+    for store in s.stores() {
+        let (clean_model, rough_model) = (s.read_model(store, "clean").await, s.read_model(store, "rough").await);
+        match store {
+            Store::Redis => {
+                assert!(clean_model.len() > 100, "the clean read model has {} keys", clean_model.len());
+                assert!(clean_model.iter().any(|l| l.contains("view:articles:published:tag:")), "views were built");
+                assert!(clean_model.iter().any(|l| l.contains("\"erased\"")), "erasures were applied");
+            }
+            Store::Postgres => {
+                let rows = |table: &str| clean_model.iter().filter(|l| l.starts_with(&format!("{table} "))).count();
+                assert!(rows("articles") > 40 && rows("authors") == 6, "the clean read tables: {clean_model:?}");
+                assert!(rows("erased") > 3, "erasures were applied");
+                let named = clean_model.iter().any(|l| l.starts_with("articles ") && l.contains(",\"Author "));
+                assert!(named, "articles carry their author's name");
+            }
+        }
+        let differ: Vec<(&String, &String)> =
+            clean_model.iter().zip(&rough_model).filter(|(a, b)| a != b).take(5).collect();
+        assert_eq!(clean_model.len(), rough_model.len(), "{store:?}: different sizes; first differences: {differ:?}");
+        assert!(differ.is_empty(), "the read models in {store:?} differ: {differ:?}");
+    }
 }
 
 /// `sluice projection bootstrap` builds a new projection from the same
@@ -302,7 +474,7 @@ async fn a_projection_bootstrapped_by_the_cli_equals_the_projectors_and_a_servic
     let history = history();
     let topics = s.topics().await;
     s.produce(&topics, &history).await;
-    let projector = s.projector(&topics, "served").await;
+    let projector = s.projectors(&topics, "served", None).await;
     s.wait_caught_up(&topics, "served", &projector).await;
 
     let out = std::process::Command::new(sluice_testkit::service_binary("sluice"))
@@ -325,7 +497,7 @@ async fn a_projection_bootstrapped_by_the_cli_equals_the_projectors_and_a_servic
     assert_eq!(s.dump("boot").await, s.dump("served").await);
 
     // A service under the new name goes on from where the bootstrap stopped.
-    let service = s.projector(&topics, "boot").await;
+    let service = s.projectors(&topics, "boot", None).await;
     let later = Record {
         aggregate: "author",
         key: "author-0".into(),

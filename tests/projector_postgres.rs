@@ -70,9 +70,8 @@ impl Stack {
     async fn start() -> Stack {
         let pg = TestPostgres::start();
         let broker = TestBroker::start();
-        let db = pg.create_database().await;
-        let db_name = db.rsplit('/').next().expect("database name").to_string();
-        common::apply_roles(&pg, &db_name).await;
+        let db_name = common::database_with_roles(&pg).await;
+        let db = pg.url(&db_name);
         let admin = pg.connect(&db_name).await;
         let prefix = random_name("pgread");
         let mut registry = ServiceHandle::start("schema-registry", &[("SLUICE_BROKERS", broker.bootstrap())]).await;

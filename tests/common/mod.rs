@@ -106,6 +106,68 @@ pub async fn apply_roles(pg: &TestPostgres, database: &str) {
     pg.connect(database).await.batch_execute(&roles).await.expect("roles.sql");
 }
 
+/// A new database of `pg` with `deploy/sql/roles.sql` applied; its name.
+pub async fn database_with_roles(pg: &TestPostgres) -> String {
+    let url = pg.create_database().await;
+    let name = url.rsplit('/').next().expect("database name").to_string();
+    apply_roles(pg, &name).await;
+    name
+}
+
+/// Creates `schema` for a PostgreSQL read model, if missing, as the
+/// administrator does (`roles.sql` for `cms_read`): owned by the projector's
+/// role, which cannot create schemas itself.
+pub async fn create_read_schema(admin: &tokio_postgres::Client, schema: &str) {
+    admin
+        .batch_execute(&format!("create schema if not exists \"{schema}\" authorization sluice_projector_pg"))
+        .await
+        .unwrap_or_else(|e| panic!("create schema {schema}: {e}"));
+}
+
+/// The data tables of a PostgreSQL read model (not `positions` nor `projections`).
+const READ_TABLES: [&str; 4] = ["articles", "authors", "documents", "erased"];
+
+/// Columns that differ between two projections of the same records: when
+/// the row was written, not what it says. (`erased.erased_at` is `now()`.)
+const WRITE_TIME_COLUMNS: [&str; 1] = ["erased.erased_at"];
+
+/// Every row of every data table of the read model in `schema`, as
+/// `<table> <row as text>`, sorted by bytes within each table; columns of
+/// [`WRITE_TIME_COLUMNS`] left out. Fails when the schema has a table this
+/// does not know of, so that a new one is not left out of comparisons.
+pub async fn read_tables(admin: &tokio_postgres::Client, schema: &str) -> Vec<String> {
+    let tables: Vec<String> = admin
+        .query("select table_name::text from information_schema.tables where table_schema = $1 order by 1", &[&schema])
+        .await
+        .expect("list the read tables")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut known: Vec<&str> = READ_TABLES.iter().copied().chain(["positions", "projections"]).collect();
+    known.sort();
+    assert_eq!(tables, known, "the tables of {schema}");
+    let mut lines = Vec::new();
+    for table in READ_TABLES {
+        let columns: String = admin
+            .query_one(
+                "select string_agg(format('t.%I', column_name), ', ' order by ordinal_position)
+                   from information_schema.columns
+                  where table_schema = $1 and table_name = $2 and not (table_name || '.' || column_name = any($3))",
+                &[&schema, &table, &WRITE_TIME_COLUMNS.as_slice()],
+            )
+            .await
+            .expect("the columns of a read table")
+            .get(0);
+        let query = format!("select row({columns})::text from \"{schema}\".{table} t");
+        let rows = admin.query(&query, &[]).await.unwrap_or_else(|e| panic!("{query}: {e:?}"));
+        let mut table_lines: Vec<String> = rows.iter().map(|r| format!("{table} {}", r.get::<_, String>(0))).collect();
+        // In Rust: by bytes, whatever the database's collation.
+        table_lines.sort();
+        lines.extend(table_lines);
+    }
+    lines
+}
+
 /// The URL of `database` for the PostgreSQL projector's role of `roles.sql`.
 pub fn projector_pg_url(pg: &TestPostgres, database: &str) -> String {
     format!("postgres://sluice_projector_pg@127.0.0.1:{}/{database}", pg.port)
@@ -121,19 +183,30 @@ pub async fn projector_postgres(
     projection: &str,
     schema: &str,
 ) -> ServiceHandle {
-    let mut p = ServiceHandle::start(
-        "projector-postgres",
-        &[
-            ("SLUICE_DATABASE_URL", database_url.to_string()),
-            ("SLUICE_PG_SCHEMA", schema.to_string()),
-            ("SLUICE_BROKERS", broker.bootstrap()),
-            ("SLUICE_REGISTRY_URL", registry.to_string()),
-            ("SLUICE_TOPIC_PREFIX", prefix.to_string()),
-            ("SLUICE_PROJECTION", projection.to_string()),
-            ("SLUICE_SCHEMAS_DIR", schemas_dir()),
-        ],
-    )
-    .await;
+    projector_postgres_with(broker, database_url, registry, prefix, projection, schema, &[]).await
+}
+
+/// [`projector_postgres`] with more variables (`SLUICE_BATCH_SIZE`, ...).
+pub async fn projector_postgres_with(
+    broker: &TestBroker,
+    database_url: &str,
+    registry: &str,
+    prefix: &str,
+    projection: &str,
+    schema: &str,
+    more: &[(&str, String)],
+) -> ServiceHandle {
+    let mut env = vec![
+        ("SLUICE_DATABASE_URL", database_url.to_string()),
+        ("SLUICE_PG_SCHEMA", schema.to_string()),
+        ("SLUICE_BROKERS", broker.bootstrap()),
+        ("SLUICE_REGISTRY_URL", registry.to_string()),
+        ("SLUICE_TOPIC_PREFIX", prefix.to_string()),
+        ("SLUICE_PROJECTION", projection.to_string()),
+        ("SLUICE_SCHEMAS_DIR", schemas_dir()),
+    ];
+    env.extend(more.iter().cloned());
+    let mut p = ServiceHandle::start("projector-postgres", &env).await;
     p.wait_ready().await;
     p
 }

@@ -18,7 +18,7 @@ use sluice_kafka::rdkafka::producer::{FutureProducer, FutureRecord};
 use sluice_kafka::{CleanupPolicy, TopicSpec};
 use sluice_projection::Position;
 use sluice_store_postgres::SchemaName;
-use sluice_testkit::{ServiceHandle, TestBroker, TestPostgres, TestRedis, random_name};
+use sluice_testkit::{Dice, ServiceHandle, TestBroker, TestPostgres, TestRedis, random_name};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,19 +40,9 @@ struct Record {
     doc: Option<Value>,
 }
 
-/// A deterministic pseudo-random sequence (no seed to chase on failure).
-struct Dice(u64);
-
-impl Dice {
-    fn roll(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-}
-
 /// Authors first in time, then articles; per key, versions ascend.
 fn history() -> Vec<Record> {
-    let mut dice = Dice(7);
+    let mut dice = Dice::new(7);
     let mut records = Vec::new();
     for a in 0..6 {
         let id = format!("author-{a}");

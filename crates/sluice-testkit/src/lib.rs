@@ -5,6 +5,7 @@
 //! message that names it and `make setup`; nothing is skipped.
 
 mod broker;
+mod dice;
 mod names;
 mod pg;
 mod process;
@@ -12,6 +13,7 @@ mod redis_server;
 mod service;
 
 pub use broker::TestBroker;
+pub use dice::Dice;
 pub use names::random_name;
 pub use pg::TestPostgres;
 pub use redis_server::{RedisSnapshot, TestRedis};

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use sluice_kafka::rdkafka::producer::{FutureProducer, FutureRecord};
 use sluice_kafka::{CleanupPolicy, TopicSpec};
 use sluice_store_postgres::SchemaName;
-use sluice_testkit::{ServiceHandle, TestBroker, TestPostgres, random_name};
+use sluice_testkit::{Dice, ServiceHandle, TestBroker, TestPostgres, random_name};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,20 +25,10 @@ struct Record {
     doc: Option<Value>,
 }
 
-/// A deterministic pseudo-random sequence.
-struct Dice(u64);
-
-impl Dice {
-    fn roll(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-}
-
 /// Articles drafted, tagged, published, unpublished, archived; per article,
 /// versions ascend.
 fn history() -> Vec<Record> {
-    let mut dice = Dice(11);
+    let mut dice = Dice::new(11);
     let statuses = ["DRAFT", "SCHEDULED", "PUBLISHED", "PUBLISHED", "ARCHIVED"];
     let tags = ["rust", "cqrs", "kafka", "pg", "avro"];
     let mut records = Vec::new();

@@ -285,8 +285,8 @@ async fn a_store_emptied_behind_a_marker_that_is_still_there_is_rebuilt() {
         .cmd("FLUSHALL")
         .ignore()
         .cmd("SET")
-        .arg("sluice:{em}:initialized")
-        .arg(1)
+        .arg(sluice_store_redis::keys::marker("em"))
+        .arg(sluice_store_redis::KEY_FORMAT)
         .ignore()
         .query_async(&mut conn)
         .await

@@ -11,6 +11,11 @@ use std::time::Duration;
 
 pub mod keys;
 
+/// The format of a projection's keys, held by its marker: `2` since the CMS
+/// views. A projection whose marker says otherwise is refused at the start
+/// of a session (bootstrap it again under a new name).
+pub const KEY_FORMAT: &str = "2";
+
 /// Sets the marker and reads the positions of every topic, atomically.
 /// KEYS[1]: the marker; KEYS[2..]: the positions hash of each topic.
 const START_SESSION: &str = include_str!("start_session.lua");
@@ -95,6 +100,7 @@ impl ProjectionStore for RedisStore {
         for topic in topics {
             invocation.key(keys::positions(&self.projection, topic));
         }
+        invocation.arg(KEY_FORMAT);
         let mut conn = self.conn.clone();
         let raw: Vec<Vec<String>> = invocation.invoke_async(&mut conn).await.context("start a session on Redis")?;
         anyhow::ensure!(raw.len() == topics.len(), "start_session answered {} topics for {}", raw.len(), topics.len());

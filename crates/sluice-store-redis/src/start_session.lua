@@ -1,10 +1,10 @@
 -- Sets the marker and reads the positions of every topic, atomically.
 -- KEYS[1]: the marker; KEYS[2..]: the positions hash of each topic.
--- The marker's value is the format of the projection's keys: '2' since the
--- CMS views. A projection built in an older format has documents but no
+-- ARGV[1]: the format of the projection's keys (KEY_FORMAT in lib.rs, '2'
+-- since the CMS views), which the marker holds. A projection built in an older format has documents but no
 -- views, and updating them would unindex what was never indexed: it is
 -- refused, to be bootstrapped again under a new name.
-local format = '2'
+local format = ARGV[1]
 local marker = redis.call('GET', KEYS[1])
 if marker and marker ~= format then
   return redis.error_reply('projection built in key format ' .. marker .. ', this projector writes format ' ..

@@ -65,8 +65,8 @@ async fn a_store_emptied_between_reading_positions_and_setting_the_marker_refuse
     let mut conn = redis.connection().await;
     let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await.expect("flushall");
     let _: () = redis::cmd("SET")
-        .arg(format!("sluice:{{{projection}}}:initialized"))
-        .arg(1)
+        .arg(sluice_store_redis::keys::marker(&projection))
+        .arg(sluice_store_redis::KEY_FORMAT)
         .query_async(&mut conn)
         .await
         .expect("mark");

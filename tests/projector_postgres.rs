@@ -297,4 +297,18 @@ async fn the_read_tables_follow_the_commands_through_crashes_and_equal_the_sourc
     let live: i64 = stack.admin.query_one("select count(*) from cms.articles", &[]).await.expect("count").get(0);
     assert_eq!(found, live, "every article's title mentions concurrency");
     assert!(live > 0);
+
+    // `sluice lag` reads the PostgreSQL read model's positions: all applied.
+    let out = std::process::Command::new(sluice_testkit::service_binary("sluice"))
+        .args(["lag", "--store", "postgres", "--database-url", &stack.pg.url(&stack.db_name)])
+        .args(["--pg-schema", SCHEMA, "--projection", "cms", "--topic-prefix", &stack.prefix])
+        .args(["--brokers", &stack.broker.bootstrap()])
+        .output()
+        .expect("run sluice lag");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains(&format!("{}.article.state", stack.prefix)) && stdout.contains("total lag: 0 messages"),
+        "{stdout}"
+    );
 }

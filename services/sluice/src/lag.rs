@@ -7,8 +7,17 @@ use std::sync::Arc;
 pub struct LagArgs {
     #[arg(long, env = "SLUICE_BROKERS", default_value = crate::dev::DEFAULT_BROKERS)]
     pub brokers: String,
-    #[arg(long, env = "SLUICE_REDIS_URL", default_value = crate::dev::DEFAULT_REDIS_URL)]
+    /// Which read model's stored positions to read.
+    #[arg(long, value_enum, default_value = "redis")]
+    pub store: crate::projection::Store,
+    #[arg(long, env = "SLUICE_REDIS_URL", hide_env_values = true, default_value = crate::dev::DEFAULT_REDIS_URL)]
     pub redis_url: String,
+    /// With --store postgres (a secret: never printed).
+    #[arg(long, env = "SLUICE_DATABASE_URL", hide_env_values = true, default_value = crate::dev::DEV_DATABASE_URL)]
+    pub database_url: String,
+    /// With --store postgres: the read model's schema.
+    #[arg(long, default_value = sluice_store_postgres::DEFAULT_SCHEMA)]
+    pub pg_schema: String,
     #[arg(long, default_value = "cms")]
     pub projection: String,
     #[arg(long, default_value = "sluice")]
@@ -24,11 +33,26 @@ pub async fn run(args: LagArgs) -> anyhow::Result<()> {
 }
 
 pub async fn measure(args: &LagArgs) -> anyhow::Result<Vec<PartitionLag>> {
-    let client = redis::Client::open(args.redis_url.as_str()).context("redis url")?;
-    let mut conn = client.get_multiplexed_async_connection().await.context("connect to Redis")?;
     let consumer = Arc::new(sluice_kafka::metadata_client(&args.brokers)?);
     let topic = state_topic(&args.topic_prefix, &args.aggregate);
-    let positions = sluice_store_redis::stored_positions(&mut conn, &args.projection, &topic).await?;
+    let positions = match args.store {
+        crate::projection::Store::Redis => {
+            let client = redis::Client::open(args.redis_url.as_str()).context("redis url")?;
+            let mut conn = client.get_multiplexed_async_connection().await.context("connect to Redis")?;
+            sluice_store_redis::stored_positions(&mut conn, &args.projection, &topic).await?
+        }
+        crate::projection::Store::Postgres => {
+            let schema = sluice_store_postgres::SchemaName::parse(&args.pg_schema).map_err(anyhow::Error::msg)?;
+            // The URL is a secret: the connection error is reported without it.
+            let (client, connection) = tokio_postgres::connect(&args.database_url, tokio_postgres::NoTls)
+                .await
+                .map_err(|e| anyhow::anyhow!("connect to the read model's database: {e}"))?;
+            let connection = tokio::spawn(connection);
+            let positions = sluice_store_postgres::stored_positions(&client, &schema, &args.projection, &topic).await;
+            connection.abort();
+            positions?
+        }
+    };
     projection_lag(consumer, &positions, &topic).await
 }
 

@@ -3,10 +3,9 @@
 //! least-privilege role of `deploy/sql/roles.sql`.
 
 use serde_json::{Value, json};
-use sluice_store::{ApplyOutcome, Batch, Change, Position, ProjectionStore};
+use sluice_store::{ApplyOutcome, Batch, Change, ProjectionStore, testing};
 use sluice_store_postgres::PostgresStore;
 use sluice_testkit::{TestPostgres, random_name, wait_until};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -123,25 +122,14 @@ fn author(id: &str, version: i64, name: &str) -> Change {
     }
 }
 
-fn erasure(aggregate_type: &str, id: &str, version: i64) -> Change {
-    Change { aggregate_type: aggregate_type.into(), aggregate_id: id.into(), version, document: None }
-}
-
 /// A batch on TOPIC's partitions 0 and 1: `expected` next offsets, changes,
 /// and the new next offset of partition 0.
 fn batch(expected: [Option<i64>; 2], changes: Vec<Change>, next: i64) -> Batch {
-    Batch {
-        expected: BTreeMap::from([(TOPIC.to_string(), BTreeMap::from([(0, expected[0]), (1, expected[1])]))]),
-        changes: BTreeMap::from([(TOPIC.to_string(), changes)]),
-        positions: BTreeMap::from([(
-            TOPIC.to_string(),
-            vec![Position { partition: 0, next_offset: next, applied_at_ms: 1_700_000_000_000 }],
-        )]),
-    }
+    testing::two_partition_batch(TOPIC, expected, changes, next, 1_700_000_000_000)
 }
 
 fn applied(n: usize) -> ApplyOutcome {
-    ApplyOutcome::Applied { changed: BTreeMap::from([(TOPIC.to_string(), n)]) }
+    testing::applied(TOPIC, n)
 }
 
 /// Applies `changes` as the next batch on TOPIC's partition 0, whose position
@@ -309,9 +297,9 @@ async fn several_versions_of_a_key_in_one_batch_keep_the_highest() {
     assert_eq!(a.get::<_, Vec<String>>("tags"), ["rust", "v5"]);
 
     // An erasure and a late snapshot of the same key in one batch, in either order.
-    assert_eq!(step(&store, &mut next, vec![erasure("article", "a", 6), upsert("a", 5)]).await, applied(1));
+    assert_eq!(step(&store, &mut next, vec![Change::erasure("article", "a", 6), upsert("a", 5)]).await, applied(1));
     assert_eq!(db.version("articles", "a").await, None);
-    assert_eq!(step(&store, &mut next, vec![upsert("b", 1), erasure("article", "b", 2)]).await, applied(2));
+    assert_eq!(step(&store, &mut next, vec![upsert("b", 1), Change::erasure("article", "b", 2)]).await, applied(2));
     assert_eq!((db.version("articles", "b").await, db.erased_at("article", "b").await), (None, Some(2)));
 }
 
@@ -325,14 +313,14 @@ async fn an_erased_aggregate_is_gone_everywhere_and_a_late_older_record_does_not
     assert_eq!(db.counts("w").await, [0, 0, 1, 0]);
 
     // The article is erased: gone from its table and from its author's counts.
-    assert_eq!(step(&store, &mut next, vec![erasure("article", "a", 4)]).await, applied(1));
+    assert_eq!(step(&store, &mut next, vec![Change::erasure("article", "a", 4)]).await, applied(1));
     assert_eq!(db.version("articles", "a").await, None);
     assert_eq!(db.erased_at("article", "a").await, Some(4));
     assert_eq!(db.counts("w").await, [0, 0, 0, 0]);
     // Late, older records (a replay, another partition's lag) change nothing.
     let late = vec![article("a", 3, Some("w"), "PUBLISHED"), article("a", 4, Some("w"), "DRAFT")];
     assert_eq!(step(&store, &mut next, late).await, applied(0));
-    assert_eq!(step(&store, &mut next, vec![erasure("article", "a", 4)]).await, applied(0));
+    assert_eq!(step(&store, &mut next, vec![Change::erasure("article", "a", 4)]).await, applied(0));
     assert_eq!(db.version("articles", "a").await, None);
     assert_eq!(db.counts("w").await, [0, 0, 0, 0]);
     // A newer version (the id used again after the erasure) is a new article.
@@ -341,12 +329,16 @@ async fn an_erased_aggregate_is_gone_everywhere_and_a_late_older_record_does_not
 
     // An erased author leaves no copy of its name on its articles.
     assert_eq!(db.author_name("a").await.as_deref(), Some("Wendy"));
-    assert_eq!(step(&store, &mut next, vec![erasure("author", "w", 2), author("w", 1, "Wendy")]).await, applied(1));
+    assert_eq!(
+        step(&store, &mut next, vec![Change::erasure("author", "w", 2), author("w", 1, "Wendy")]).await,
+        applied(1)
+    );
     assert_eq!(db.version("authors", "w").await, None);
     assert_eq!(db.author_name("a").await, None);
 
     // An erasure without a version (no header) is final; one for a key never seen is remembered too.
-    let changes = vec![erasure("article", "x", i64::MAX), erasure("article", "never", 3), upsert("never", 2)];
+    let changes =
+        vec![Change::erasure("article", "x", i64::MAX), Change::erasure("article", "never", 3), upsert("never", 2)];
     assert_eq!(step(&store, &mut next, changes).await, applied(2));
     assert_eq!(step(&store, &mut next, vec![upsert("x", 1_000_000), upsert("never", 3)]).await, applied(0));
     assert_eq!((db.version("articles", "x").await, db.version("articles", "never").await), (None, None));
@@ -447,7 +439,7 @@ async fn other_aggregate_types_are_kept_as_documents_with_the_same_guard() {
         .expect("document")
         .get(0);
     assert_eq!(doc["label"], "Rust v2");
-    assert_eq!(step(&store, &mut next, vec![erasure("tag", "rust", 3), tag(2)]).await, applied(1));
+    assert_eq!(step(&store, &mut next, vec![Change::erasure("tag", "rust", 3), tag(2)]).await, applied(1));
     let left: i64 = db.admin.query_one("select count(*) from cms_read.documents", &[]).await.expect("count").get(0);
     assert_eq!((left, db.erased_at("tag", "rust").await), (0, Some(3)));
 }
@@ -661,7 +653,7 @@ fn history(rng: &mut Lcg) -> Vec<Change> {
             records.push(author(&format!("w{a}"), v, &format!("Author {a} v{v}")));
         }
         if rng.below(4) == 0 {
-            records.push(erasure("author", &format!("w{a}"), versions + 1));
+            records.push(Change::erasure("author", &format!("w{a}"), versions + 1));
         }
     }
     let statuses = ["DRAFT", "SCHEDULED", "PUBLISHED", "ARCHIVED"];
@@ -672,7 +664,7 @@ fn history(rng: &mut Lcg) -> Vec<Change> {
             records.push(article(&format!("x{x}"), v, writer.as_deref(), statuses[rng.below(4)]));
         }
         if rng.below(5) == 0 {
-            records.push(erasure("article", &format!("x{x}"), versions + 1));
+            records.push(Change::erasure("article", &format!("x{x}"), versions + 1));
         }
     }
     records

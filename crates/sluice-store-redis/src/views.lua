@@ -40,6 +40,15 @@ local function score(article)
   return '0'
 end
 
+-- Sets a hash field, or deletes it when there is no value.
+local function set_or_delete(key, field, value)
+  if value then
+    redis.call('HSET', key, field, value)
+  else
+    redis.call('HDEL', key, field)
+  end
+end
+
 -- The article's tags that are strings.
 local function tags(article)
   local out = {}
@@ -98,11 +107,7 @@ local function index_article(prefix, id, key, a)
     end
     name = redis.call('HGET', prefix .. 'author:' .. author, 'name')
   end
-  if name then
-    redis.call('HSET', key, 'author_name', name)
-  else
-    redis.call('HDEL', key, 'author_name')
-  end
+  set_or_delete(key, 'author_name', name)
 end
 
 -- Every article of the author shows its current name (nil: none).
@@ -110,11 +115,7 @@ local function fan_out_author(prefix, id, name)
   for _, article in ipairs(redis.call('SMEMBERS', prefix .. 'view:author:' .. id .. ':articles')) do
     local key = prefix .. 'article:' .. article
     if redis.call('HEXISTS', key, 'doc') == 1 then
-      if name then
-        redis.call('HSET', key, 'author_name', name)
-      else
-        redis.call('HDEL', key, 'author_name')
-      end
+      set_or_delete(key, 'author_name', name)
     end
   end
 end
@@ -137,11 +138,7 @@ local function on_change(prefix, agg, id, key, before, after)
     if after then
       name = text(after.name)
     end
-    if name then
-      redis.call('HSET', key, 'name', name)
-    else
-      redis.call('HDEL', key, 'name')
-    end
+    set_or_delete(key, 'name', name)
     if (before and text(before.name)) ~= name then
       fan_out_author(prefix, id, name)
     end

@@ -2,10 +2,9 @@
 //! redis-server.
 
 use serde_json::json;
-use sluice_store::{ApplyOutcome, Batch, Change, Position, ProjectionStore};
+use sluice_store::{ApplyOutcome, Batch, Change, ProjectionStore, testing};
 use sluice_store_redis::RedisStore;
 use sluice_testkit::{TestRedis, random_name};
-use std::collections::BTreeMap;
 
 const TOPIC: &str = "t.article.state";
 
@@ -18,21 +17,14 @@ fn upsert(id: &str, version: i64) -> Change {
     }
 }
 
-/// A batch on TOPIC's partitions 0 and 1: `expected` next offsets, upserts,
+/// A batch on TOPIC's partitions 0 and 1: `expected` next offsets, changes,
 /// and the new next offset of partition 0.
-fn batch(expected: [Option<i64>; 2], upserts: Vec<Change>, next: i64) -> Batch {
-    Batch {
-        expected: BTreeMap::from([(TOPIC.to_string(), BTreeMap::from([(0, expected[0]), (1, expected[1])]))]),
-        changes: BTreeMap::from([(TOPIC.to_string(), upserts)]),
-        positions: BTreeMap::from([(
-            TOPIC.to_string(),
-            vec![Position { partition: 0, next_offset: next, applied_at_ms: 1 }],
-        )]),
-    }
+fn batch(expected: [Option<i64>; 2], changes: Vec<Change>, next: i64) -> Batch {
+    testing::two_partition_batch(TOPIC, expected, changes, next, 1)
 }
 
 fn applied(n: usize) -> ApplyOutcome {
-    ApplyOutcome::Applied { changed: BTreeMap::from([(TOPIC.to_string(), n)]) }
+    testing::applied(TOPIC, n)
 }
 
 async fn start(redis: &TestRedis) -> (RedisStore, String) {

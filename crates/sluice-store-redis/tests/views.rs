@@ -41,10 +41,6 @@ fn author(id: &str, version: i64, name: &str) -> Change {
     }
 }
 
-fn erasure(aggregate_type: &str, id: &str, version: i64) -> Change {
-    Change { aggregate_type: aggregate_type.into(), aggregate_id: id.into(), version, document: None }
-}
-
 impl Views {
     async fn start() -> Views {
         let redis = TestRedis::start();
@@ -162,7 +158,8 @@ async fn an_erased_article_leaves_every_view_and_never_comes_back() {
     let v = Views::start().await;
     let p = &v.projection;
     v.apply(vec![author("ada", 1, "Ada"), article("a", 1, "gone", "PUBLISHED", Some("ada"), &["rust"], 10)]).await;
-    v.apply(vec![article("a", 2, "gone", "PUBLISHED", Some("ada"), &["rust"], 10), erasure("article", "a", 3)]).await;
+    v.apply(vec![article("a", 2, "gone", "PUBLISHED", Some("ada"), &["rust"], 10), Change::erasure("article", "a", 3)])
+        .await;
     let key = keys::document(p, "article", "a");
     let hash: BTreeMap<String, String> = v.cmd(redis::cmd("HGETALL").arg(&key)).await;
     assert_eq!(hash, BTreeMap::from([("erased".into(), "1".into()), ("version".into(), "3".into())]));

@@ -8,6 +8,7 @@
 
 mod contract;
 mod record;
+pub mod testing;
 
 pub use contract::{ApplyOutcome, Batch, ProjectionStore};
 pub use record::{Change, Position};

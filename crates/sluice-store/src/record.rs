@@ -13,6 +13,11 @@ pub struct Change {
 }
 
 impl Change {
+    /// The erasure of an aggregate at `version` (a tombstone).
+    pub fn erasure(aggregate_type: &str, aggregate_id: &str, version: i64) -> Self {
+        Self { aggregate_type: aggregate_type.into(), aggregate_id: aggregate_id.into(), version, document: None }
+    }
+
     pub fn is_erasure(&self) -> bool {
         self.document.is_none()
     }

@@ -170,9 +170,6 @@ async fn session<S: ProjectionStore + 'static>(
 ) -> anyhow::Result<SessionEnd> {
     let config = ctx.config;
     let metrics = ctx.metrics;
-    for topic in &config.topics {
-        wait_for_topic(&config.brokers, topic, shutdown).await?;
-    }
     // A fresh consumer (and group membership) per session: nothing fetched
     // for an earlier session's positions can reach this one.
     let owned = Arc::new(Mutex::new(Owned::default()));
@@ -509,23 +506,4 @@ fn aggregate_from_topic(topic: &str) -> String {
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
-/// Waits until `topic` exists (a replica subscribing to a missing topic
-/// would only be assigned its partitions after a metadata refresh).
-async fn wait_for_topic(brokers: &str, topic: &str, shutdown: &CancellationToken) -> anyhow::Result<()> {
-    let metadata = Arc::new(sluice_kafka::metadata_client(brokers)?);
-    loop {
-        let (client, t) = (metadata.clone(), topic.to_string());
-        let result = tokio::task::spawn_blocking(move || sluice_kafka::watermarks(client.as_ref(), &t)).await?;
-        match result {
-            Ok(marks) if !marks.is_empty() => return Ok(()),
-            Ok(_) => tracing::info!(topic, "topic has no partitions yet; waiting"),
-            Err(e) => tracing::info!(topic, error = %e, "topic not available yet; waiting"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => anyhow::bail!("shut down while waiting for topic {topic}"),
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
-    }
 }

@@ -77,28 +77,8 @@ async fn a_batch_is_refused_unless_every_expected_position_is_the_stored_one() {
     let redis = TestRedis::start();
     let (store, projection) = start(&redis).await;
     store.start_session(&[TOPIC.into()]).await.expect("session");
-    assert_eq!(store.apply(&batch([None, None], vec![upsert("a", 1)], 5)).await.expect("apply"), applied(1));
-
-    // Partition 1 is not in the batch, but it is checked too.
-    let outcome = store.apply(&batch([Some(5), Some(3)], vec![upsert("a", 2)], 6)).await.expect("apply");
-    assert_eq!(
-        outcome,
-        ApplyOutcome::PositionMismatch { topic: TOPIC.into(), partition: 1, expected: Some(3), stored: None }
-    );
-    // A stale expectation (the answer to an applied batch was lost, and it is sent again).
-    let outcome = store.apply(&batch([Some(4), None], vec![upsert("a", 2)], 6)).await.expect("apply");
-    assert_eq!(
-        outcome,
-        ApplyOutcome::PositionMismatch { topic: TOPIC.into(), partition: 0, expected: Some(4), stored: Some(5) }
-    );
-    assert_eq!(version(&redis, &projection, "a").await, Some(1), "refused batches wrote nothing");
-
-    // The version guard: an older snapshot changes nothing, the position moves on.
-    assert_eq!(store.apply(&batch([Some(5), None], vec![upsert("a", 3)], 6)).await.expect("apply"), applied(1));
-    assert_eq!(store.apply(&batch([Some(6), None], vec![upsert("a", 2)], 7)).await.expect("apply"), applied(0));
-    assert_eq!(version(&redis, &projection, "a").await, Some(3));
-    let stored = store.start_session(&[TOPIC.into()]).await.expect("session");
-    assert_eq!(stored[TOPIC][&0].next_offset, 7);
+    let version = || version(&redis, &projection, "a");
+    testing::check_positions_compare_and_set(&store, TOPIC, |v| upsert("a", v), version).await;
 }
 
 #[tokio::test]

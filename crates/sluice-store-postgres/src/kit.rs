@@ -58,10 +58,7 @@ impl<P: PgProjection> ProjectionStore for KitStore<P> {
         let schema = self.ledger.schema();
         self.ledger
             .start_session(topics, async |tx| {
-                schema::lock_and_create(tx, schema).await?;
-                tx.batch_execute(&LEDGER_TABLES.replace("{s}", &format!("\"{}\"", schema.as_str()))).await?;
-                tx.batch_execute(self.projection.tables()).await?;
-                Ok(())
+                schema::create_tables(tx, schema, &[LEDGER_TABLES, "\n", self.projection.tables()].concat()).await
             })
             .await
     }

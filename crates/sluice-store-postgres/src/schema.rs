@@ -117,10 +117,19 @@ create table if not exists {s}.erased (
 /// `deploy/sql/roles.sql` creates `cms_read` for the projector's role) and the
 /// tables, in the caller's transaction.
 pub async fn ensure(tx: &Transaction<'_>, schema: &SchemaName) -> anyhow::Result<()> {
+    create_tables(tx, schema, &[LEDGER_TABLES, TABLES].concat()).await
+}
+
+/// Creates the schema and the tables and indexes of `ddl` (the ledger's and
+/// the read model's; `{s}.` or no schema before a name: the connection's
+/// search path is the schema) when missing. A data table that was gone while
+/// positions survived means what the positions say was applied is not there
+/// any more: every projection of the schema starts again from the beginning
+/// (the version guard makes the replay of what is still there harmless).
+pub async fn create_tables(tx: &Transaction<'_>, schema: &SchemaName, ddl: &str) -> anyhow::Result<()> {
     // Sessions start at every rebalance: when everything is there, take no
     // DDL locks (`create index if not exists` locks its table even then).
-    let ddl = [LEDGER_TABLES, TABLES].concat();
-    let expected = relations(&ddl);
+    let expected: Vec<&str> = relations(ddl).into_iter().map(|(_, name)| name).collect();
     if present(tx, schema, &expected).await?.len() == expected.len() {
         return Ok(());
     }
@@ -129,11 +138,12 @@ pub async fn ensure(tx: &Transaction<'_>, schema: &SchemaName) -> anyhow::Result
     tx.batch_execute(&ddl.replace("{s}", &format!("\"{}\"", schema.as_str())))
         .await
         .context("create the read model's tables")?;
-    // A data table that was gone while positions survived: what the
-    // positions say was applied is not there any more. Every projection of
-    // the schema starts again from the beginning (the version guard makes
-    // the replay of what is still there harmless).
-    let lost: Vec<&str> = DATA_TABLES.iter().copied().filter(|t| !before.iter().any(|b| b == t)).collect();
+    let ledger: Vec<&str> = relations(LEDGER_TABLES).into_iter().map(|(_, name)| name).collect();
+    let lost: Vec<&str> = relations(ddl)
+        .into_iter()
+        .filter(|(table, name)| *table && !ledger.contains(name) && !before.iter().any(|b| b == name))
+        .map(|(_, name)| name)
+        .collect();
     if !lost.is_empty() && before.iter().any(|b| b == "positions") {
         tracing::warn!(schema = schema.as_str(), tables = ?lost, "read model tables were gone: every projection in this schema rebuilds from the beginning");
         tx.batch_execute(&format!(
@@ -167,9 +177,6 @@ pub async fn lock_and_create(tx: &Transaction<'_>, schema: &SchemaName) -> anyho
     Ok(())
 }
 
-/// The data tables (not positions nor markers).
-const DATA_TABLES: &[&str] = &["articles", "authors", "documents", "erased"];
-
 /// Which of `names` exist in `schema`.
 async fn present(tx: &Transaction<'_>, schema: &SchemaName, names: &[&str]) -> anyhow::Result<Vec<String>> {
     let rows = tx
@@ -182,15 +189,19 @@ async fn present(tx: &Transaction<'_>, schema: &SchemaName, names: &[&str]) -> a
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
-/// The tables and indexes `ddl` creates.
-fn relations(ddl: &str) -> Vec<&str> {
+/// The tables (true) and indexes (false) `ddl` creates, by name.
+fn relations(ddl: &str) -> Vec<(bool, &str)> {
     ddl.lines()
         .filter_map(|line| {
             let line = line.trim();
-            let name = line
-                .strip_prefix("create table if not exists {s}.")
-                .or_else(|| line.strip_prefix("create index if not exists "))?;
-            name.split([' ', '(']).next()
+            // ASCII lower-casing keeps byte offsets: names are cut from `line`.
+            let lower = line.to_ascii_lowercase();
+            let (table, prefix) = [(true, "create table if not exists "), (false, "create index if not exists ")]
+                .into_iter()
+                .find(|(_, p)| lower.starts_with(p))?;
+            let rest = &line[prefix.len()..];
+            let rest = rest.strip_prefix("{s}.").unwrap_or(rest);
+            rest.split([' ', '(']).next().map(|name| (table, name))
         })
         .collect()
 }
@@ -201,8 +212,10 @@ mod tests {
 
     #[test]
     fn every_table_and_index_is_looked_for() {
+        let ddl = [LEDGER_TABLES, TABLES].concat();
+        let names: Vec<&str> = relations(&ddl).into_iter().map(|(_, n)| n).collect();
         assert_eq!(
-            relations(&[LEDGER_TABLES, TABLES].concat()),
+            names,
             [
                 "projections",
                 "positions",
@@ -216,6 +229,11 @@ mod tests {
                 "documents",
                 "erased"
             ]
+        );
+        // A user's kit tables, unqualified and in any case, are tables too.
+        assert_eq!(
+            relations("CREATE TABLE IF NOT EXISTS tags (t text);\ncreate index if not exists tags_t on tags (t);"),
+            [(true, "tags"), (false, "tags_t")]
         );
     }
 

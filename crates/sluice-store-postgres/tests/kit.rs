@@ -69,3 +69,22 @@ async fn the_users_apply_is_written_with_the_positions_or_not_at_all() {
     assert_eq!(store.apply(&batch(Some(1), "c", 2)).await.expect("apply"), ApplyOutcome::StoreLost);
     assert_eq!(ids().await, ["a"]);
 }
+
+/// A user's table dropped while the positions survive: what the positions
+/// say was applied is gone, so the next session starts from the beginning
+/// instead of resuming past it.
+#[tokio::test]
+async fn a_users_table_gone_while_the_positions_survive_is_rebuilt_from_the_beginning() {
+    let pg = TestPostgres::start();
+    let url = pg.create_database().await;
+    let admin = pg.connect(url.rsplit('/').next().expect("database name")).await;
+    let store = KitStore::connect(&url, "mine", "ids", Ids).expect("store");
+    store.start_session(&[TOPIC.into()]).await.expect("session");
+    let applied = ApplyOutcome::Applied { changed: BTreeMap::from([(TOPIC.to_string(), 1)]) };
+    assert_eq!(store.apply(&batch(None, "a", 1)).await.expect("apply"), applied);
+
+    admin.batch_execute("drop table mine.ids").await.expect("drop the user's table");
+    assert_eq!(store.apply(&batch(Some(1), "b", 2)).await.expect("apply"), ApplyOutcome::StoreLost);
+    let next = store.start_session(&[TOPIC.into()]).await.expect("session")[TOPIC].get(&0).map(|p| p.next_offset);
+    assert_eq!(next, None, "positions outlived the table holding offset 0's record");
+}

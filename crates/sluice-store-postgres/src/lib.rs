@@ -147,7 +147,7 @@ impl PostgresStore {
         if !erasures.is_empty() {
             let e = &erasures;
             let statement = tx.prepare_cached(&sql.erase).await?;
-            tx.query(&statement, &[&e.aggregate_type, &e.id, &e.version]).await?;
+            tx.execute(&statement, &[&e.aggregate_type, &e.id, &e.version]).await?;
         }
         if !named_articles.is_empty() || !named_authors.is_empty() {
             let statement = tx.prepare_cached(&sql.refresh_author_names).await?;

@@ -93,19 +93,18 @@ impl Statements {
                      insert into {erased} as t (aggregate_type, id, version)
                      select aggregate_type, id, version from i order by aggregate_type, id
                      on conflict (aggregate_type, id) do update set version = excluded.version, erased_at = now()
-                      where t.version < excluded.version
-                     returning 1),
+                      where t.version < excluded.version),
                  gone_articles as (
                      delete from {articles} t using i
-                      where i.aggregate_type = '{ARTICLE}' and t.id = i.id and t.version < i.version returning 1),
+                      where i.aggregate_type = '{ARTICLE}' and t.id = i.id and t.version < i.version),
                  gone_authors as (
                      delete from {authors} t using i
-                      where i.aggregate_type = '{AUTHOR}' and t.id = i.id and t.version < i.version returning 1),
+                      where i.aggregate_type = '{AUTHOR}' and t.id = i.id and t.version < i.version),
                  gone_documents as (
                      delete from {documents} t using i
-                      where t.aggregate_type = i.aggregate_type and t.id = i.id and t.version < i.version returning 1)
-                 select (select count(*) from marked), (select count(*) from gone_articles),
-                        (select count(*) from gone_authors), (select count(*) from gone_documents)"
+                      where t.aggregate_type = i.aggregate_type and t.id = i.id and t.version < i.version)
+                 -- Data-modifying parts run whether or not anything reads them.
+                 select 1"
             ),
             // The articles written in this batch and every article of the
             // authors written or erased in it: a rename fans out, an author

@@ -233,13 +233,19 @@ async fn the_read_tables_follow_the_commands_through_crashes_and_equal_the_sourc
     let authors = Arc::new(authors);
     let mut load = JoinSet::new();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // The second half of the load waits until the replica is killed, so the
+    // kill always lands while the load is still being sent.
+    let (open, gate) = tokio::sync::watch::channel(false);
     for _ in 0..8 {
-        let (stack, authors, next) = (stack.clone(), authors.clone(), next.clone());
+        let (stack, authors, next, mut gate) = (stack.clone(), authors.clone(), next.clone(), gate.clone());
         load.spawn(async move {
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if i >= ARTICLES {
                     break;
+                }
+                if i >= ARTICLES / 2 {
+                    let _ = gate.wait_for(|open| *open).await;
                 }
                 article_history(stack.clone(), i, authors.clone()).await;
             }
@@ -256,6 +262,7 @@ async fn the_read_tables_follow_the_commands_through_crashes_and_equal_the_sourc
     replica.kill_hard();
     let sent = next.load(std::sync::atomic::Ordering::Relaxed);
     assert!(sent < ARTICLES, "the replica was killed during the load ({sent} of {ARTICLES} articles begun)");
+    open.send_replace(true);
     stack.send(&format!("/authors/{}/rename", authors[0]), Some(json!({"name": "Author 0, renamed"}))).await;
     replica.restart().await;
     wait_until("half of the load in the read model", DEADLINE, || applied(ARTICLES as i64 / 2)).await;

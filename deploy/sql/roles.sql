@@ -7,8 +7,10 @@
 -- sluice_relay: the outbox relay. REPLICATION for its slot; reads the outbox
 --   (SELECT) and deletes the rows the broker acknowledged (DELETE), nothing else.
 -- sluice_projector_pg: the PostgreSQL projector. Owns its read schema
---   `cms_read` (it creates its tables there at start) and nothing else: it
---   cannot read the write schema, create schemas or write anywhere else.
+--   `cms_read` (it creates its tables there at start), and `cms_read_next`
+--   and `cms_read_old` where `sluice projection rebuild` builds and retires
+--   generations, and nothing else: it cannot read the write schema, create
+--   schemas or write anywhere else.
 do $$
 begin
   if not exists (select from pg_roles where rolname = 'sluice_command') then
@@ -34,10 +36,15 @@ grant usage on schema cms to sluice_relay;
 -- in a schema it owns.
 create schema if not exists sluice_relay authorization sluice_relay;
 
--- The PostgreSQL read model. A blue/green rebuild writes its next generation
--- to another schema (SLUICE_PG_SCHEMA), which the administrator creates the
--- same way beforehand: create schema cms_read_2 authorization sluice_projector_pg;
+-- The PostgreSQL read model. `sluice projection rebuild` (run as
+-- sluice_projector_pg) builds the next generation in cms_read_next, then moves
+-- the tables of cms_read to cms_read_old and those of cms_read_next to
+-- cms_read in one transaction, and empties cms_read_old. Grant readers USAGE
+-- on cms_read; their table grants are copied to each new generation. A read
+-- model in another schema S needs S_next and S_old created the same way.
 create schema if not exists cms_read authorization sluice_projector_pg;
+create schema if not exists cms_read_next authorization sluice_projector_pg;
+create schema if not exists cms_read_old authorization sluice_projector_pg;
 
 -- The publication the relay reads. CREATE PUBLICATION needs CREATE on the
 -- database and ownership of the tables, which neither role has: the

@@ -117,6 +117,8 @@ enum SessionEnd {
 /// Why the store refused a batch.
 enum Restart {
     StoreLost,
+    /// A blue/green rebuild retired the generation this projector wrote to.
+    Retired,
     /// A partition could not be positioned from the store when assigned.
     Rebalance(String),
     PositionMismatch {
@@ -131,6 +133,7 @@ impl Restart {
     fn label(&self) -> &'static str {
         match self {
             Restart::StoreLost => "store_lost",
+            Restart::Retired => "generation_retired",
             Restart::Rebalance(_) => "rebalance",
             Restart::PositionMismatch { .. } => "position_mismatch",
         }
@@ -147,11 +150,16 @@ impl std::fmt::Display for Restart {
                     "the store lost this projection's data (marker gone, e.g. Redis restarted without persistence)"
                 )
             }
+            Restart::Retired => write!(
+                f,
+                "a blue/green rebuild retired the generation this projector wrote to: following the serving pointer"
+            ),
             Restart::Rebalance(reason) => write!(f, "{reason}"),
             Restart::PositionMismatch { topic, partition, expected, stored } => write!(
                 f,
                 "the store holds position {} for {topic}/{partition} where {} was expected: it rolled back \
-                 (lost AOF tail, failover to a lagging replica, restored backup) or another projector wrote it",
+                 (lost AOF tail, failover to a lagging replica, restored backup), another projector wrote it, or a \
+                 blue/green rebuild swapped in the next generation",
                 offset(stored),
                 offset(expected)
             ),
@@ -394,6 +402,7 @@ impl BatchContext<'_> {
                 Ok(Processed::Refused(Restart::PositionMismatch { topic, partition, expected, stored }))
             }
             ApplyOutcome::StoreLost => Ok(Processed::Refused(Restart::StoreLost)),
+            ApplyOutcome::Retired => Ok(Processed::Refused(Restart::Retired)),
         }
     }
 

@@ -1,5 +1,5 @@
-//! The query API's routes: documents from the Redis read model with the
-//! version they are at.
+//! The query API's routes: documents from the Redis read model (the
+//! generation its serving pointer names) with the version they are at.
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use redis::aio::ConnectionManager;
 use serde_json::json;
-use sluice_store_redis::keys;
+use sluice_store_redis::generation::{self, Read};
 
 pub const VERSION_HEADER: &str = "sluice-version";
 pub const FRESHNESS_HEADER: &str = "sluice-freshness";
@@ -32,18 +32,19 @@ async fn get_article(State(state): State<QueryState>, Path(id): Path<String>) ->
         return problem(StatusCode::BAD_REQUEST, "article id must be a UUID");
     }
     let mut conn = state.redis.clone();
-    let key = keys::document(&state.projection, "article", &id);
-    let found: Result<(Option<String>, Option<i64>), _> =
-        redis::cmd("HMGET").arg(&key).arg("doc").arg("version").query_async(&mut conn).await;
-    match found {
-        Ok((Some(doc), Some(version))) => {
+    match generation::read_document(&mut conn, &state.projection, "article", &id).await {
+        Ok(Read::Found { doc, version }) => {
             let mut response = (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], doc).into_response();
             let headers = response.headers_mut();
             headers.insert(HeaderName::from_static(VERSION_HEADER), HeaderValue::from(version));
             headers.insert(HeaderName::from_static(FRESHNESS_HEADER), HeaderValue::from_static("projected"));
             response
         }
-        Ok(_) => problem(StatusCode::NOT_FOUND, "no such article in the read model"),
+        Ok(Read::Missing) => problem(StatusCode::NOT_FOUND, "no such article in the read model"),
+        Ok(Read::NotBuilt) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the read model is not built yet (or is being rebuilt), retry later",
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "read model unavailable");
             problem(StatusCode::SERVICE_UNAVAILABLE, "read model unavailable, retry later")

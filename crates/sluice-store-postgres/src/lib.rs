@@ -14,6 +14,7 @@
 //! The marker, the positions and their compare-and-set (`ledger.rs`) are
 //! shared with [`kit`], which stores a user's own projection the same way.
 
+pub mod generation;
 pub mod kit;
 mod ledger;
 mod plan;

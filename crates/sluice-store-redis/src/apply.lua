@@ -7,9 +7,14 @@
 -- (t, partition, next offset or '' for none), per change (t, aggregate type,
 -- id, version, document or '' for an erasure), then (t, partition, position)
 -- to the end. Answers 'applied' and the changes of each topic that were
--- newer than the store's, 'mismatch' with where, or 'lost'.
-if redis.call('EXISTS', KEYS[1]) == 0 then
+-- newer than the store's, 'mismatch' with where, 'lost', or 'retired' (a
+-- rebuild sealed or dropped this generation: see generation.rs).
+local marker = redis.call('GET', KEYS[1])
+if not marker then
   return {'lost'}
+end
+if marker == 'sealed' or marker == 'dropped' then
+  return {'retired'}
 end
 local prefix, expected, changes = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local i = 4

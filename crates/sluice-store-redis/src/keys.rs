@@ -19,9 +19,26 @@ pub fn ids(projection: &str, aggregate_type: &str) -> String {
     format!("{}{aggregate_type}:ids", prefix(projection))
 }
 
-/// Present while the projection's data is in the store.
+/// Present while the projection's data is in the store: the key format
+/// (`KEY_FORMAT`) while it is written, then `sealed` and `dropped` once a
+/// blue/green rebuild retires it (see `generation.rs`).
 pub fn marker(projection: &str) -> String {
     format!("{}initialized", prefix(projection))
+}
+
+/// The serving pointer of `alias`: the name of the generation (a projection)
+/// that serves it. Absent: the projection named `alias` itself serves.
+pub fn serving(alias: &str) -> String {
+    format!("sluice:serving:{alias}")
+}
+
+/// The pattern `SCAN` matches every key of `projection` with.
+pub fn pattern(projection: &str) -> String {
+    let escaped: String = projection
+        .chars()
+        .flat_map(|c| if matches!(c, '*' | '?' | '[' | ']' | '\\') { vec!['\\', c] } else { vec![c] })
+        .collect();
+    format!("sluice:{{{escaped}}}:*")
 }
 
 /// Hash partition -> `next_offset:applied_at_ms` for one topic.

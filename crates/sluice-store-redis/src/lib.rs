@@ -1,14 +1,17 @@
 //! A read model in Redis. Every key of a projection shares the hash tag
 //! `{<projection>}`, so one Lua script can touch them all (also on a cluster)
-//! and a blue/green rebuild is a new projection name.
+//! and a blue/green rebuild is a new projection name (a generation, see
+//! `generation.rs`) behind a serving pointer.
 
 use anyhow::Context;
 use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sluice_store::{ApplyOutcome, Batch, Position, ProjectionStore};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::Duration;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
 
+pub mod generation;
 pub mod keys;
 
 /// The format of a projection's keys, held by its marker: `2` since the CMS
@@ -26,16 +29,27 @@ const APPLY: &str = concat!(include_str!("views.lua"), include_str!("apply.lua")
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a session start waits on a generation a rebuild sealed for the
+/// pointer to move on, before it gives up (and the session is retried).
+const SEALED_WAIT: Duration = Duration::from_secs(30);
+const SEALED_POLL: Duration = Duration::from_millis(100);
 
+/// The read model of a projection alias, written to the generation that
+/// serves it: resolved at the start of every session, so that a projector
+/// follows a blue/green rebuild.
 pub struct RedisStore {
     conn: ConnectionManager,
-    projection: String,
+    alias: String,
+    /// The generation the current session writes to.
+    generation: RwLock<String>,
     start_session: Script,
     apply: Script,
 }
 
 impl RedisStore {
-    pub async fn connect(url: &str, projection: &str) -> anyhow::Result<Self> {
+    /// The store of `alias`: the generation its serving pointer names, or
+    /// the projection named `alias` when there is no pointer.
+    pub async fn connect(url: &str, alias: &str) -> anyhow::Result<Self> {
         let client = redis::Client::open(url).context("invalid Redis URL")?;
         // The default response time-out (500 ms) is shorter than a big batch
         // may take on a busy server; a time-out there is harmless (the retry
@@ -46,14 +60,44 @@ impl RedisStore {
         let conn = ConnectionManager::new_with_config(client, config).await.context("connect to Redis")?;
         Ok(Self {
             conn,
-            projection: projection.into(),
+            alias: alias.into(),
+            generation: RwLock::new(alias.into()),
             start_session: Script::new(START_SESSION),
             apply: Script::new(APPLY),
         })
     }
 
-    fn prefix(&self) -> String {
-        format!("sluice:{{{}}}:", self.projection)
+    /// The generation the current session writes to.
+    pub fn generation(&self) -> String {
+        self.generation.read().map(|g| g.clone()).unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// Starts a session on the generation serving the alias; waits while a
+    /// rebuild holds it sealed, follows the pointer when it moves on.
+    async fn start_on_serving(&self, topics: &[String]) -> anyhow::Result<(String, Vec<Vec<String>>)> {
+        let mut conn = self.conn.clone();
+        let since = Instant::now();
+        loop {
+            let generation = generation::serving(&mut conn, &self.alias).await?;
+            let mut invocation = self.start_session.key(keys::marker(&generation));
+            for topic in topics {
+                invocation.key(keys::positions(&generation, topic));
+            }
+            invocation.arg(KEY_FORMAT).arg(generation::SEALED).arg(generation::DROPPED);
+            let mut raw: Vec<Vec<String>> =
+                invocation.invoke_async(&mut conn).await.context("start a session on Redis")?;
+            let status = if raw.is_empty() { Vec::new() } else { raw.remove(0) };
+            match status.first().map(String::as_str) {
+                Some("ok") => return Ok((generation, raw)),
+                Some("retired") if since.elapsed() < SEALED_WAIT => tokio::time::sleep(SEALED_POLL).await,
+                Some("retired") => anyhow::bail!(
+                    "generation {generation} of {} has been retired by a rebuild for {SEALED_WAIT:?} and the \
+                     serving pointer still names it (did the rebuild stop half-way? run it again)",
+                    self.alias
+                ),
+                _ => anyhow::bail!("unexpected answer from the session script: {status:?}"),
+            }
+        }
     }
 }
 
@@ -96,13 +140,10 @@ fn decode_positions(flat: &[String]) -> anyhow::Result<HashMap<i32, Position>> {
 
 impl ProjectionStore for RedisStore {
     async fn start_session(&self, topics: &[String]) -> anyhow::Result<BTreeMap<String, HashMap<i32, Position>>> {
-        let mut invocation = self.start_session.key(keys::marker(&self.projection));
-        for topic in topics {
-            invocation.key(keys::positions(&self.projection, topic));
+        let (generation, raw) = self.start_on_serving(topics).await?;
+        if let Ok(mut current) = self.generation.write() {
+            *current = generation;
         }
-        invocation.arg(KEY_FORMAT);
-        let mut conn = self.conn.clone();
-        let raw: Vec<Vec<String>> = invocation.invoke_async(&mut conn).await.context("start a session on Redis")?;
         anyhow::ensure!(raw.len() == topics.len(), "start_session answered {} topics for {}", raw.len(), topics.len());
         topics.iter().zip(raw).map(|(topic, flat)| Ok((topic.clone(), decode_positions(&flat)?))).collect()
     }
@@ -118,13 +159,14 @@ impl ProjectionStore for RedisStore {
             .into_iter()
             .collect();
         let index = |topic: &String| topics.binary_search(&topic).map_or(0, |i| i + 1);
-        let mut invocation = self.apply.key(keys::marker(&self.projection));
+        let generation = self.generation();
+        let mut invocation = self.apply.key(keys::marker(&generation));
         for topic in &topics {
-            invocation.key(keys::positions(&self.projection, topic));
+            invocation.key(keys::positions(&generation, topic));
         }
         let expected: usize = batch.expected.values().map(BTreeMap::len).sum();
         let changes: usize = batch.changes.values().map(Vec::len).sum();
-        invocation.arg(self.prefix()).arg(expected).arg(changes);
+        invocation.arg(format!("sluice:{{{generation}}}:")).arg(expected).arg(changes);
         for (topic, partitions) in &batch.expected {
             for (partition, next) in partitions {
                 invocation.arg(index(topic)).arg(partition).arg(next.map(|n| n.to_string()).unwrap_or_default());
@@ -162,6 +204,7 @@ impl ProjectionStore for RedisStore {
                 Ok(ApplyOutcome::PositionMismatch { topic, partition, expected, stored })
             }
             [status] if status == "lost" => Ok(ApplyOutcome::StoreLost),
+            [status] if status == "retired" => Ok(ApplyOutcome::Retired),
             other => anyhow::bail!("unexpected answer from the apply script: {other:?}"),
         }
     }

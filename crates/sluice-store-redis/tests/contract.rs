@@ -103,3 +103,60 @@ async fn a_store_without_its_marker_refuses_every_batch_until_a_new_session() {
     // The new session sees nothing stored: the projector starts from the beginning.
     assert!(store.start_session(&[TOPIC.into()]).await.expect("session")[TOPIC].is_empty());
 }
+
+/// Blue/green, step by step: a sealed generation refuses batches but is
+/// still read; a session waits on it until the pointer moves, then starts
+/// on the successor; a reader never reads a dropped generation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealed_generation_refuses_batches_and_sessions_and_readers_follow_the_pointer() {
+    use sluice_store_redis::generation::{self, Read};
+    let redis = TestRedis::start();
+    let (store, alias) = start(&redis).await;
+    let mut conn = redis.connection().await;
+    store.start_session(&[TOPIC.into()]).await.expect("session");
+    assert_eq!(store.apply(&batch([None, None], vec![upsert("a", 1)], 1)).await.expect("apply"), applied(1));
+    let read = async |conn: &mut redis::aio::MultiplexedConnection| {
+        generation::read_document(conn, &alias, "article", "a").await.expect("read")
+    };
+    assert!(matches!(read(&mut conn).await, Read::Found { version: 1, .. }));
+
+    // The successor holds a newer version (built by a rebuild).
+    let next = generation::successor(&alias, &alias);
+    let builder = RedisStore::connect(&redis.url(), &next).await.expect("connect");
+    builder.start_session(&[TOPIC.into()]).await.expect("session");
+    assert_eq!(builder.apply(&batch([None, None], vec![upsert("a", 2)], 2)).await.expect("apply"), applied(1));
+
+    generation::seal(&mut conn, &alias).await.expect("seal");
+    assert_eq!(
+        store.apply(&batch([Some(1), None], vec![upsert("a", 3)], 2)).await.expect("apply"),
+        ApplyOutcome::Retired
+    );
+    assert_eq!(version(&redis, &alias, "a").await, Some(1), "a refused batch writes nothing");
+    assert!(matches!(read(&mut conn).await, Read::Found { version: 1, .. }), "a sealed generation is read");
+
+    // A new session waits while the pointer still names the sealed generation...
+    let session = tokio::spawn(async move {
+        let positions = store.start_session(&[TOPIC.into()]).await.expect("session");
+        (store, positions)
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!session.is_finished(), "no session on a sealed generation");
+    // ...and starts on the successor once it serves.
+    generation::swap(&mut conn, &alias, &next).await.expect("swap");
+    let (store, positions) = session.await.expect("session task");
+    assert_eq!(store.generation(), next);
+    assert_eq!(positions[TOPIC][&0].next_offset, 2, "the successor's positions");
+    assert!(matches!(read(&mut conn).await, Read::Found { version: 2, .. }));
+
+    let deleted = generation::drop_generation(&mut conn, &alias).await.expect("drop");
+    assert!(deleted >= 3, "document, ids and positions of the old generation: {deleted}");
+    assert_eq!(version(&redis, &alias, "a").await, None);
+    assert_eq!(generation::marker(&mut conn, &alias).await.expect("marker").as_deref(), Some(generation::DROPPED));
+    // A session can never make a dropped generation again: it follows the pointer.
+    let stale = RedisStore::connect(&redis.url(), &alias).await.expect("connect");
+    stale.start_session(&[TOPIC.into()]).await.expect("session");
+    assert_eq!(stale.generation(), next);
+    assert_eq!(generation::marker(&mut conn, &alias).await.expect("marker").as_deref(), Some(generation::DROPPED));
+    assert_eq!(read(&mut conn).await, Read::Found { doc: json!({"id": "a", "version": 2}).to_string(), version: 2 });
+    assert_eq!(generation::read_document(&mut conn, "nothing", "article", "a").await.expect("read"), Read::NotBuilt);
+}

@@ -30,6 +30,11 @@ pub enum ApplyOutcome {
     /// restarted without persistence). Nothing was written; the projector must
     /// start again from what the store holds (the beginning, usually).
     StoreLost,
+    /// The generation this store wrote to was retired by a blue/green
+    /// rebuild (sealed while its successor catches up, or dropped): nothing
+    /// was written; the projector must start again on the generation that
+    /// serves now.
+    Retired,
 }
 
 /// A read-model store: the data and the positions it was built to, changed

@@ -39,7 +39,8 @@ pub async fn measure(args: &LagArgs) -> anyhow::Result<Vec<PartitionLag>> {
         crate::projection::Store::Redis => {
             let client = redis::Client::open(args.redis_url.as_str()).context("redis url")?;
             let mut conn = client.get_multiplexed_async_connection().await.context("connect to Redis")?;
-            sluice_store_redis::stored_positions(&mut conn, &args.projection, &topic).await?
+            let generation = sluice_store_redis::generation::serving(&mut conn, &args.projection).await?;
+            sluice_store_redis::stored_positions(&mut conn, &generation, &topic).await?
         }
         crate::projection::Store::Postgres => {
             let schema = sluice_store_postgres::SchemaName::parse(&args.pg_schema).map_err(anyhow::Error::msg)?;

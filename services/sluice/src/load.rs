@@ -38,7 +38,8 @@ impl CommandTarget {
 
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let mut redis = redis_connection(&args.lag.redis_url).await?;
-    let ids_key = sluice_store_redis::keys::ids(&args.lag.projection, &args.lag.aggregate);
+    let generation = sluice_store_redis::generation::serving(&mut redis, &args.lag.projection).await?;
+    let ids_key = sluice_store_redis::keys::ids(&generation, &args.lag.aggregate);
     let before: usize = redis::cmd("SCARD").arg(&ids_key).query_async(&mut redis).await?;
 
     let http =

@@ -7,6 +7,7 @@ mod lag;
 mod load;
 mod migrate;
 mod projection;
+mod rebuild;
 mod replay;
 mod schema;
 
@@ -41,7 +42,7 @@ enum Command {
         #[command(subcommand)]
         action: replay::Action,
     },
-    /// Projection tools: bootstrap a new projection from the topics.
+    /// Projection tools: bootstrap a new projection from the topics, rebuild one blue/green.
     Projection {
         #[command(subcommand)]
         action: projection::Action,

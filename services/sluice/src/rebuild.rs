@@ -1,0 +1,157 @@
+//! `sluice projection rebuild NAME`: blue/green. Builds the next generation
+//! of a projection from the compacted topics while the current one serves,
+//! swaps it in atomically once it caught up, and drops the old one. The
+//! projector services follow: the swap refuses their next batch to the old
+//! generation, and their next session starts on the new one. Running it
+//! again after an interruption resumes the generation it was building.
+
+use crate::projection::{self, Building, SourceArgs, Store};
+use sluice_core::topics::{retry_topic, state_topic};
+use sluice_store_postgres::{PostgresStore, SchemaName, generation as pg};
+use sluice_store_redis::{RedisStore, generation as redis_gen};
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct RebuildArgs {
+    /// The projection (what services and readers are configured with).
+    name: String,
+    #[command(flatten)]
+    source: SourceArgs,
+}
+
+pub async fn run(args: RebuildArgs) -> anyhow::Result<()> {
+    match args.source.store {
+        Store::Redis => redis(&args).await,
+        Store::Postgres => postgres(&args).await,
+    }
+}
+
+/// The next generation's own consumer group: the services' group keeps
+/// serving the current one meanwhile.
+fn group(store: &str, name: &str, generation: &str) -> Option<String> {
+    Some(format!("sluice-rebuild-{store}-{name}-{generation}"))
+}
+
+/// The topics a projector stores positions for: each aggregate's state
+/// topic and its retry topic.
+fn projector_topics(args: &SourceArgs) -> Vec<String> {
+    let aggregates = args.aggregates.split(',').map(str::trim).filter(|a| !a.is_empty());
+    aggregates
+        .flat_map(|a| {
+            let state = state_topic(&args.topic_prefix, a);
+            [retry_topic(&state), state]
+        })
+        .collect()
+}
+
+/// Waits until `behind` says nothing is behind (it names what is), while
+/// the next generation's projector runs, for at most [`pg::CATCH_UP_LIMIT`].
+async fn catch_up(building: &Building, behind: impl AsyncFn() -> anyhow::Result<Option<String>>) -> anyhow::Result<()> {
+    let since = Instant::now();
+    loop {
+        anyhow::ensure!(!building.has_stopped(), "the next generation's projector stopped; nothing was swapped");
+        match behind().await? {
+            None => return Ok(()),
+            Some(what) if since.elapsed() > pg::CATCH_UP_LIMIT => anyhow::bail!(
+                "the next generation did not reach the serving one within {:?} ({what}); nothing was swapped",
+                pg::CATCH_UP_LIMIT
+            ),
+            Some(_) => tokio::time::sleep(CATCH_UP_POLL).await,
+        }
+    }
+}
+
+const CATCH_UP_POLL: Duration = Duration::from_millis(50);
+
+/// Redis: generations are projections (`<name>.gN`) behind the serving
+/// pointer; the current one is sealed while the next catches up.
+async fn redis(args: &RebuildArgs) -> anyhow::Result<()> {
+    let name = args.name.as_str();
+    let client = ::redis::Client::open(args.source.redis_url.as_str())?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let current = redis_gen::serving(&mut conn, name).await?;
+    let next = redis_gen::successor(name, &current);
+    println!("{name}: served by {current}; building {next}");
+    let store = RedisStore::connect(&args.source.redis_url, &next).await?;
+    let building = projection::build::<false, _>(&args.source, &next, group("redis", name, &next), store).await?;
+
+    redis_gen::seal(&mut conn, &current).await?;
+    let sealed = Instant::now();
+    let caught_up = catch_up(&building, async || {
+        let mut conn = conn.clone();
+        let mut behind = None;
+        for topic in projector_topics(&args.source) {
+            let target = sluice_store_redis::stored_positions(&mut conn, &current, &topic).await?;
+            let reached = sluice_store_redis::stored_positions(&mut conn, &next, &topic).await?;
+            for (partition, p) in target {
+                let at = reached.get(&partition).map(|r| r.next_offset);
+                if at.is_none_or(|at| at < p.next_offset) {
+                    behind.get_or_insert(format!("{topic}/{partition} at {at:?}, serving at {}", p.next_offset));
+                }
+            }
+        }
+        Ok(behind)
+    })
+    .await;
+    if let Err(e) = caught_up {
+        redis_gen::unseal(&mut conn, &current).await?;
+        return Err(e);
+    }
+    redis_gen::swap(&mut conn, name, &next).await?;
+    let swapped_after = sealed.elapsed();
+    let deleted = redis_gen::drop_generation(&mut conn, &current).await?;
+    let (records, built_in) = (building.records, building.started.elapsed());
+    // Kept current until now; the services' next sessions take over.
+    building.stop().await?;
+    println!(
+        "{name} now served by {next}: {records} records built in {:.1} s; {current} was sealed for {:.0} ms, then \
+         dropped ({deleted} keys)",
+        built_in.as_secs_f64(),
+        swapped_after.as_secs_f64() * 1000.0
+    );
+    Ok(())
+}
+
+/// PostgreSQL: generations are the tables of a schema; the next one is built
+/// in `<schema>_next` and moved in (see `sluice_store_postgres::generation`).
+async fn postgres(args: &RebuildArgs) -> anyhow::Result<()> {
+    let name = args.name.as_str();
+    let url = args.source.database_url()?;
+    let serving = SchemaName::parse(&args.source.pg_schema).map_err(anyhow::Error::msg)?;
+    let (next, old) = pg::next_and_old(&serving)?;
+    let mut client = pg::connect(url).await?;
+    let watcher = pg::connect(url).await?;
+    pg::check(&client, name, [&serving, &next, &old]).await?;
+    // An earlier rebuild interrupted after its swap left the old generation.
+    pg::empty(&client, &old).await?;
+    println!("{name}: building the next generation in schema {}", next.as_str());
+    let store = PostgresStore::connect(url, next.as_str(), name)?;
+    let building =
+        projection::build::<true, _>(&args.source, name, group("postgres", name, next.as_str()), store).await?;
+    let (records, started) = (building.records, building.started);
+    let mut building = Some(building);
+    let swapped = pg::swap(&mut client, &watcher, &serving, &next, &old, name, async || match building.take() {
+        Some(b) => b.stop().await,
+        None => Ok(()),
+    })
+    .await;
+    let swapped = match swapped {
+        Ok(swapped) => swapped,
+        Err(e) => {
+            if let Some(b) = building.take() {
+                b.stop().await?;
+            }
+            return Err(e);
+        }
+    };
+    pg::empty(&watcher, &old).await?;
+    println!(
+        "{name} now served by its new generation in schema {}: {records} records built in {:.1} s; writers of the old generation \
+         waited {:.0} ms for the swap; {} grants copied; the old generation dropped",
+        serving.as_str(),
+        started.elapsed().as_secs_f64(),
+        swapped.locked_for.as_secs_f64() * 1000.0,
+        swapped.grants
+    );
+    Ok(())
+}

@@ -231,7 +231,10 @@ async fn a_postgres_rebuild_swaps_generations_under_continuous_reads() {
     let reader_db = pg.connect(&database).await;
     reader_db.batch_execute("set role cms_reader").await.expect("set role");
     let read_all = async |db: &tokio_postgres::Client| -> Result<HashMap<String, i64>, String> {
-        let rows = db.query("select id, version from cms_read.articles", &[]).await.map_err(|e| e.to_string())?;
+        let rows = db
+            .query("select id, version from cms_read.articles", &[])
+            .await
+            .map_err(|e| e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string()))?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     };
     wait_until("every article projected", DEADLINE, || async {

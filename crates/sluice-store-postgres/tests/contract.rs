@@ -715,3 +715,87 @@ async fn a_snapshot_that_does_not_fit_its_table_fails_the_batch_and_writes_nothi
     assert_eq!(db.version("articles", "a").await, None);
     assert!(store.start_session(&[TOPIC.into()]).await.expect("session")[TOPIC].is_empty());
 }
+
+/// The blue/green swap, step by step: it waits, holding the serving
+/// generation's write lock, until the next generation reached the serving
+/// one's positions (so no reader goes back in time); the serving writer
+/// blocked meanwhile goes on in the new generation once it is swapped in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swap_waits_for_the_next_generation_then_the_blocked_writer_goes_on_in_it() {
+    use sluice_store_postgres::{SchemaName, generation};
+    let db = Db::start().await;
+    let serving = Arc::new(db.store_in("cms_read", "cms"));
+    serving.start_session(&[TOPIC.into()]).await.expect("session");
+    assert_eq!(serving.apply(&batch([None, None], vec![upsert("a", 1)], 5)).await.expect("apply"), applied(1));
+    let next = db.store_in("cms_read_next", "cms");
+    next.start_session(&[TOPIC.into()]).await.expect("session");
+    assert_eq!(next.apply(&batch([None, None], vec![upsert("a", 2)], 2)).await.expect("apply"), applied(1));
+
+    let names = ["cms_read", "cms_read_next", "cms_read_old"].map(|n| SchemaName::parse(n).expect("name"));
+    let [s, n, o] = names.clone();
+    let mut client = generation::connect(&db.role_url()).await.expect("connect");
+    let watcher = generation::connect(&db.role_url()).await.expect("connect");
+    generation::check(&client, "cms", [&s, &n, &o]).await.expect("check");
+    let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swap = {
+        let stopped = stopped.clone();
+        tokio::spawn(async move {
+            let swapped = generation::swap(&mut client, &watcher, &s, &n, &o, "cms", async || {
+                stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            })
+            .await;
+            (swapped, client, watcher)
+        })
+    };
+    wait_until("the swap holds the serving generation's write lock", Duration::from_secs(30), || async {
+        let held: bool = db
+            .admin
+            .query_one(
+                "select exists (select 1 from pg_locks where granted and mode = 'ShareRowExclusiveLock'
+                                  and relation = 'cms_read.projections'::regclass)",
+                &[],
+            )
+            .await
+            .expect("locks")
+            .get(0);
+        held.then_some(())
+    })
+    .await;
+    // The serving generation's writer waits on the swap's lock.
+    let blocked = {
+        let serving = serving.clone();
+        tokio::spawn(async move { serving.apply(&batch([Some(5), None], vec![upsert("b", 1)], 6)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!swap.is_finished(), "no swap while the next generation is behind");
+    assert!(!blocked.is_finished(), "the serving generation takes no batch meanwhile");
+    assert!(!stopped.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(db.version("articles", "a").await, Some(1), "readers read the serving generation");
+
+    assert_eq!(next.apply(&batch([Some(2), None], vec![upsert("c", 1)], 5)).await.expect("apply"), applied(1));
+    let (swapped, client, _watcher) = swap.await.expect("swap task");
+    swapped.expect("swap");
+    assert!(stopped.load(std::sync::atomic::Ordering::SeqCst), "the next generation's writer was stopped first");
+    assert_eq!(db.version("articles", "a").await, Some(2), "readers read the new generation");
+    assert_eq!(db.version("articles", "c").await, Some(1));
+    // Its expected position (5) is the new generation's: it is written there.
+    assert_eq!(blocked.await.expect("task").expect("apply"), applied(1));
+    assert_eq!(db.version("articles", "b").await, Some(1));
+    let old_b: Option<i64> = db
+        .admin
+        .query_opt("select version from cms_read_old.articles where id = 'b'", &[])
+        .await
+        .expect("old")
+        .map(|r| r.get(0));
+    assert_eq!(old_b, None, "nothing written to the retired generation");
+    generation::empty(&client, &names[2]).await.expect("empty");
+    let left: i64 = db
+        .admin
+        .query_one("select count(*) from pg_tables where schemaname = 'cms_read_old'", &[])
+        .await
+        .expect("n")
+        .get(0);
+    assert_eq!(left, 0);
+    assert_eq!(serving.start_session(&[TOPIC.into()]).await.expect("session")[TOPIC][&0].next_offset, 6);
+}

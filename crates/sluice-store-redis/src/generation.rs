@@ -134,6 +134,75 @@ pub async fn drop_generation(conn: &mut impl ConnectionLike, generation: &str) -
     }
 }
 
+/// How long [`hand_over`] waits for the successor to catch up.
+pub const CATCH_UP_LIMIT: Duration = Duration::from_secs(120);
+const CATCH_UP_POLL: Duration = Duration::from_millis(50);
+
+/// What [`hand_over`] did.
+#[derive(Debug)]
+pub struct HandedOver {
+    /// How long the old generation was sealed before the swap.
+    pub sealed_for: Duration,
+    /// Keys of the old generation deleted.
+    pub deleted: u64,
+}
+
+/// Steps 1 to 3 of a rebuild: seals `current`, waits until `next` holds a
+/// position at least as far as `current`'s on every partition of `topics`
+/// (while `writer_alive` says its projector runs), points `alias` at `next`
+/// and drops `current`. Before the swap, a failure unseals `current`.
+pub async fn hand_over(
+    conn: &mut (impl ConnectionLike + Send),
+    alias: &str,
+    current: &str,
+    next: &str,
+    topics: &[String],
+    writer_alive: impl Fn() -> bool,
+) -> anyhow::Result<HandedOver> {
+    seal(conn, current).await?;
+    let sealed = std::time::Instant::now();
+    let caught_up = async {
+        loop {
+            anyhow::ensure!(writer_alive(), "the next generation's projector stopped; nothing was swapped");
+            let Some(behind) = behind(conn, current, next, topics).await? else { return Ok(()) };
+            anyhow::ensure!(
+                sealed.elapsed() < CATCH_UP_LIMIT,
+                "{next} did not reach {current} within {CATCH_UP_LIMIT:?} ({behind}); nothing was swapped"
+            );
+            tokio::time::sleep(CATCH_UP_POLL).await;
+        }
+    }
+    .await;
+    if let Err(e) = caught_up {
+        unseal(conn, current).await?;
+        return Err(e);
+    }
+    swap(conn, alias, next).await?;
+    let sealed_for = sealed.elapsed();
+    let deleted = drop_generation(conn, current).await?;
+    Ok(HandedOver { sealed_for, deleted })
+}
+
+/// Where `next` is behind `current`, if anywhere.
+async fn behind(
+    conn: &mut impl ConnectionLike,
+    current: &str,
+    next: &str,
+    topics: &[String],
+) -> anyhow::Result<Option<String>> {
+    for topic in topics {
+        let target = crate::stored_positions(conn, current, topic).await?;
+        let reached = crate::stored_positions(conn, next, topic).await?;
+        for (partition, p) in target {
+            let at = reached.get(&partition).map(|r| r.next_offset);
+            if at.is_none_or(|at| at < p.next_offset) {
+                return Ok(Some(format!("{topic}/{partition} at {at:?}, {current} at {}", p.next_offset)));
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// A document as [`read_document`] found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Read {

@@ -160,3 +160,42 @@ async fn a_sealed_generation_refuses_batches_and_sessions_and_readers_follow_the
     assert_eq!(read(&mut conn).await, Read::Found { doc: json!({"id": "a", "version": 2}).to_string(), version: 2 });
     assert_eq!(generation::read_document(&mut conn, "nothing", "article", "a").await.expect("read"), Read::NotBuilt);
 }
+
+/// The hand-over waits, with the serving generation sealed, until the
+/// successor reached its positions (so no reader goes back in time); if the
+/// successor's writer stops first, nothing is swapped and the seal is lifted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_over_waits_for_the_successor_to_reach_the_sealed_generation() {
+    use sluice_store_redis::generation;
+    let redis = TestRedis::start();
+    let (store, alias) = start(&redis).await;
+    store.start_session(&[TOPIC.into()]).await.expect("session");
+    assert_eq!(store.apply(&batch([None, None], vec![upsert("a", 1)], 5)).await.expect("apply"), applied(1));
+    let next = generation::successor(&alias, &alias);
+    let builder = RedisStore::connect(&redis.url(), &next).await.expect("connect");
+    builder.start_session(&[TOPIC.into()]).await.expect("session");
+    assert_eq!(builder.apply(&batch([None, None], vec![upsert("a", 2)], 2)).await.expect("apply"), applied(1));
+    let mut conn = redis.connection().await;
+
+    let topics = [TOPIC.to_string()];
+    let refused = generation::hand_over(&mut conn, &alias, &alias, &next, &topics, || false).await;
+    assert!(refused.is_err(), "a successor whose writer stopped is not swapped in");
+    assert_eq!(generation::marker(&mut conn, &alias).await.expect("marker").as_deref(), Some("2"), "unsealed");
+    assert_eq!(generation::serving(&mut conn, &alias).await.expect("serving"), alias);
+
+    let hand_over = {
+        let (mut conn, alias, next) = (conn.clone(), alias.clone(), next.clone());
+        tokio::spawn(async move {
+            generation::hand_over(&mut conn, &alias, &alias, &next, &[TOPIC.to_string()], || true).await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!hand_over.is_finished(), "no swap while the successor is behind");
+    assert_eq!(generation::serving(&mut conn, &alias).await.expect("serving"), alias);
+    assert_eq!(generation::marker(&mut conn, &alias).await.expect("marker").as_deref(), Some(generation::SEALED));
+    assert_eq!(builder.apply(&batch([Some(2), None], vec![upsert("b", 1)], 5)).await.expect("apply"), applied(1));
+    let handed = hand_over.await.expect("task").expect("hand over");
+    assert!(handed.deleted >= 3, "{handed:?}");
+    assert_eq!(generation::serving(&mut conn, &alias).await.expect("serving"), next);
+    assert_eq!(generation::marker(&mut conn, &alias).await.expect("marker").as_deref(), Some(generation::DROPPED));
+}

@@ -5,11 +5,10 @@
 //! generation, and their next session starts on the new one. Running it
 //! again after an interruption resumes the generation it was building.
 
-use crate::projection::{self, Building, SourceArgs, Store};
+use crate::projection::{self, SourceArgs, Store};
 use sluice_core::topics::{retry_topic, state_topic};
 use sluice_store_postgres::{PostgresStore, SchemaName, generation as pg};
 use sluice_store_redis::{RedisStore, generation as redis_gen};
-use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
 pub struct RebuildArgs {
@@ -44,25 +43,6 @@ fn projector_topics(args: &SourceArgs) -> Vec<String> {
         .collect()
 }
 
-/// Waits until `behind` says nothing is behind (it names what is), while
-/// the next generation's projector runs, for at most [`pg::CATCH_UP_LIMIT`].
-async fn catch_up(building: &Building, behind: impl AsyncFn() -> anyhow::Result<Option<String>>) -> anyhow::Result<()> {
-    let since = Instant::now();
-    loop {
-        anyhow::ensure!(!building.has_stopped(), "the next generation's projector stopped; nothing was swapped");
-        match behind().await? {
-            None => return Ok(()),
-            Some(what) if since.elapsed() > pg::CATCH_UP_LIMIT => anyhow::bail!(
-                "the next generation did not reach the serving one within {:?} ({what}); nothing was swapped",
-                pg::CATCH_UP_LIMIT
-            ),
-            Some(_) => tokio::time::sleep(CATCH_UP_POLL).await,
-        }
-    }
-}
-
-const CATCH_UP_POLL: Duration = Duration::from_millis(50);
-
 /// Redis: generations are projections (`<name>.gN`) behind the serving
 /// pointer; the current one is sealed while the next catches up.
 async fn redis(args: &RebuildArgs) -> anyhow::Result<()> {
@@ -75,39 +55,17 @@ async fn redis(args: &RebuildArgs) -> anyhow::Result<()> {
     let store = RedisStore::connect(&args.source.redis_url, &next).await?;
     let building = projection::build::<false, _>(&args.source, &next, group("redis", name, &next), store).await?;
 
-    redis_gen::seal(&mut conn, &current).await?;
-    let sealed = Instant::now();
-    let caught_up = catch_up(&building, async || {
-        let mut conn = conn.clone();
-        let mut behind = None;
-        for topic in projector_topics(&args.source) {
-            let target = sluice_store_redis::stored_positions(&mut conn, &current, &topic).await?;
-            let reached = sluice_store_redis::stored_positions(&mut conn, &next, &topic).await?;
-            for (partition, p) in target {
-                let at = reached.get(&partition).map(|r| r.next_offset);
-                if at.is_none_or(|at| at < p.next_offset) {
-                    behind.get_or_insert(format!("{topic}/{partition} at {at:?}, serving at {}", p.next_offset));
-                }
-            }
-        }
-        Ok(behind)
-    })
-    .await;
-    if let Err(e) = caught_up {
-        redis_gen::unseal(&mut conn, &current).await?;
-        return Err(e);
-    }
-    redis_gen::swap(&mut conn, name, &next).await?;
-    let swapped_after = sealed.elapsed();
-    let deleted = redis_gen::drop_generation(&mut conn, &current).await?;
+    let topics = projector_topics(&args.source);
+    let handed = redis_gen::hand_over(&mut conn, name, &current, &next, &topics, || !building.has_stopped()).await?;
     let (records, built_in) = (building.records, building.started.elapsed());
     // Kept current until now; the services' next sessions take over.
     building.stop().await?;
     println!(
         "{name} now served by {next}: {records} records built in {:.1} s; {current} was sealed for {:.0} ms, then \
-         dropped ({deleted} keys)",
+         dropped ({} keys)",
         built_in.as_secs_f64(),
-        swapped_after.as_secs_f64() * 1000.0
+        handed.sealed_for.as_secs_f64() * 1000.0,
+        handed.deleted
     );
     Ok(())
 }

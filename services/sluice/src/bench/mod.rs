@@ -2,6 +2,7 @@
 //! against the local stack (`make bench` starts a release build of it).
 
 mod commands;
+mod projectors;
 mod relay;
 mod stats;
 
@@ -12,11 +13,15 @@ pub enum Bench {
     /// Relay throughput vs a raw producer, and commit-to-consumable latency
     /// at a steady rate beside the broker's own floor.
     Relay(relay::RelayArgs),
+    /// Each projector's applied records/s beside raw consume and raw store
+    /// writes, and the bootstrap of a large compacted topic with peak RSS.
+    Projectors(projectors::ProjectorsArgs),
 }
 
 pub async fn run(bench: Bench) -> anyhow::Result<()> {
     match bench {
         Bench::Commands(args) => commands::run(args).await,
         Bench::Relay(args) => relay::run(args).await,
+        Bench::Projectors(args) => projectors::run(args).await,
     }
 }

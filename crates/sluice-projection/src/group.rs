@@ -91,12 +91,12 @@ impl<S: ProjectionStore + 'static> GroupContext<S> {
         };
         let mut ends = Vec::with_capacity(assigned.len());
         for (topic, partition) in &assigned {
-            let end = consumer.fetch_watermarks(topic, *partition, Duration::from_secs(10)).map_or(0, |(_, high)| high);
-            ends.push(end);
+            let marks = consumer.fetch_watermarks(topic, *partition, Duration::from_secs(10)).unwrap_or((0, 0));
+            ends.push(marks);
         }
         let Ok(mut owned) = self.owned.lock() else { return };
         owned.joined = true;
-        for ((topic, partition), end) in assigned.into_iter().zip(ends) {
+        for ((topic, partition), (low, end)) in assigned.into_iter().zip(ends) {
             let next = stored.get(&topic).and_then(|p| p.get(&partition)).map(|p| p.next_offset);
             if let Some(next) = next.filter(|next| *next > end) {
                 // The topic was deleted and made again (or the broker lost
@@ -115,7 +115,7 @@ impl<S: ProjectionStore + 'static> GroupContext<S> {
             }
             tracing::info!(projection = %self.projection, topic, partition, position = ?next, "partition assigned");
             owned.expected.entry(topic.clone()).or_default().insert(partition, next);
-            owned.targets.insert((topic, partition), end);
+            owned.targets.insert((topic, partition), bootstrap_target(next, low, end));
         }
     }
 
@@ -135,5 +135,31 @@ impl<S: ProjectionStore + 'static> GroupContext<S> {
         if let Ok(mut owned) = self.owned.lock() {
             owned.failure.get_or_insert(reason);
         }
+    }
+}
+
+/// The position at which a partition assigned at `next` (stored; None:
+/// nothing) counts as caught up, given its first and end offsets: its end,
+/// unless no record is left to read there (retention deleted them all, as in
+/// a retry topic), when it counts as caught up already: no record will come
+/// to move the position.
+fn bootstrap_target(next: Option<i64>, low: i64, end: i64) -> i64 {
+    let from = next.unwrap_or(0);
+    if from.max(low) >= end { from.min(end) } else { end }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bootstrap_target;
+
+    #[test]
+    fn a_partition_whose_records_are_all_deleted_counts_as_caught_up() {
+        assert_eq!(bootstrap_target(None, 0, 10), 10, "records to read");
+        assert_eq!(bootstrap_target(Some(4), 0, 10), 10);
+        assert_eq!(bootstrap_target(None, 7, 10), 10, "some deleted, some left");
+        assert_eq!(bootstrap_target(None, 10, 10), 0, "all deleted: reached with nothing stored");
+        assert_eq!(bootstrap_target(Some(6), 10, 10), 6, "all deleted beyond the stored position");
+        assert_eq!(bootstrap_target(None, 0, 0), 0, "empty");
+        assert_eq!(bootstrap_target(Some(10), 10, 10), 10);
     }
 }

@@ -29,6 +29,9 @@ const RESTART_PAUSE: Duration = Duration::from_millis(200);
 /// evicts such a member only when another member joins after it expired.
 const GROUP_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Records prefetched from the broker, at most (KiB): a few batches ahead.
+const PREFETCH_KIB: u32 = 8 * 1024;
+
 #[derive(Debug, Clone)]
 pub struct ProjectorConfig {
     /// Name of the read model; part of every key it writes.
@@ -190,6 +193,9 @@ async fn session<S: ProjectionStore + 'static>(
     };
     let consumer: StreamConsumer<GroupContext<S>> = sluice_kafka::consumer_config(&config.brokers, &config.group_id)
         .set("session.timeout.ms", GROUP_SESSION_TIMEOUT.as_millis().to_string())
+        // librdkafka prefetches up to 64 MiB by default: a store slower than
+        // the broker (PostgreSQL) would hold that much in memory.
+        .set("queued.max.messages.kbytes", PREFETCH_KIB.to_string())
         .create_with_context(context)?;
     let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics).context("subscribe to the topics")?;

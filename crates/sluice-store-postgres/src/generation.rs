@@ -10,7 +10,10 @@
 //!    `<schema>`, commit (readers wait only for the moves and the commit);
 //! 5. empty `<schema>_old`.
 //!
-//! A reader's query sees one generation or the other, never both. Projectors
+//! A reader's query sees one generation or the other, never both (a
+//! REPEATABLE READ or SERIALIZABLE transaction that began before the swap
+//! may see the new generation's tables as of its snapshot: read the read
+//! model in READ COMMITTED, PostgreSQL's default). Projectors
 //! waiting on the lock go on in the new generation: PostgreSQL looks their
 //! tables up again by name once it grants the lock and re-plans their
 //! prepared statements, and the position compare-and-set makes any of them
@@ -24,6 +27,7 @@
 use crate::SchemaName;
 use anyhow::Context;
 use std::collections::HashMap;
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 use tokio_postgres::{Client, NoTls};
 
@@ -31,6 +35,14 @@ use tokio_postgres::{Client, NoTls};
 /// next generation to reach the serving one's positions.
 pub const CATCH_UP_LIMIT: Duration = Duration::from_secs(120);
 const CATCH_UP_POLL: Duration = Duration::from_millis(50);
+
+/// Advisory lock class of a running rebuild; the object id is the hash of
+/// the serving schema's name.
+const REBUILD_LOCK_CLASS: i32 = 758_424;
+/// The swap's connection gives up waiting for a lock after this (a reader
+/// holding the tables, say), and the server ends it when it hangs in its
+/// transaction longer than the catch-up may take.
+const SWAP_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `<serving>_next` and `<serving>_old`.
 pub fn next_and_old(serving: &SchemaName) -> anyhow::Result<(SchemaName, SchemaName)> {
@@ -44,7 +56,16 @@ pub fn next_and_old(serving: &SchemaName) -> anyhow::Result<(SchemaName, SchemaN
 /// A connection of the rebuild's own (no time-outs: it holds a lock on
 /// purpose while the next generation catches up).
 pub async fn connect(database_url: &str) -> anyhow::Result<Client> {
-    let (client, connection) = tokio_postgres::connect(database_url, NoTls).await.map_err(|e| {
+    // The URL is a secret: neither it nor the parser's message goes into errors.
+    let mut config = tokio_postgres::Config::from_str(database_url)
+        .map_err(|_| anyhow::anyhow!("the database URL is not a valid PostgreSQL URL"))?;
+    config.application_name("sluice-rebuild").keepalives(true).keepalives_idle(Duration::from_secs(10));
+    config.options(format!(
+        "-c lock_timeout={} -c idle_in_transaction_session_timeout={}",
+        SWAP_LOCK_TIMEOUT.as_millis(),
+        (CATCH_UP_LIMIT + SWAP_LOCK_TIMEOUT).as_millis()
+    ));
+    let (client, connection) = config.connect(NoTls).await.map_err(|e| {
         anyhow::anyhow!("connect to PostgreSQL: {}", e.as_db_error().map_or(e.to_string(), |d| d.to_string()))
     })?;
     tokio::spawn(async move {
@@ -56,9 +77,15 @@ pub async fn connect(database_url: &str) -> anyhow::Result<Client> {
 }
 
 /// Refuses a rebuild by a role that does not own the three schemas (the
-/// projectors could not write to a generation it builds), or of a schema
-/// that holds other projections than `projection`.
-pub async fn check(client: &Client, projection: &str, schemas: [&SchemaName; 3]) -> anyhow::Result<()> {
+/// projectors could not write to a generation it builds), and a second
+/// rebuild of the same schema while one runs (the lock is held as long as
+/// `client`'s session).
+pub async fn check(client: &Client, schemas: [&SchemaName; 3]) -> anyhow::Result<()> {
+    let only: bool = client
+        .query_one("select pg_try_advisory_lock($1, hashtext($2))", &[&REBUILD_LOCK_CLASS, &schemas[0].as_str()])
+        .await?
+        .get(0);
+    anyhow::ensure!(only, "another rebuild of schema {} is running", schemas[0].as_str());
     let me: String = client.query_one("select current_user::text", &[]).await?.get(0);
     for schema in schemas {
         let owner = client
@@ -82,22 +109,6 @@ pub async fn check(client: &Client, projection: &str, schemas: [&SchemaName; 3])
                 schema.as_str()
             ),
         }
-    }
-    let projections = schemas[0].table("projections");
-    let exists: bool = client.query_one("select to_regclass($1) is not null", &[&projections]).await?.get(0);
-    if exists {
-        let others: Vec<String> = client
-            .query(&format!("select projection from {projections} where projection <> $1"), &[&projection])
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        anyhow::ensure!(
-            others.is_empty(),
-            "schema {} also holds projection(s) {}: a rebuild swaps whole schemas; give each projection a schema",
-            schemas[0].as_str(),
-            others.join(", ")
-        );
     }
     Ok(())
 }
@@ -128,7 +139,7 @@ async fn tables(client: &impl tokio_postgres::GenericClient, schema: &SchemaName
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
-/// What [`swap`] did.
+/// What [`Swap::run`] did.
 #[derive(Debug)]
 pub struct Swapped {
     /// How long the serving schema's writers waited on the swap.
@@ -137,55 +148,114 @@ pub struct Swapped {
     pub grants: usize,
 }
 
-/// Swaps `next` in for `serving` (steps 1 to 4 above) once the positions
-/// `projection` stored in `next` reach those in `serving`; `stop_writer`
-/// stops the next generation's projector (it finishes its batch in hand)
-/// just before the renames. Nothing changes when it fails.
-pub async fn swap(
-    client: &mut Client,
-    watcher: &Client,
-    serving: &SchemaName,
-    next: &SchemaName,
-    old: &SchemaName,
-    projection: &str,
-    stop_writer: impl AsyncFnOnce() -> anyhow::Result<()>,
-) -> anyhow::Result<Swapped> {
-    let tx = client.transaction().await?;
-    let locked = Instant::now();
-    let has_ledger: bool =
-        tx.query_one("select to_regclass($1) is not null", &[&serving.table("projections")]).await?.get(0);
-    let target = if has_ledger {
-        tx.batch_execute(&format!("lock table {} in share row exclusive mode", serving.table("projections")))
-            .await
-            .context("lock the serving generation")?;
-        positions(&tx, serving, projection).await?
-    } else {
-        HashMap::new()
-    };
-    loop {
-        let reached = positions(watcher, next, projection).await?;
-        let behind = target.iter().find(|(key, offset)| reached.get(*key).is_none_or(|r| r < *offset));
-        match behind {
-            None => break,
-            Some(((topic, partition), offset)) if locked.elapsed() > CATCH_UP_LIMIT => anyhow::bail!(
-                "the next generation did not reach the serving one within {CATCH_UP_LIMIT:?} ({topic}/{partition} \
-                 at {:?}, serving at {offset}); nothing was swapped",
-                reached.get(&(topic.clone(), *partition))
-            ),
-            Some(_) => tokio::time::sleep(CATCH_UP_POLL).await,
+/// A swap of `next` in for `serving` (steps 1 to 4 above).
+pub struct Swap<'a> {
+    pub serving: &'a SchemaName,
+    pub next: &'a SchemaName,
+    pub old: &'a SchemaName,
+    pub projection: &'a str,
+    /// The topics the next generation is built from: the serving one must
+    /// hold positions of no other.
+    pub topics: &'a [String],
+    /// The first offset still in the log of each partition: a partition the
+    /// next generation holds no position for has reached it.
+    pub floors: &'a HashMap<(String, i32), i64>,
+}
+
+impl Swap<'_> {
+    /// Swaps once the positions `projection` stored in `next` reach those in
+    /// `serving`; `stop_writer` stops the next generation's projector (it
+    /// finishes its batch in hand) just before the tables move. Nothing
+    /// changes when it fails.
+    pub async fn run(
+        &self,
+        client: &mut Client,
+        watcher: &Client,
+        stop_writer: impl AsyncFnOnce() -> anyhow::Result<()>,
+    ) -> anyhow::Result<Swapped> {
+        let (serving, next) = (self.serving, self.next);
+        let tx = client.transaction().await?;
+        let locked = Instant::now();
+        let has_ledger: bool =
+            tx.query_one("select to_regclass($1) is not null", &[&serving.table("projections")]).await?.get(0);
+        let target = if has_ledger {
+            tx.batch_execute(&format!("lock table {} in share row exclusive mode", serving.table("projections")))
+                .await
+                .context("lock the serving generation")?;
+            positions(&tx, serving, self.projection).await?
+        } else {
+            HashMap::new()
+        };
+        // Under the lock: nothing else can be marked in the schema meanwhile.
+        self.check_serving(&tx, &target).await?;
+        loop {
+            let reached = positions(watcher, next, self.projection).await?;
+            let at = |key: &(String, i32)| reached.get(key).or(self.floors.get(key)).copied();
+            let behind = target.iter().find(|(key, offset)| at(key).is_none_or(|r| r < **offset));
+            match behind {
+                None => break,
+                Some((key, offset)) if locked.elapsed() > CATCH_UP_LIMIT => anyhow::bail!(
+                    "the next generation did not reach the serving one within {CATCH_UP_LIMIT:?} ({}/{} at {:?}, \
+                     serving at {offset}); nothing was swapped",
+                    key.0,
+                    key.1,
+                    at(key)
+                ),
+                Some(_) => tokio::time::sleep(CATCH_UP_POLL).await,
+            }
         }
-    }
-    stop_writer().await?;
-    let grants = copy_grants(&tx, serving, next).await?;
-    let mut moves = String::new();
-    for (from, to) in [(serving, old), (next, serving)] {
-        for table in tables(&tx, from).await? {
-            moves.push_str(&format!("alter table {} set schema \"{}\";\n", from.table(&table), to.as_str()));
+        stop_writer().await?;
+        let grants = copy_grants(&tx, serving, next).await?;
+        let mut moves = String::new();
+        for (from, to) in [(serving, self.old), (next, serving)] {
+            for table in tables(&tx, from).await? {
+                moves.push_str(&format!("alter table {} set schema \"{}\";\n", from.table(&table), to.as_str()));
+            }
         }
+        tx.batch_execute(&moves).await.context("swap the generations (readers held the tables too long?)")?;
+        tx.commit().await.context("commit the swap")?;
+        Ok(Swapped { locked_for: locked.elapsed(), grants })
     }
-    tx.batch_execute(&moves).await.context("swap the generations")?;
-    tx.commit().await.context("commit the swap")?;
-    Ok(Swapped { locked_for: locked.elapsed(), grants })
+
+    /// Refuses to swap a serving schema that holds more than this
+    /// projection: other projections, tables the next generation does not
+    /// have, positions of topics it is not built from.
+    async fn check_serving(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        target: &HashMap<(String, i32), i64>,
+    ) -> anyhow::Result<()> {
+        let serving = self.serving.as_str();
+        let foreign: Vec<&String> = target.keys().map(|(t, _)| t).filter(|t| !self.topics.contains(t)).collect();
+        anyhow::ensure!(
+            foreign.is_empty(),
+            "{serving} holds positions of {foreign:?}, which this rebuild does not read: give it the same aggregates \
+             as the projector service"
+        );
+        if !target.is_empty() {
+            let projections = self.serving.table("projections");
+            let others: Vec<String> = tx
+                .query(&format!("select projection from {projections} where projection <> $1"), &[&self.projection])
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            anyhow::ensure!(
+                others.is_empty(),
+                "schema {serving} also holds projection(s) {}: a rebuild swaps whole schemas; give each projection \
+                 a schema",
+                others.join(", ")
+            );
+        }
+        let theirs = tables(tx, self.next).await?;
+        let extra: Vec<String> = tables(tx, self.serving).await?.into_iter().filter(|t| !theirs.contains(t)).collect();
+        anyhow::ensure!(
+            extra.is_empty(),
+            "schema {serving} holds tables the read model does not ({}): move them to another schema first",
+            extra.join(", ")
+        );
+        Ok(())
+    }
 }
 
 /// `projection`'s next offsets in `schema`, by topic and partition (none

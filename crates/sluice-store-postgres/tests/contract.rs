@@ -735,16 +735,29 @@ async fn a_swap_waits_for_the_next_generation_then_the_blocked_writer_goes_on_in
     let [s, n, o] = names.clone();
     let mut client = generation::connect(&db.role_url()).await.expect("connect");
     let watcher = generation::connect(&db.role_url()).await.expect("connect");
-    generation::check(&client, "cms", [&s, &n, &o]).await.expect("check");
+    generation::check(&client, [&s, &n, &o]).await.expect("check");
+    let second = generation::connect(&db.role_url()).await.expect("connect");
+    let refused = generation::check(&second, [&s, &n, &o]).await.expect_err("one rebuild at a time");
+    assert!(refused.to_string().contains("another rebuild"), "{refused}");
     let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let swap = {
         let stopped = stopped.clone();
         tokio::spawn(async move {
-            let swapped = generation::swap(&mut client, &watcher, &s, &n, &o, "cms", async || {
-                stopped.store(true, std::sync::atomic::Ordering::SeqCst);
-                Ok(())
-            })
-            .await;
+            let (topics, floors) = ([TOPIC.to_string()], std::collections::HashMap::new());
+            let swap = generation::Swap {
+                serving: &s,
+                next: &n,
+                old: &o,
+                projection: "cms",
+                topics: &topics,
+                floors: &floors,
+            };
+            let swapped = swap
+                .run(&mut client, &watcher, async || {
+                    stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+                    Ok(())
+                })
+                .await;
             (swapped, client, watcher)
         })
     };

@@ -5,11 +5,12 @@
 //! served by one generation, a projection with keys of its own: the one the
 //! pointer [`keys::serving`] names, or the projection named `alias` itself
 //! when there is no pointer. A rebuild builds the next generation
-//! ([`successor`]) beside it, then:
+//! ([`successor`]) beside it, then (`rebuild.rs`):
 //! 1. [`seal`]s the serving one: its marker becomes `sealed`, no batch is
 //!    written to it any more, readers still read it;
 //! 2. waits until the successor's positions reach the sealed ones (so no
-//!    reader goes back in time), then points the alias at the successor;
+//!    reader goes back in time), then points the alias at the successor
+//!    ([`swap`]);
 //! 3. [`drop_generation`]: the marker becomes `dropped`, then every other key
 //!    of the old generation is deleted.
 //!
@@ -20,7 +21,7 @@
 //! generation is refused (`ApplyOutcome::Retired`) and starts a new session
 //! on the generation the pointer names.
 
-use crate::{KEY_FORMAT, keys};
+use crate::keys;
 use anyhow::Context;
 use redis::aio::ConnectionLike;
 use std::time::Duration;
@@ -58,14 +59,18 @@ pub async fn marker(conn: &mut impl ConnectionLike, generation: &str) -> anyhow:
     redis::cmd("GET").arg(keys::marker(generation)).query_async(conn).await.context("read a generation's marker")
 }
 
-/// Stops every write to `generation` (readers go on reading it).
+/// Stops every write to `generation` (readers go on reading it); the
+/// marker it had is kept for [`unseal`].
 pub async fn seal(conn: &mut impl ConnectionLike, generation: &str) -> anyhow::Result<()> {
     let script = redis::Script::new(
-        "if redis.call('GET', KEYS[1]) == ARGV[2] then return redis.error_reply('the generation was dropped') end
+        "local m = redis.call('GET', KEYS[1])
+         if m == ARGV[2] then return redis.error_reply('the generation was dropped') end
+         if m ~= ARGV[1] then redis.call('SET', KEYS[2], m or '') end
          redis.call('SET', KEYS[1], ARGV[1]) return 1",
     );
     let _: i64 = script
         .key(keys::marker(generation))
+        .key(keys::sealed_from(generation))
         .arg(SEALED)
         .arg(DROPPED)
         .invoke_async(conn)
@@ -74,15 +79,20 @@ pub async fn seal(conn: &mut impl ConnectionLike, generation: &str) -> anyhow::R
     Ok(())
 }
 
-/// Undoes [`seal`] (a rebuild that gave up before the swap).
+/// Undoes [`seal`] (a rebuild that gave up before the swap): the marker is
+/// what it was before.
 pub async fn unseal(conn: &mut impl ConnectionLike, generation: &str) -> anyhow::Result<()> {
     let script = redis::Script::new(
-        "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) end return 1",
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then
+           local before = redis.call('GET', KEYS[2])
+           if before and before ~= '' then redis.call('SET', KEYS[1], before) else redis.call('DEL', KEYS[1]) end
+         end
+         redis.call('DEL', KEYS[2]) return 1",
     );
     let _: i64 = script
         .key(keys::marker(generation))
+        .key(keys::sealed_from(generation))
         .arg(SEALED)
-        .arg(KEY_FORMAT)
         .invoke_async(conn)
         .await
         .with_context(|| format!("unseal generation {generation}"))?;
@@ -132,75 +142,6 @@ pub async fn drop_generation(conn: &mut impl ConnectionLike, generation: &str) -
         }
         cursor = next;
     }
-}
-
-/// How long [`hand_over`] waits for the successor to catch up.
-pub const CATCH_UP_LIMIT: Duration = Duration::from_secs(120);
-const CATCH_UP_POLL: Duration = Duration::from_millis(50);
-
-/// What [`hand_over`] did.
-#[derive(Debug)]
-pub struct HandedOver {
-    /// How long the old generation was sealed before the swap.
-    pub sealed_for: Duration,
-    /// Keys of the old generation deleted.
-    pub deleted: u64,
-}
-
-/// Steps 1 to 3 of a rebuild: seals `current`, waits until `next` holds a
-/// position at least as far as `current`'s on every partition of `topics`
-/// (while `writer_alive` says its projector runs), points `alias` at `next`
-/// and drops `current`. Before the swap, a failure unseals `current`.
-pub async fn hand_over(
-    conn: &mut (impl ConnectionLike + Send),
-    alias: &str,
-    current: &str,
-    next: &str,
-    topics: &[String],
-    writer_alive: impl Fn() -> bool,
-) -> anyhow::Result<HandedOver> {
-    seal(conn, current).await?;
-    let sealed = std::time::Instant::now();
-    let caught_up = async {
-        loop {
-            anyhow::ensure!(writer_alive(), "the next generation's projector stopped; nothing was swapped");
-            let Some(behind) = behind(conn, current, next, topics).await? else { return Ok(()) };
-            anyhow::ensure!(
-                sealed.elapsed() < CATCH_UP_LIMIT,
-                "{next} did not reach {current} within {CATCH_UP_LIMIT:?} ({behind}); nothing was swapped"
-            );
-            tokio::time::sleep(CATCH_UP_POLL).await;
-        }
-    }
-    .await;
-    if let Err(e) = caught_up {
-        unseal(conn, current).await?;
-        return Err(e);
-    }
-    swap(conn, alias, next).await?;
-    let sealed_for = sealed.elapsed();
-    let deleted = drop_generation(conn, current).await?;
-    Ok(HandedOver { sealed_for, deleted })
-}
-
-/// Where `next` is behind `current`, if anywhere.
-async fn behind(
-    conn: &mut impl ConnectionLike,
-    current: &str,
-    next: &str,
-    topics: &[String],
-) -> anyhow::Result<Option<String>> {
-    for topic in topics {
-        let target = crate::stored_positions(conn, current, topic).await?;
-        let reached = crate::stored_positions(conn, next, topic).await?;
-        for (partition, p) in target {
-            let at = reached.get(&partition).map(|r| r.next_offset);
-            if at.is_none_or(|at| at < p.next_offset) {
-                return Ok(Some(format!("{topic}/{partition} at {at:?}, {current} at {}", p.next_offset)));
-            }
-        }
-    }
-    Ok(None)
 }
 
 /// A document as [`read_document`] found it.

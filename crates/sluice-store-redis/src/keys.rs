@@ -26,6 +26,23 @@ pub fn marker(projection: &str) -> String {
     format!("{}initialized", prefix(projection))
 }
 
+/// The marker a sealed generation had before it was sealed (restored if
+/// the rebuild gives up).
+pub fn sealed_from(projection: &str) -> String {
+    format!("{}sealed_from", prefix(projection))
+}
+
+/// The generation of `alias` a rebuild swapped out and is dropping; a rebuild
+/// interrupted there finishes it at its next run.
+pub fn retiring(alias: &str) -> String {
+    format!("sluice:retiring:{alias}")
+}
+
+/// The lease of the rebuild of `alias` that is running (one at a time).
+pub fn rebuild_lease(alias: &str) -> String {
+    format!("sluice:rebuilding:{alias}")
+}
+
 /// The serving pointer of `alias`: the name of the generation (a projection)
 /// that serves it. Absent: the projection named `alias` itself serves.
 pub fn serving(alias: &str) -> String {

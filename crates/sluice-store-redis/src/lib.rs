@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 pub mod generation;
 pub mod keys;
+pub mod rebuild;
 
 /// The format of a projection's keys, held by its marker: `2` since the CMS
 /// views. A projection whose marker says otherwise is refused at the start

@@ -163,30 +163,44 @@ async fn a_sealed_generation_refuses_batches_and_sessions_and_readers_follow_the
 
 /// The hand-over waits, with the serving generation sealed, until the
 /// successor reached its positions (so no reader goes back in time); if the
-/// successor's writer stops first, nothing is swapped and the seal is lifted.
+/// successor's writer stops first, nothing is swapped and the seal is
+/// lifted; a rebuild interrupted after its swap is finished by the next one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hand_over_waits_for_the_successor_to_reach_the_sealed_generation() {
-    use sluice_store_redis::generation;
+    use sluice_store_redis::{generation, rebuild};
+    use std::collections::HashMap;
     let redis = TestRedis::start();
     let (store, alias) = start(&redis).await;
     store.start_session(&[TOPIC.into()]).await.expect("session");
-    assert_eq!(store.apply(&batch([None, None], vec![upsert("a", 1)], 5)).await.expect("apply"), applied(1));
+    // Partition 1 is at 3 in the serving generation; its records are gone
+    // from the log since (floor 3), so the successor never stores a position.
+    let mut first = batch([None, None], vec![upsert("a", 1)], 5);
+    first.positions.get_mut(TOPIC).expect("topic").push(sluice_store::Position {
+        partition: 1,
+        next_offset: 3,
+        applied_at_ms: 1,
+    });
+    assert_eq!(store.apply(&first).await.expect("apply"), applied(1));
     let next = generation::successor(&alias, &alias);
     let builder = RedisStore::connect(&redis.url(), &next).await.expect("connect");
     builder.start_session(&[TOPIC.into()]).await.expect("session");
     assert_eq!(builder.apply(&batch([None, None], vec![upsert("a", 2)], 2)).await.expect("apply"), applied(1));
     let mut conn = redis.connection().await;
+    let lease = rebuild::Lease::acquire(&conn, &alias).await.expect("lease");
+    assert!(rebuild::Lease::acquire(&conn, &alias).await.is_err(), "one rebuild at a time");
 
-    let topics = [TOPIC.to_string()];
-    let refused = generation::hand_over(&mut conn, &alias, &alias, &next, &topics, || false).await;
+    let (topics, floors) = ([TOPIC.to_string()], HashMap::from([((TOPIC.to_string(), 1), 3)]));
+    let other = rebuild::hand_over(&mut conn, &alias, &alias, &next, &["other".into()], &floors, || true).await;
+    assert!(other.is_err(), "a successor built from other topics is not swapped in");
+    let refused = rebuild::hand_over(&mut conn, &alias, &alias, &next, &topics, &floors, || false).await;
     assert!(refused.is_err(), "a successor whose writer stopped is not swapped in");
     assert_eq!(generation::marker(&mut conn, &alias).await.expect("marker").as_deref(), Some("2"), "unsealed");
     assert_eq!(generation::serving(&mut conn, &alias).await.expect("serving"), alias);
 
     let hand_over = {
-        let (mut conn, alias, next) = (conn.clone(), alias.clone(), next.clone());
+        let (mut conn, alias, next, floors) = (conn.clone(), alias.clone(), next.clone(), floors.clone());
         tokio::spawn(async move {
-            generation::hand_over(&mut conn, &alias, &alias, &next, &[TOPIC.to_string()], || true).await
+            rebuild::hand_over(&mut conn, &alias, &alias, &next, &[TOPIC.to_string()], &floors, || true).await
         })
     };
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -194,8 +208,35 @@ async fn a_hand_over_waits_for_the_successor_to_reach_the_sealed_generation() {
     assert_eq!(generation::serving(&mut conn, &alias).await.expect("serving"), alias);
     assert_eq!(generation::marker(&mut conn, &alias).await.expect("marker").as_deref(), Some(generation::SEALED));
     assert_eq!(builder.apply(&batch([Some(2), None], vec![upsert("b", 1)], 5)).await.expect("apply"), applied(1));
-    let handed = hand_over.await.expect("task").expect("hand over");
-    assert!(handed.deleted >= 3, "{handed:?}");
+    hand_over.await.expect("task").expect("hand over");
     assert_eq!(generation::serving(&mut conn, &alias).await.expect("serving"), next);
+
+    // Interrupted here: the next rebuild drops what this one swapped out.
+    lease.release().await.expect("release");
+    let lease = rebuild::Lease::acquire(&conn, &alias).await.expect("lease after release");
+    let (dropped, deleted) = rebuild::finish_interrupted(&mut conn, &alias).await.expect("finish").expect("one left");
+    assert_eq!(dropped, alias);
+    assert!(deleted >= 3, "document, ids and positions of the old generation: {deleted}");
     assert_eq!(generation::marker(&mut conn, &alias).await.expect("marker").as_deref(), Some(generation::DROPPED));
+    assert_eq!(rebuild::finish_interrupted(&mut conn, &alias).await.expect("finish"), None);
+    lease.release().await.expect("release");
+}
+
+/// A rebuild that gives up leaves the serving generation's marker as it was,
+/// also when that is an older key format the projectors refuse.
+#[tokio::test]
+async fn giving_up_restores_the_marker_the_generation_had() {
+    use sluice_store_redis::{generation, keys};
+    let redis = TestRedis::start();
+    let mut conn = redis.connection().await;
+    for before in [Some("1"), None] {
+        let generation = random_name("old");
+        if let Some(before) = before {
+            let _: () =
+                redis::cmd("SET").arg(keys::marker(&generation)).arg(before).query_async(&mut conn).await.expect("SET");
+        }
+        generation::seal(&mut conn, &generation).await.expect("seal");
+        generation::unseal(&mut conn, &generation).await.expect("unseal");
+        assert_eq!(generation::marker(&mut conn, &generation).await.expect("marker").as_deref(), before);
+    }
 }

@@ -8,7 +8,9 @@
 use crate::projection::{self, SourceArgs, Store};
 use sluice_core::topics::{retry_topic, state_topic};
 use sluice_store_postgres::{PostgresStore, SchemaName, generation as pg};
-use sluice_store_redis::{RedisStore, generation as redis_gen};
+use sluice_store_redis::{RedisStore, generation as redis_gen, rebuild as redis_rebuild};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 #[derive(clap::Args)]
 pub struct RebuildArgs {
@@ -49,6 +51,10 @@ async fn redis(args: &RebuildArgs) -> anyhow::Result<()> {
     let name = args.name.as_str();
     let client = ::redis::Client::open(args.source.redis_url.as_str())?;
     let mut conn = client.get_multiplexed_async_connection().await?;
+    let lease = redis_rebuild::Lease::acquire(&conn, name).await?;
+    if let Some((old, keys)) = redis_rebuild::finish_interrupted(&mut conn, name).await? {
+        println!("{name}: dropped {old} ({keys} keys), left behind by an interrupted rebuild");
+    }
     let current = redis_gen::serving(&mut conn, name).await?;
     let next = redis_gen::successor(name, &current);
     println!("{name}: served by {current}; building {next}");
@@ -56,18 +62,33 @@ async fn redis(args: &RebuildArgs) -> anyhow::Result<()> {
     let building = projection::build::<false, _>(&args.source, &next, group("redis", name, &next), store).await?;
 
     let topics = projector_topics(&args.source);
-    let handed = redis_gen::hand_over(&mut conn, name, &current, &next, &topics, || !building.has_stopped()).await?;
+    let floors = floors(&args.source.brokers, &topics).await?;
+    let alive = || !building.has_stopped();
+    let handed = redis_rebuild::hand_over(&mut conn, name, &current, &next, &topics, &floors, alive).await?;
     let (records, built_in) = (building.records, building.started.elapsed());
-    // Kept current until now; the services' next sessions take over.
+    // The services' next sessions take over.
     building.stop().await?;
+    let deleted = redis_rebuild::retire(&mut conn, name, &current).await?;
+    lease.release().await?;
     println!(
         "{name} now served by {next}: {records} records built in {:.1} s; {current} was sealed for {:.0} ms, then \
-         dropped ({} keys)",
+         dropped ({deleted} keys)",
         built_in.as_secs_f64(),
         handed.sealed_for.as_secs_f64() * 1000.0,
-        handed.deleted
     );
     Ok(())
+}
+
+/// The first offset still in the log of every partition of `topics`.
+async fn floors(brokers: &str, topics: &[String]) -> anyhow::Result<HashMap<(String, i32), i64>> {
+    let consumer = Arc::new(sluice_kafka::metadata_client(brokers)?);
+    let mut floors = HashMap::new();
+    for topic in topics {
+        let (c, t) = (consumer.clone(), topic.clone());
+        let marks = tokio::task::spawn_blocking(move || sluice_kafka::watermarks(c.as_ref(), &t)).await??;
+        floors.extend(marks.into_iter().map(|m| ((topic.clone(), m.partition), m.low)));
+    }
+    Ok(floors)
 }
 
 /// PostgreSQL: generations are the tables of a schema; the next one is built
@@ -79,7 +100,7 @@ async fn postgres(args: &RebuildArgs) -> anyhow::Result<()> {
     let (next, old) = pg::next_and_old(&serving)?;
     let mut client = pg::connect(url).await?;
     let watcher = pg::connect(url).await?;
-    pg::check(&client, name, [&serving, &next, &old]).await?;
+    pg::check(&client, [&serving, &next, &old]).await?;
     // An earlier rebuild interrupted after its swap left the old generation.
     pg::empty(&client, &old).await?;
     println!("{name}: building the next generation in schema {}", next.as_str());
@@ -88,11 +109,16 @@ async fn postgres(args: &RebuildArgs) -> anyhow::Result<()> {
         projection::build::<true, _>(&args.source, name, group("postgres", name, next.as_str()), store).await?;
     let (records, started) = (building.records, building.started);
     let mut building = Some(building);
-    let swapped = pg::swap(&mut client, &watcher, &serving, &next, &old, name, async || match building.take() {
-        Some(b) => b.stop().await,
-        None => Ok(()),
-    })
-    .await;
+    let topics = projector_topics(&args.source);
+    let floors = floors(&args.source.brokers, &topics).await?;
+    let swap =
+        pg::Swap { serving: &serving, next: &next, old: &old, projection: name, topics: &topics, floors: &floors };
+    let swapped = swap
+        .run(&mut client, &watcher, async || match building.take() {
+            Some(b) => b.stop().await,
+            None => Ok(()),
+        })
+        .await;
     let swapped = match swapped {
         Ok(swapped) => swapped,
         Err(e) => {

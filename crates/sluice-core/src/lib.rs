@@ -4,6 +4,7 @@
 pub mod config;
 pub mod error;
 pub mod headers;
+pub mod partitioner;
 pub mod secret;
 pub mod topics;
 pub mod validate;

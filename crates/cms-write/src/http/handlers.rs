@@ -236,3 +236,39 @@ pub async fn list_changes(
     let next_cursor = page.last().map_or(after.to_string(), |c| c.cursor.clone());
     Ok(Json(ChangesPage { changes: page, next_cursor }))
 }
+
+/// The snapshot as JSON with its version in `Sluice-Version`.
+fn snapshot<T: Serialize>(item: &T, version: i64) -> Response {
+    let mut response = Json(item).into_response();
+    response.headers_mut().insert("sluice-version", header::HeaderValue::from(version));
+    response
+}
+
+/// The article as the source of truth holds it now: its snapshot (the fields
+/// of its Avro schema) and its version (also in `Sluice-Version`). 404 for an
+/// article that does not exist or was erased. For on-demand updates of read
+/// models; a read token is enough.
+#[utoipa::path(get, path = "/articles/{id}", tag = "articles",
+    responses((status = 200, description = "The article's current snapshot", body = Object),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_article(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, CommandError> {
+    let id = parse_id(&id)?;
+    let client = s.service.connection().await?;
+    let article = crate::store::articles::load(&**client, id).await.map_err(crate::service::db_error)?;
+    let article = article.ok_or(CommandError::NotFound)?;
+    Ok(snapshot(&article, article.version))
+}
+
+/// The author as the source of truth holds it now (see `GET /articles/{id}`).
+#[utoipa::path(get, path = "/authors/{id}", tag = "authors",
+    responses((status = 200, description = "The author's current snapshot", body = Object),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_author(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, CommandError> {
+    let id = parse_id(&id)?;
+    let client = s.service.connection().await?;
+    let author = crate::store::authors::load(&**client, id).await.map_err(crate::service::db_error)?;
+    let author = author.ok_or(CommandError::NotFound)?;
+    Ok(snapshot(&author, author.version))
+}

@@ -19,7 +19,8 @@ pub struct AppState {
     pub service: CommandService,
 }
 
-/// Write routes need a write token, `/changes` any token; `/openapi.json` is
+/// Write routes need a write token, `/changes` and the current snapshots
+/// (`GET /articles/{id}`, `GET /authors/{id}`) any token; `/openapi.json` is
 /// public. `auth_disabled` lets everything through (local experiments).
 pub fn router(state: AppState, tokens: Tokens, max_body_bytes: usize, auth_disabled: bool) -> Router {
     let writes = Router::new()
@@ -34,7 +35,10 @@ pub fn router(state: AppState, tokens: Tokens, max_body_bytes: usize, auth_disab
         .route("/authors", post(handlers::create_author))
         .route("/authors/{id}/rename", post(handlers::rename_author))
         .route("/authors/{id}/bio", post(handlers::update_author_bio));
-    let reads = Router::new().route("/changes", get(handlers::list_changes));
+    let reads = Router::new()
+        .route("/changes", get(handlers::list_changes))
+        .route("/articles/{id}", get(handlers::get_article))
+        .route("/authors/{id}", get(handlers::get_author));
     let (writes, reads) = if auth_disabled {
         (writes, reads)
     } else {

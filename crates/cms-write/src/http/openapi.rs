@@ -10,7 +10,8 @@ use utoipa::{Modify, OpenApi};
     paths(
         handlers::draft_article, handlers::edit_article, handlers::schedule_article, handlers::publish_article,
         handlers::unpublish_article, handlers::archive_article, handlers::restore_article, handlers::erase_article,
-        handlers::create_author, handlers::rename_author, handlers::update_author_bio, handlers::list_changes
+        handlers::create_author, handlers::rename_author, handlers::update_author_bio, handlers::list_changes,
+        handlers::get_article, handlers::get_author
     ),
     modifiers(&Bearer)
 )]

@@ -25,6 +25,12 @@ fn from_row(row: &Row) -> Result<Article, tokio_postgres::Error> {
     })
 }
 
+/// The article as it is now (None: never written, or erased).
+pub async fn load<C: GenericClient>(client: &C, id: Uuid) -> Result<Option<Article>, tokio_postgres::Error> {
+    let sql = format!("select {COLUMNS} from articles where id = $1");
+    client.query_opt(&sql, &[&id]).await?.as_ref().map(from_row).transpose()
+}
+
 /// The article, locked for the rest of the transaction.
 pub async fn load_for_update<C: GenericClient>(tx: &C, id: Uuid) -> Result<Option<Article>, tokio_postgres::Error> {
     let sql = format!("select {COLUMNS} from articles where id = $1 for update");

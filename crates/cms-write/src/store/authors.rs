@@ -14,12 +14,15 @@ fn from_row(row: &Row) -> Result<Author, tokio_postgres::Error> {
     })
 }
 
+const SELECT: &str = "select id, name, bio, version, created_at, updated_at from authors where id = $1";
+
+/// The author as it is now.
+pub async fn load<C: GenericClient>(client: &C, id: Uuid) -> Result<Option<Author>, tokio_postgres::Error> {
+    client.query_opt(SELECT, &[&id]).await?.as_ref().map(from_row).transpose()
+}
+
 pub async fn load_for_update<C: GenericClient>(tx: &C, id: Uuid) -> Result<Option<Author>, tokio_postgres::Error> {
-    tx.query_opt("select id, name, bio, version, created_at, updated_at from authors where id = $1 for update", &[&id])
-        .await?
-        .as_ref()
-        .map(from_row)
-        .transpose()
+    tx.query_opt(&format!("{SELECT} for update"), &[&id]).await?.as_ref().map(from_row).transpose()
 }
 
 pub async fn insert<C: GenericClient>(tx: &C, id: Uuid, a: &Author) -> Result<(), tokio_postgres::Error> {

@@ -8,7 +8,7 @@
 use anyhow::Context;
 use futures::StreamExt;
 use sluice_avro::RegistryEncoder;
-use sluice_kafka::rdkafka::consumer::{Consumer, StreamConsumer};
+use sluice_kafka::rdkafka::consumer::{BaseConsumer, Consumer};
 use sluice_kafka::rdkafka::producer::{FutureProducer, FutureRecord};
 use sluice_kafka::rdkafka::util::Timeout;
 use sluice_kafka::rdkafka::{Offset, TopicPartitionList};
@@ -76,7 +76,7 @@ pub async fn run(args: ProjectorsArgs) -> anyhow::Result<()> {
         PARTITIONS,
         args.records as f64 / produced.as_secs_f64()
     );
-    let consume = raw_consume(&args.brokers, &topic, args.records).await?;
+    let first_consume = raw_consume(&args.brokers, &topic, args.records).await?;
     let redis_raw = raw_redis(&args.redis_url, run, &articles, args.records).await?;
     let mut applied = Vec::new();
     for p in &projectors {
@@ -86,8 +86,10 @@ pub async fn run(args: ProjectorsArgs) -> anyhow::Result<()> {
     // The raw PostgreSQL table is the projector's own articles table's
     // twin (columns, generated search column, indexes).
     let pg_raw = raw_postgres(&args.database_url, &pg_schema("postgres"), &articles, args.records).await?;
+    // Raw consume again, once the broker is idle: the faster run counts.
+    let consume = first_consume.min(raw_consume(&args.brokers, &topic, args.records).await?);
     let rate = |d: Duration| args.records as f64 / d.as_secs_f64();
-    println!("  raw consume (no group, from the beginning) : {:>8.0} records/s", rate(consume));
+    println!("  raw consume (no group, faster of two runs) : {:>8.0} records/s", rate(consume));
     println!("  raw Redis writes (HSET, pipelined by {RAW_BATCH})   : {:>8.0} records/s", rate(redis_raw));
     println!("  projector-redis, applied                    : {:>8.0} records/s", rate(applied[0]));
     println!(
@@ -108,20 +110,24 @@ pub async fn run(args: ProjectorsArgs) -> anyhow::Result<()> {
     let total = args.bootstrap_records.max(args.records);
     produce(&producer, &encoder, &topic, &articles, args.records..total).await?;
     println!("bootstrap of a {total}-record compacted topic ({} keys)", args.keys);
-    let consume = raw_consume(&args.brokers, &topic, total).await?;
+    let mut consume = raw_consume(&args.brokers, &topic, total).await?;
     let rate = |d: Duration| total as f64 / d.as_secs_f64();
-    println!("  raw consume                                 : {:>8.0} records/s", rate(consume));
+    let mut built = Vec::new();
     for store in ["redis", "postgres"] {
         let p = Projector::start(&args, &prefix, store, &pg_schema(&format!("{store}_boot")))?;
         let took = p.wait_ready(Duration::from_secs(3600)).await?;
-        let rss = p.peak_rss_mib();
+        built.push((store, took, p.peak_rss_mib()));
+        p.stop();
+    }
+    consume = consume.min(raw_consume(&args.brokers, &topic, total).await?);
+    println!("  raw consume (the faster of two runs)        : {:>8.0} records/s", rate(consume));
+    for (store, took, rss) in built {
         println!(
             "  projector-{store:<8} ready after {:>6.1} s      : {:>8.0} records/s, ratio {:.2}, peak RSS {rss:.1} MiB",
             took.as_secs_f64(),
             rate(took),
             rate(took) / rate(consume)
         );
-        p.stop();
     }
     Ok(())
 }
@@ -192,21 +198,33 @@ async fn produce(
 }
 
 /// Time to read `records` records of `topic` from the beginning, from the
-/// first one received (no group to join).
+/// first one received: librdkafka's own poll loop on a thread of its own, no
+/// group to join, nothing done with the records.
 async fn raw_consume(brokers: &str, topic: &str, records: usize) -> anyhow::Result<Duration> {
-    let consumer: StreamConsumer = sluice_kafka::consumer(brokers, &format!("bench-raw-{}", std::process::id()))?;
+    let consumer: BaseConsumer = sluice_kafka::consumer_config(brokers, &format!("bench-raw-{}", std::process::id()))
+        .set("queued.max.messages.kbytes", "65536")
+        .create()?;
     let mut assignment = TopicPartitionList::new();
     for partition in 0..PARTITIONS {
         assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
     }
     consumer.assign(&assignment)?;
-    let first = consumer.recv().await?;
-    drop(first);
-    let start = Instant::now();
-    for _ in 1..records {
-        tokio::time::timeout(Duration::from_secs(60), consumer.recv()).await.context("raw consume stalled")??;
-    }
-    Ok(start.elapsed())
+    tokio::task::spawn_blocking(move || {
+        let (mut seen, mut start, mut idle) = (0usize, None, Instant::now());
+        while seen < records {
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(_)) => {
+                    start.get_or_insert_with(Instant::now);
+                    seen += 1;
+                    idle = Instant::now();
+                }
+                Some(Err(e)) => return Err(anyhow::Error::from(e)),
+                None => anyhow::ensure!(idle.elapsed() < Duration::from_secs(60), "raw consume stalled at {seen}"),
+            }
+        }
+        Ok(start.map_or(Duration::ZERO, |s| s.elapsed()))
+    })
+    .await?
 }
 
 /// Time to write the same snapshots to Redis as hashes, pipelined.

@@ -5,6 +5,8 @@ use serde_json::Value;
 use sluice_testkit::{ServiceHandle, TestBroker, TestPostgres, TestRedis, random_name};
 
 pub const TOKEN: &str = "test-write-token";
+/// A read token of the command API (what query-api fetches snapshots with).
+pub const READ_TOKEN: &str = "test-read-token";
 
 pub fn schemas_dir() -> String {
     concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas").to_string()
@@ -22,6 +24,7 @@ pub async fn command_api(db: &str, registry_url: &str, prefix: &str, query_base_
             ("SLUICE_AUTO_REGISTER", "true".to_string()),
             ("SLUICE_SCHEMAS_DIR", schemas_dir()),
             ("SLUICE_WRITE_TOKENS", TOKEN.to_string()),
+            ("SLUICE_READ_TOKENS", READ_TOKEN.to_string()),
         ],
     )
     .await;
@@ -224,4 +227,60 @@ pub async fn command(http: &reqwest::Client, command_api: &str, path: &str, body
     let answer: Value = response.json().await.unwrap_or_else(|e| panic!("{path}: answer: {e}"));
     assert_eq!(status, 202, "{path}: {answer}");
     answer
+}
+
+/// A query API over the Redis projection `projection` (and the PostgreSQL
+/// read model at `postgres_url`, when given) of `prefix`'s topics, fetching
+/// on-demand refreshes from `source` (a command API); ready (it knows the
+/// topics' watermarks) when `ready`.
+pub async fn query_api(
+    broker: &TestBroker,
+    redis: &TestRedis,
+    prefix: &str,
+    projection: &str,
+    source: &str,
+    extra: &[(&str, String)],
+) -> ServiceHandle {
+    let mut env = vec![
+        ("SLUICE_REDIS_URL", redis.url()),
+        ("SLUICE_PROJECTION", projection.to_string()),
+        ("SLUICE_BROKERS", broker.bootstrap()),
+        ("SLUICE_TOPIC_PREFIX", prefix.to_string()),
+        ("SLUICE_SOURCE_URL", source.to_string()),
+        ("SLUICE_SOURCE_TOKEN", READ_TOKEN.to_string()),
+    ];
+    env.extend(extra.iter().cloned());
+    let mut q = ServiceHandle::start("query-api", &env).await;
+    q.wait_ready().await;
+    q
+}
+
+/// One answer of the query API with the headers that say how fresh it is.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub version: Option<i64>,
+    pub lag_messages: Option<i64>,
+    pub lag_ms: Option<i64>,
+    pub freshness: String,
+    pub read_model: String,
+    pub body: Value,
+}
+
+/// GET `url` with `Sluice-Consistency: consistency` (when given).
+pub async fn read(http: &reqwest::Client, url: &str, consistency: Option<&str>) -> Answer {
+    let mut request = http.get(url);
+    if let Some(c) = consistency {
+        request = request.header("sluice-consistency", c);
+    }
+    let response = request.send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let number = |name: &str| header(name).and_then(|v| v.parse::<i64>().ok());
+    let (version, lag_messages, lag_ms) =
+        (number("sluice-version"), number("sluice-lag-messages"), number("sluice-lag-ms"));
+    let freshness = header("sluice-freshness").unwrap_or_default();
+    let read_model = header("sluice-read-model").unwrap_or_default();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    Answer { status, version, lag_messages, lag_ms, freshness, read_model, body }
 }

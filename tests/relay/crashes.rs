@@ -4,20 +4,27 @@ use crate::harness::{DEADLINE, RelayStack, assert_last_record_is_newest, assert_
 use std::time::Duration;
 
 /// Kills land while the relay streams (it is ready and has published since
-/// it started), at pseudo-random moments after that.
+/// it started), at pseudo-random moments after that. The writer keeps writing
+/// until the last kill, so that every relay has new rows to stream however
+/// slow the machine is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_nine_while_streaming_loses_nothing() {
     let stack = RelayStack::start().await;
     let keys: Vec<String> = (0..30).map(|a| format!("k{a}")).collect();
     let client = stack.client().await;
     let writer_keys = keys.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer_stop = stop.clone();
     let writer = tokio::spawn(async move {
-        for v in 1..=120 {
+        let mut last = 0;
+        while last < 120 || !writer_stop.load(std::sync::atomic::Ordering::Relaxed) {
+            last += 1;
             for key in &writer_keys {
-                RelayStack::write(&client, key, v..=v).await;
+                RelayStack::write(&client, key, last..=last).await;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        last
     });
     let mut rng_state: u64 = 0x9e37_79b9_7f4a_7c15;
     for kill in 0..6 {
@@ -33,10 +40,11 @@ async fn kill_nine_while_streaming_loses_nothing() {
         relay.kill_hard();
         eprintln!("kill -9 number {} while streaming, {pause:?} after its first new record", kill + 1);
     }
-    writer.await.expect("writer");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let versions = writer.await.expect("writer");
     let _survivor = stack.relay(&[]).await;
-    let seen = stack.read_until(30 * 120, DEADLINE).await;
-    assert_per_key_order(&seen, &expected(&keys, 120));
+    let seen = stack.read_until(keys.len() * versions as usize, DEADLINE).await;
+    assert_per_key_order(&seen, &expected(&keys, versions));
     stack.wait_outbox_count(0).await;
     assert_last_record_is_newest(&stack.read_to_end().await);
 }

@@ -8,11 +8,10 @@ mod pool;
 pub mod scheduler;
 pub mod service;
 pub mod store;
-mod token;
 
 pub use error::CommandError;
 pub use http::auth::Tokens;
 pub use http::{AppState, openapi_json, router};
 pub use pool::{WRITE_SCHEMA, connect_pool};
 pub use service::{CommandContext, CommandService, Encoders};
-pub use token::ConsistencyToken;
+pub use sluice_core::ConsistencyToken;

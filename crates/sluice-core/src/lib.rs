@@ -6,10 +6,12 @@ pub mod error;
 pub mod headers;
 pub mod partitioner;
 pub mod secret;
+pub mod token;
 pub mod topics;
 pub mod validate;
 
 pub use config::{ConfigError, load_config};
 pub use error::ErrorKind;
 pub use secret::Secret;
+pub use token::ConsistencyToken;
 pub use validate::Validate;

@@ -1,53 +1,99 @@
-//! The query API's routes: documents from the Redis read model (the
-//! generation its serving pointer names) with the version they are at.
+//! The query API: reads of the CMS read models (Redis first, the PostgreSQL
+//! read model when Redis is down, and for search), each answer saying how
+//! stale it is; readers bound staleness or read their own writes, and a
+//! single aggregate staler than asked is refreshed from the source of truth
+//! through the projectors' own version-guarded upsert.
+
+pub mod answer;
+mod coalesce;
+pub mod consistency;
+mod entity;
+pub mod lag;
+mod lists;
+pub mod metrics;
+pub mod model;
+pub mod reconcile;
+mod refresh;
+pub mod source;
 
 use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use redis::aio::ConnectionManager;
-use serde_json::json;
-use sluice_store_redis::generation::{self, Read};
+use coalesce::Coalescer;
+use lag::LagMonitor;
+use metrics::QueryMetrics;
+use model::Models;
+use source::SourceOfTruth;
+use std::sync::Arc;
+use std::time::Duration;
 
-pub const VERSION_HEADER: &str = "sluice-version";
-pub const FRESHNESS_HEADER: &str = "sluice-freshness";
+pub use answer::{FRESHNESS_HEADER, LAG_MESSAGES_HEADER, LAG_MS_HEADER, READ_MODEL_HEADER, VERSION_HEADER};
 
-#[derive(Clone)]
-pub struct QueryState {
-    pub redis: ConnectionManager,
-    pub projection: String,
+/// What every handler shares.
+pub struct Query {
+    pub models: Models,
+    pub lag: LagMonitor,
+    /// `None`: no source of truth configured; nothing is refreshed.
+    pub source: Option<SourceOfTruth>,
+    pub topic_prefix: String,
+    /// How long a list waits for a token's aggregate (or a bound) before it
+    /// answers `stale`.
+    pub wait_deadline: Duration,
+    pub metrics: QueryMetrics,
+    refreshes: Coalescer<refresh::Outcome>,
 }
+
+impl Query {
+    pub fn new(
+        models: Models,
+        lag: LagMonitor,
+        source: Option<SourceOfTruth>,
+        topic_prefix: &str,
+        wait_deadline: Duration,
+        metrics: QueryMetrics,
+    ) -> Self {
+        Self {
+            models,
+            lag,
+            source,
+            topic_prefix: topic_prefix.into(),
+            wait_deadline,
+            metrics,
+            refreshes: Coalescer::default(),
+        }
+    }
+
+    pub fn topic(&self, aggregate_type: &str) -> String {
+        sluice_core::topics::state_topic(&self.topic_prefix, aggregate_type)
+    }
+
+    /// Refreshes the lag cache of both state topics, once; the first error.
+    pub async fn refresh_lag(&self) -> anyhow::Result<()> {
+        let mut result = Ok(());
+        for aggregate in ["article", "author"] {
+            let topic = self.topic(aggregate);
+            let positions = self.models.positions(&topic).await.unwrap_or_default();
+            let monitor = self.lag.clone();
+            let refreshed = tokio::task::spawn_blocking(move || monitor.refresh_blocking(&topic, &positions)).await;
+            let refreshed = refreshed.map_err(anyhow::Error::from).and_then(|r| r);
+            if result.is_ok() {
+                result = refreshed;
+            }
+        }
+        result
+    }
+}
+
+pub type QueryState = Arc<Query>;
 
 pub fn router(state: QueryState) -> Router {
-    Router::new().route("/articles/{id}", get(get_article)).with_state(state)
-}
-
-fn problem(status: StatusCode, message: &str) -> Response {
-    (status, axum::Json(json!({"error": message}))).into_response()
-}
-
-async fn get_article(State(state): State<QueryState>, Path(id): Path<String>) -> Response {
-    if uuid::Uuid::parse_str(&id).is_err() {
-        return problem(StatusCode::BAD_REQUEST, "article id must be a UUID");
-    }
-    let mut conn = state.redis.clone();
-    match generation::read_document(&mut conn, &state.projection, "article", &id).await {
-        Ok(Read::Found { doc, version }) => {
-            let mut response = (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], doc).into_response();
-            let headers = response.headers_mut();
-            headers.insert(HeaderName::from_static(VERSION_HEADER), HeaderValue::from(version));
-            headers.insert(HeaderName::from_static(FRESHNESS_HEADER), HeaderValue::from_static("projected"));
-            response
-        }
-        Ok(Read::Missing) => problem(StatusCode::NOT_FOUND, "no such article in the read model"),
-        Ok(Read::NotBuilt) => problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the read model is not built yet (or is being rebuilt), retry later",
-        ),
-        Err(e) => {
-            tracing::warn!(error = %e, "read model unavailable");
-            problem(StatusCode::SERVICE_UNAVAILABLE, "read model unavailable, retry later")
-        }
-    }
+    Router::new()
+        .route("/articles", get(lists::published))
+        .route("/articles/search", get(lists::search))
+        .route("/articles/by-slug/{slug}", get(entity::article_by_slug))
+        .route("/articles/{id}", get(entity::article))
+        .route("/articles/{id}/page", get(entity::article_page))
+        .route("/authors/{id}", get(entity::author))
+        .route("/authors/{id}/articles", get(lists::by_author))
+        .route("/tags/{tag}/articles", get(lists::by_tag))
+        .with_state(state)
 }

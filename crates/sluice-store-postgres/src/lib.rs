@@ -18,6 +18,7 @@ pub mod generation;
 pub mod kit;
 mod ledger;
 mod plan;
+pub mod reads;
 mod rows;
 mod schema;
 mod sql;

@@ -24,6 +24,7 @@
 use crate::keys;
 use anyhow::Context;
 use redis::aio::ConnectionLike;
+use sluice_store::Position;
 use std::time::Duration;
 
 /// Marker of a generation a rebuild is retiring: readable, not writable.
@@ -147,8 +148,9 @@ pub async fn drop_generation(conn: &mut impl ConnectionLike, generation: &str) -
 /// A document as [`read_document`] found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Read {
-    /// The serving generation holds it: its snapshot (JSON) and version.
-    Found { doc: String, version: i64 },
+    /// The serving generation holds it: its snapshot (JSON) and version,
+    /// and for an article, its author's current name when known.
+    Found { doc: String, version: i64, author_name: Option<String> },
     /// The serving generation does not hold it (or holds it erased).
     Missing,
     /// The serving generation holds nothing: never built, or the store lost
@@ -159,33 +161,58 @@ pub enum Read {
 /// How often a reader follows a pointer that moved while it read.
 const READ_ATTEMPTS: usize = 5;
 
+/// What [`read_document`] read, in one step: the document and, when asked
+/// for, the position the generation applied on the document's partition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub read: Read,
+    /// The generation's stored position on the partition asked for.
+    pub applied: Option<Position>,
+}
+
 /// `aggregate_type` `id` from the generation serving `alias`, read whole:
-/// never from a generation that is being dropped.
+/// never from a generation that is being dropped. With `at` (a topic and
+/// partition), also the position stored for it, read in the same `MULTI`,
+/// so that the lag computed from it is the lag of the document read.
 pub async fn read_document(
     conn: &mut impl ConnectionLike,
     alias: &str,
     aggregate_type: &str,
     id: &str,
-) -> anyhow::Result<Read> {
+    at: Option<(&str, i32)>,
+) -> anyhow::Result<Snapshot> {
     for _ in 0..READ_ATTEMPTS {
         let generation = serving(conn, alias).await?;
-        let (marker, (doc, version)): (Option<String>, (Option<String>, Option<i64>)) = redis::pipe()
-            .atomic()
+        let mut pipe = redis::pipe();
+        pipe.atomic()
             .cmd("GET")
             .arg(keys::marker(&generation))
             .cmd("HMGET")
             .arg(keys::document(&generation, aggregate_type, id))
             .arg("doc")
             .arg("version")
-            .query_async(conn)
-            .await
-            .context("read the document")?;
-        match (marker.as_deref(), doc, version) {
-            (Some(DROPPED), ..) => {} // the pointer moved meanwhile: read it again
-            (None, ..) => return Ok(Read::NotBuilt),
-            (Some(_), Some(doc), Some(version)) => return Ok(Read::Found { doc, version }),
-            (Some(_), ..) => return Ok(Read::Missing),
-        }
+            .arg("author_name");
+        let position_key = at.map(|(topic, partition)| (keys::positions(&generation, topic), partition));
+        match &position_key {
+            Some((key, partition)) => pipe.cmd("HGET").arg(key).arg(partition),
+            None => pipe.cmd("ECHO").arg(""),
+        };
+        type Fields = (Option<String>, Option<i64>, Option<String>);
+        let (marker, (doc, version, author_name), position): (Option<String>, Fields, Option<String>) =
+            pipe.query_async(conn).await.context("read the document")?;
+        let applied = match (&position_key, position.as_deref()) {
+            (Some((_, partition)), Some(value)) if !value.is_empty() => {
+                Some(crate::decode_position(*partition, value).context("bad stored position")?)
+            }
+            _ => None,
+        };
+        let read = match (marker.as_deref(), doc, version) {
+            (Some(DROPPED), ..) => continue, // the pointer moved meanwhile: read it again
+            (None, ..) => Read::NotBuilt,
+            (Some(_), Some(doc), Some(version)) => Read::Found { doc, version, author_name },
+            (Some(_), ..) => Read::Missing,
+        };
+        return Ok(Snapshot { read, applied });
     }
     anyhow::bail!("the serving pointer of {alias} kept moving while reading")
 }

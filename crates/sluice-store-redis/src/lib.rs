@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 pub mod generation;
 pub mod keys;
+pub mod reads;
 pub mod rebuild;
 
 /// The format of a projection's keys, held by its marker: `2` since the CMS
@@ -150,6 +151,21 @@ impl ProjectionStore for RedisStore {
     }
 
     async fn apply(&self, batch: &Batch) -> anyhow::Result<ApplyOutcome> {
+        self.apply_to(&self.generation(), batch).await
+    }
+}
+
+impl RedisStore {
+    /// Applies `batch` to the generation that serves the alias now, through
+    /// the projector's own script: what an on-demand update uses (a batch
+    /// with changes only, which moves no position). `Retired` when a rebuild
+    /// retired that generation meanwhile: resolve again.
+    pub async fn apply_to_serving(&self, batch: &Batch) -> anyhow::Result<ApplyOutcome> {
+        let generation = generation::serving(&mut self.conn.clone(), &self.alias).await?;
+        self.apply_to(&generation, batch).await
+    }
+
+    async fn apply_to(&self, generation: &str, batch: &Batch) -> anyhow::Result<ApplyOutcome> {
         // Each topic's positions hash is KEYS[1 + its index].
         let topics: Vec<&String> = batch
             .expected
@@ -160,10 +176,9 @@ impl ProjectionStore for RedisStore {
             .into_iter()
             .collect();
         let index = |topic: &String| topics.binary_search(&topic).map_or(0, |i| i + 1);
-        let generation = self.generation();
-        let mut invocation = self.apply.key(keys::marker(&generation));
+        let mut invocation = self.apply.key(keys::marker(generation));
         for topic in &topics {
-            invocation.key(keys::positions(&generation, topic));
+            invocation.key(keys::positions(generation, topic));
         }
         let expected: usize = batch.expected.values().map(BTreeMap::len).sum();
         let changes: usize = batch.changes.values().map(Vec::len).sum();

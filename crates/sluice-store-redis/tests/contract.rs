@@ -116,7 +116,7 @@ async fn a_sealed_generation_refuses_batches_and_sessions_and_readers_follow_the
     store.start_session(&[TOPIC.into()]).await.expect("session");
     assert_eq!(store.apply(&batch([None, None], vec![upsert("a", 1)], 1)).await.expect("apply"), applied(1));
     let read = async |conn: &mut redis::aio::MultiplexedConnection| {
-        generation::read_document(conn, &alias, "article", "a").await.expect("read")
+        generation::read_document(conn, &alias, "article", "a", None).await.expect("read").read
     };
     assert!(matches!(read(&mut conn).await, Read::Found { version: 1, .. }));
 
@@ -157,8 +157,14 @@ async fn a_sealed_generation_refuses_batches_and_sessions_and_readers_follow_the
     stale.start_session(&[TOPIC.into()]).await.expect("session");
     assert_eq!(stale.generation(), next);
     assert_eq!(generation::marker(&mut conn, &alias).await.expect("marker").as_deref(), Some(generation::DROPPED));
-    assert_eq!(read(&mut conn).await, Read::Found { doc: json!({"id": "a", "version": 2}).to_string(), version: 2 });
-    assert_eq!(generation::read_document(&mut conn, "nothing", "article", "a").await.expect("read"), Read::NotBuilt);
+    assert_eq!(
+        read(&mut conn).await,
+        Read::Found { doc: json!({"id": "a", "version": 2}).to_string(), version: 2, author_name: None }
+    );
+    assert_eq!(
+        generation::read_document(&mut conn, "nothing", "article", "a", None).await.expect("read").read,
+        Read::NotBuilt
+    );
 }
 
 /// The hand-over waits, with the serving generation sealed, until the

@@ -64,6 +64,11 @@ impl TestRedis {
         RedisSnapshot { path }
     }
 
+    /// Kills the server: Redis down, until the test ends.
+    pub fn stop(&mut self) {
+        self.process.kill_hard();
+    }
+
     /// Kills the server (nothing is saved), puts `snapshot` in place of its
     /// data file and starts it again on the same port: a restored backup, a
     /// lost AOF tail, or a failover to a replica that was that far behind.

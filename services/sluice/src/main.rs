@@ -8,6 +8,7 @@ mod load;
 mod migrate;
 mod projection;
 mod rebuild;
+mod reconcile;
 mod replay;
 mod schema;
 
@@ -52,6 +53,8 @@ enum Command {
         #[command(subcommand)]
         action: dlq::Action,
     },
+    /// Compare a read model with the source of truth and repair what is behind.
+    Reconcile(reconcile::ReconcileArgs),
     /// Apply the write side's database migrations.
     Migrate(migrate::MigrateArgs),
     /// Benchmarks: our figure beside the raw baseline, measured in one run.
@@ -70,6 +73,7 @@ async fn main() -> ExitCode {
         Command::Lag(args) => lag::run(args).await,
         Command::Dlq { action } => dlq::run(action).await,
         Command::Migrate(args) => migrate::run(args).await,
+        Command::Reconcile(args) => reconcile::run(args).await,
         Command::Relay { action } => replay::run(action).await,
         Command::Schema { action } => schema::run(action).await,
         Command::Bench { bench } => bench::run(bench).await,

@@ -1,0 +1,243 @@
+//! One aggregate: an article (its snapshot, its page, by slug) or an author
+//! (its snapshot, its page with article counts), as fresh as asked.
+
+use crate::QueryState;
+use crate::answer::{Freshness, Meta, Problem, problem, respond};
+use crate::consistency::{self, Consistency};
+use crate::lag::Lag;
+use crate::model::{Held, Source, Unavailable};
+use crate::refresh::{self, Outcome};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sluice_core::ConsistencyToken;
+use std::time::Instant;
+
+/// The query parameters every read takes.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ReadParams {
+    pub consistency: Option<String>,
+}
+
+/// The consistency asked for, or the 400 that says what is wrong.
+pub fn asked(headers: &HeaderMap, parameter: Option<&str>) -> Result<Consistency, Problem> {
+    let header = match headers.get(consistency::HEADER).map(|v| v.to_str()) {
+        Some(Ok(v)) => Some(v),
+        Some(Err(_)) => return Err(problem(StatusCode::BAD_REQUEST, "Sluice-Consistency header: not ASCII")),
+        None => None,
+    };
+    consistency::from_request(header, parameter).map_err(|e| problem(StatusCode::BAD_REQUEST, &e))
+}
+
+/// What a read of one aggregate found, and how fresh it is.
+pub struct One {
+    pub found: Option<(Value, i64)>,
+    pub extra: Option<Value>,
+    pub meta: Meta,
+}
+
+pub fn unavailable(u: Unavailable) -> Problem {
+    match u {
+        Unavailable::NotBuilt => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the read model is not built yet (or is being rebuilt), retry later",
+        ),
+        Unavailable::Down(_) => problem(StatusCode::SERVICE_UNAVAILABLE, "no read model answers, retry later"),
+    }
+}
+
+fn check_id(what: &str, id: &str) -> Result<(), Problem> {
+    uuid::Uuid::parse_str(id)
+        .map(|_| ())
+        .map_err(|_| problem(StatusCode::BAD_REQUEST, &format!("{what} id must be a UUID")))
+}
+
+/// Reads `aggregate_type` `id` as fresh as `asked`.
+pub async fn read_one(q: &QueryState, aggregate_type: &str, id: &str, asked: &Consistency) -> Result<One, Problem> {
+    let topic = q.topic(aggregate_type);
+    let partition = q.lag.partition_of(&topic, id);
+    let (held, store) = q.models.held(aggregate_type, id, &topic, partition).await.map_err(unavailable)?;
+    let lag = partition.map(|p| q.lag.lag(&topic, p, held.applied.as_ref()));
+    let version = held.found.as_ref().map(|(_, v)| *v);
+    match asked {
+        Consistency::Eventual => Ok(projected(held, lag, store, Freshness::Projected)),
+        Consistency::Bounded { max_staleness } => {
+            if lag.is_some_and(|l| u128::try_from(l.millis).unwrap_or(0) <= max_staleness.as_millis()) {
+                Ok(projected(held, lag, store, Freshness::Projected))
+            } else {
+                Ok(refreshed(q, aggregate_type, id, None, held, lag, store).await)
+            }
+        }
+        Consistency::AtLeast(token) if token.aggregate_type == aggregate_type && token.aggregate_id == id => {
+            if version.is_some_and(|v| v >= token.version) {
+                Ok(projected(held, lag, store, Freshness::Projected))
+            } else {
+                Ok(refreshed(q, aggregate_type, id, Some(token.version), held, lag, store).await)
+            }
+        }
+        Consistency::AtLeast(token) => {
+            let reached = wait_for(q, token).await;
+            let (held, store) = q.models.held(aggregate_type, id, &topic, partition).await.map_err(unavailable)?;
+            let lag = partition.map(|p| q.lag.lag(&topic, p, held.applied.as_ref()));
+            let freshness = if reached { Freshness::Projected } else { Freshness::Stale };
+            Ok(projected(held, lag, store, freshness))
+        }
+    }
+}
+
+fn projected(held: Held, lag: Option<Lag>, store: Source, freshness: Freshness) -> One {
+    let meta = Meta { version: held.found.as_ref().map(|(_, v)| *v), lag, freshness, store };
+    One { found: held.found, extra: held.extra, meta }
+}
+
+/// Fetches from the source of truth (at least `min_version`, when given);
+/// the read model's data marked stale when the source cannot be asked.
+async fn refreshed(
+    q: &QueryState,
+    aggregate_type: &str,
+    id: &str,
+    min_version: Option<i64>,
+    held: Held,
+    lag: Option<Lag>,
+    store: Source,
+) -> One {
+    let mut outcome = refresh::refresh(q, store, aggregate_type, id).await;
+    // A refresh joined may have started before the write the token is for.
+    if let (Outcome::Fetched { version, .. }, Some(min)) = (&outcome, min_version)
+        && *version < min
+    {
+        outcome = refresh::refresh(q, store, aggregate_type, id).await;
+    }
+    match outcome {
+        Outcome::Fetched { doc, version, .. } => One {
+            found: Some((doc, version)),
+            extra: held.extra,
+            meta: Meta { version: Some(version), lag, freshness: Freshness::Refreshed, store },
+        },
+        Outcome::Gone => {
+            One { found: None, extra: None, meta: Meta { version: None, lag, freshness: Freshness::Refreshed, store } }
+        }
+        Outcome::Failed => projected(held, lag, store, Freshness::Stale),
+    }
+}
+
+/// Waits until the read model holds the token's aggregate at its version,
+/// up to the configured deadline.
+pub async fn wait_for(q: &QueryState, token: &ConsistencyToken) -> bool {
+    let topic = q.topic(&token.aggregate_type);
+    let started = Instant::now();
+    loop {
+        let held = q.models.held(&token.aggregate_type, &token.aggregate_id, &topic, None).await;
+        if let Ok((held, _)) = held
+            && held.found.is_some_and(|(_, v)| v >= token.version)
+        {
+            return true;
+        }
+        if started.elapsed() >= q.wait_deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Renders `one` (404 when nothing was found) and counts it.
+fn render(
+    q: &QueryState,
+    route: &str,
+    asked: &Consistency,
+    one: One,
+    body: impl FnOnce(Value, Option<Value>) -> Value,
+) -> Response {
+    let meta = one.meta;
+    q.metrics.reads.with_label_values(&[route, asked.mode(), meta.freshness.as_str(), meta.store.name()]).inc();
+    if let Some(lag) = meta.lag {
+        q.metrics.staleness_seconds.observe(lag.millis as f64 / 1000.0);
+    }
+    match one.found {
+        Some((doc, _)) => respond(StatusCode::OK, body(doc, one.extra), &meta),
+        None => respond(StatusCode::NOT_FOUND, json!({"error": "not found"}), &meta),
+    }
+}
+
+type Params = Result<Query<ReadParams>, axum::extract::rejection::QueryRejection>;
+
+fn params(p: Params) -> Result<ReadParams, Problem> {
+    p.map(|Query(p)| p).map_err(|e| problem(StatusCode::BAD_REQUEST, &e.body_text()))
+}
+
+async fn one(
+    q: QueryState,
+    route: &str,
+    aggregate_type: &str,
+    id: &str,
+    headers: &HeaderMap,
+    p: Params,
+    body: impl FnOnce(Value, Option<Value>) -> Value,
+) -> Response {
+    let result = async {
+        check_id(aggregate_type, id)?;
+        let asked = asked(headers, params(p)?.consistency.as_deref())?;
+        let one = read_one(&q, aggregate_type, id, &asked).await?;
+        Ok::<_, Problem>(render(&q, route, &asked, one, body))
+    };
+    result.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+pub async fn article(State(q): State<QueryState>, Path(id): Path<String>, headers: HeaderMap, p: Params) -> Response {
+    one(q, "article", "article", &id, &headers, p, |doc, _| doc).await
+}
+
+/// The article as a page shows it: its snapshot and its author's name.
+pub async fn article_page(
+    State(q): State<QueryState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    p: Params,
+) -> Response {
+    one(q, "article_page", "article", &id, &headers, p, |doc, name| json!({"article": doc, "author_name": name})).await
+}
+
+pub async fn author(State(q): State<QueryState>, Path(id): Path<String>, headers: HeaderMap, p: Params) -> Response {
+    one(
+        q,
+        "author",
+        "author",
+        &id,
+        &headers,
+        p,
+        |doc, counts| json!({"author": doc, "article_counts": counts.unwrap_or_else(|| json!({}))}),
+    )
+    .await
+}
+
+/// The article whose current slug is `slug` (its page).
+pub async fn article_by_slug(
+    State(q): State<QueryState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+    p: Params,
+) -> Response {
+    let result = async {
+        let asked = asked(&headers, params(p)?.consistency.as_deref())?;
+        let ids = q.models.article_ids_by_slug(&slug).await.map_err(|_| unavailable(Unavailable::NotBuilt))?;
+        // Usually one; while a slug moves between two articles, the one
+        // whose snapshot has it now.
+        for id in ids {
+            let one = read_one(&q, "article", &id, &asked).await?;
+            if one.found.as_ref().is_some_and(|(doc, _)| doc["slug"] == slug.as_str()) {
+                return Ok(render(
+                    &q,
+                    "article_by_slug",
+                    &asked,
+                    one,
+                    |doc, name| json!({"article": doc, "author_name": name}),
+                ));
+            }
+        }
+        Err(problem(StatusCode::NOT_FOUND, &format!("no article has the slug `{slug}`")))
+    };
+    result.await.unwrap_or_else(IntoResponse::into_response)
+}

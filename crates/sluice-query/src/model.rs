@@ -1,0 +1,267 @@
+//! The read models the query API serves from: Redis first, the PostgreSQL
+//! read model when Redis does not answer (and for search). Both hold the
+//! same CMS views, written by projectors from the same topics.
+
+use anyhow::Context;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use sluice_store::{ApplyOutcome, Batch, Change, Position, ProjectionStore};
+use sluice_store_postgres::PostgresStore;
+use sluice_store_postgres::reads::PgReads;
+use sluice_store_redis::RedisStore;
+use sluice_store_redis::generation::{self, Read};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+/// One aggregate as a read model holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Held {
+    /// Its snapshot (JSON) and version; `None` when the read model does not
+    /// hold it.
+    pub found: Option<(serde_json::Value, i64)>,
+    /// An article's author name (a string, when known); an author's
+    /// article counts by status.
+    pub extra: Option<serde_json::Value>,
+    /// The read model's position on the aggregate's partition.
+    pub applied: Option<Position>,
+}
+
+/// Which store answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Redis,
+    Postgres,
+}
+
+impl Source {
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Redis => "redis",
+            Source::Postgres => "postgres",
+        }
+    }
+}
+
+pub struct RedisModel {
+    pub conn: ConnectionManager,
+    pub alias: String,
+    pub store: RedisStore,
+    /// Until when (ms since the epoch) reads skip Redis after it failed, so
+    /// that a Redis that is down costs one failed call a second, not one per
+    /// read.
+    resting_until_ms: AtomicI64,
+}
+
+/// How long reads skip Redis after it failed.
+const REST: Duration = Duration::from_secs(1);
+
+impl RedisModel {
+    /// Fails fast when Redis is down (one reconnection attempt, short time-outs):
+    /// reads then go to the PostgreSQL read model.
+    pub async fn connect(url: &str, alias: &str) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url).context("invalid Redis URL")?;
+        let config = ConnectionManagerConfig::new()
+            .set_number_of_retries(1)
+            .set_connection_timeout(Some(Duration::from_millis(500)))
+            .set_response_timeout(Some(Duration::from_secs(2)));
+        let conn = ConnectionManager::new_with_config(client, config).await.context("connect to Redis")?;
+        let store = RedisStore::connect(url, alias).await?;
+        Ok(Self { conn, alias: alias.into(), store, resting_until_ms: AtomicI64::new(0) })
+    }
+
+    /// Whether reads should skip Redis now.
+    pub fn resting(&self) -> bool {
+        crate::lag::now_ms() < self.resting_until_ms.load(Ordering::Relaxed)
+    }
+
+    /// Redis failed: skip it for a while.
+    pub fn failed(&self, error: &anyhow::Error) {
+        if !self.resting() {
+            tracing::warn!(error = %format!("{error:#}"), "Redis read model unavailable; reading PostgreSQL");
+        }
+        let until = crate::lag::now_ms() + i64::try_from(REST.as_millis()).unwrap_or(1_000);
+        self.resting_until_ms.store(until, Ordering::Relaxed);
+    }
+}
+
+pub struct PgModel {
+    pub reads: PgReads,
+    pub store: PostgresStore,
+}
+
+/// Why a read model could not answer.
+#[derive(Debug)]
+pub enum Unavailable {
+    /// It holds nothing yet (never built, or being built again).
+    NotBuilt,
+    Down(anyhow::Error),
+}
+
+pub struct Models {
+    pub redis: Option<RedisModel>,
+    pub postgres: Option<PgModel>,
+}
+
+impl Models {
+    /// `aggregate_type` `id` and the position of its partition, from Redis,
+    /// or from PostgreSQL when Redis cannot answer.
+    pub async fn held(
+        &self,
+        aggregate_type: &str,
+        id: &str,
+        topic: &str,
+        partition: Option<i32>,
+    ) -> Result<(Held, Source), Unavailable> {
+        let mut last = Unavailable::NotBuilt;
+        if let Some(redis) = self.redis.as_ref().filter(|r| !r.resting()) {
+            match redis_held(redis, aggregate_type, id, topic, partition).await {
+                Ok(held) => return Ok((held, Source::Redis)),
+                Err(e) => {
+                    redis.failed(&e);
+                    last = Unavailable::Down(e);
+                }
+            }
+        }
+        if let Some(pg) = &self.postgres {
+            match pg.reads.entity(aggregate_type, id, topic, partition.unwrap_or(0)).await {
+                Ok(e) if !e.built => last = Unavailable::NotBuilt,
+                Ok(e) => {
+                    let found = e.doc.zip(e.version);
+                    let applied = partition.and(e.applied);
+                    return Ok((Held { found, extra: e.extra, applied }, Source::Postgres));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "PostgreSQL read model unavailable");
+                    last = Unavailable::Down(e);
+                }
+            }
+        }
+        Err(last)
+    }
+
+    /// The ids of the articles whose slug is `slug`, from the first read
+    /// model that answers.
+    pub async fn article_ids_by_slug(&self, slug: &str) -> anyhow::Result<Vec<String>> {
+        let mut last = anyhow::anyhow!("no read model configured");
+        if let Some(redis) = self.redis.as_ref().filter(|r| !r.resting()) {
+            let mut conn = redis.conn.clone();
+            match sluice_store_redis::reads::article_ids_by_slug(&mut conn, &redis.alias, slug).await {
+                Ok(ids) => return Ok(ids),
+                Err(e) => {
+                    redis.failed(&e);
+                    last = e;
+                }
+            }
+        }
+        if let Some(pg) = &self.postgres {
+            match pg.reads.article_ids_by_slug(slug).await {
+                Ok(ids) => return Ok(ids),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// The stored positions of `topic` in the first read model that answers.
+    pub async fn positions(&self, topic: &str) -> anyhow::Result<HashMap<i32, Position>> {
+        let mut last = anyhow::anyhow!("no read model configured");
+        if let Some(redis) = self.redis.as_ref().filter(|r| !r.resting()) {
+            let mut conn = redis.conn.clone();
+            let read = async {
+                let g = generation::serving(&mut conn, &redis.alias).await?;
+                sluice_store_redis::stored_positions(&mut conn, &g, topic).await
+            };
+            match read.await {
+                Ok(p) => return Ok(p),
+                Err(e) => {
+                    redis.failed(&e);
+                    last = e;
+                }
+            }
+        }
+        if let Some(pg) = &self.postgres {
+            match pg.reads.positions(topic).await {
+                Ok(p) => return Ok(p),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// What `into` holds of each of `ids`: version and snapshot, in order.
+    pub async fn stored(
+        &self,
+        into: Source,
+        aggregate_type: &str,
+        ids: &[String],
+    ) -> anyhow::Result<Vec<(Option<i64>, Option<serde_json::Value>)>> {
+        match (into, &self.redis, &self.postgres) {
+            (Source::Redis, Some(redis), _) => {
+                let mut conn = redis.conn.clone();
+                let stored = sluice_store_redis::reads::stored(&mut conn, &redis.alias, aggregate_type, ids).await?;
+                Ok(stored.into_iter().map(|s| (s.version, crate::reconcile::parse_doc(s.doc.as_deref()))).collect())
+            }
+            (Source::Postgres, _, Some(pg)) => {
+                let mut stored = pg.reads.stored(aggregate_type, ids).await?;
+                Ok(ids.iter().map(|id| stored.remove(id).map_or((None, None), |(v, doc)| (Some(v), doc))).collect())
+            }
+            _ => anyhow::bail!("no {} read model configured", into.name()),
+        }
+    }
+
+    /// Applies `change` through the projectors' own version-guarded upsert
+    /// (a batch with no positions: it never moves a projection's position)
+    /// to `into`. Whether the read model now holds the change's version or a
+    /// newer one.
+    pub async fn apply(&self, into: Source, topic: &str, change: Change) -> anyhow::Result<()> {
+        let batch = Batch { changes: BTreeMap::from([(topic.to_string(), vec![change])]), ..Batch::default() };
+        let outcome = match (into, &self.redis, &self.postgres) {
+            (Source::Redis, Some(redis), _) => redis_apply(&redis.store, &batch).await?,
+            (Source::Postgres, _, Some(pg)) => pg.store.apply(&batch).await?,
+            _ => anyhow::bail!("no {} read model configured", into.name()),
+        };
+        match outcome {
+            ApplyOutcome::Applied { .. } => Ok(()),
+            other => anyhow::bail!("the read model refused the update: {other:?}"),
+        }
+    }
+}
+
+/// A rebuild may retire the serving generation between the pointer read and
+/// the write: read the pointer again.
+async fn redis_apply(store: &RedisStore, batch: &Batch) -> anyhow::Result<ApplyOutcome> {
+    let mut outcome = store.apply_to_serving(batch).await?;
+    for _ in 0..20 {
+        if outcome != ApplyOutcome::Retired {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        outcome = store.apply_to_serving(batch).await?;
+    }
+    Ok(outcome)
+}
+
+async fn redis_held(
+    redis: &RedisModel,
+    aggregate_type: &str,
+    id: &str,
+    topic: &str,
+    partition: Option<i32>,
+) -> anyhow::Result<Held> {
+    let mut conn = redis.conn.clone();
+    let at = partition.map(|p| (topic, p));
+    let snapshot = generation::read_document(&mut conn, &redis.alias, aggregate_type, id, at).await?;
+    let (found, mut extra) = match snapshot.read {
+        Read::NotBuilt => anyhow::bail!("the Redis read model is not built"),
+        Read::Missing => (None, None),
+        Read::Found { doc, version, author_name } => {
+            let doc = serde_json::from_str(&doc).map_err(|e| anyhow::anyhow!("a stored document is not JSON: {e}"))?;
+            (Some((doc, version)), author_name.map(serde_json::Value::String))
+        }
+    };
+    if aggregate_type == "author" && found.is_some() {
+        let counts = sluice_store_redis::reads::author_counts(&mut conn, &redis.alias, id).await?;
+        extra = Some(serde_json::to_value(counts)?);
+    }
+    Ok(Held { found, extra, applied: snapshot.applied })
+}

@@ -49,4 +49,5 @@ bench: setup ## Benchmarks on a release build of a fresh local stack: our figure
 	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench commands
 	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench relay --large-rows 1000000
 	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench projectors
+	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench reads
 	SLUICE_DEV_DIR=.sluice/bench target/release/sluice dev down

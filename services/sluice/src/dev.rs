@@ -12,6 +12,8 @@ pub const DEFAULT_BROKERS: &str = "127.0.0.1:19092";
 pub const DEV_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:15432/sluice";
 /// The local stack's write token (not a secret: the stack listens on loopback only).
 pub const DEV_WRITE_TOKEN: &str = "dev-write-token";
+/// The local stack's read token: query-api fetches on-demand refreshes with it.
+pub const DEV_READ_TOKEN: &str = "dev-read-token";
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:16379/";
 const PG_PORT: u16 = 15432;
 const REDIS_PORT: u16 = 16379;
@@ -50,6 +52,7 @@ fn services(schemas_dir: &Path) -> Vec<Service> {
                 ("SLUICE_QUERY_BASE_URL", "http://127.0.0.1:8082".into()),
                 ("SLUICE_SCHEMAS_DIR", schemas_dir.display().to_string()),
                 ("SLUICE_WRITE_TOKENS", DEV_WRITE_TOKEN.into()),
+                ("SLUICE_READ_TOKENS", DEV_READ_TOKEN.into()),
             ],
         },
         Service {
@@ -79,7 +82,17 @@ fn services(schemas_dir: &Path) -> Vec<Service> {
                 ("SLUICE_SCHEMAS_DIR", schemas_dir.display().to_string()),
             ],
         },
-        Service { name: "query-api", port: 8082, env: vec![("SLUICE_REDIS_URL", DEFAULT_REDIS_URL.into())] },
+        Service {
+            name: "query-api",
+            port: 8082,
+            env: vec![
+                ("SLUICE_REDIS_URL", DEFAULT_REDIS_URL.into()),
+                ("SLUICE_POSTGRES_URL", db.clone()),
+                ("SLUICE_BROKERS", DEFAULT_BROKERS.into()),
+                ("SLUICE_SOURCE_URL", "http://127.0.0.1:8080".into()),
+                ("SLUICE_SOURCE_TOKEN", DEV_READ_TOKEN.into()),
+            ],
+        },
     ]
 }
 
@@ -94,6 +107,14 @@ pub async fn run(action: Action) -> anyhow::Result<()> {
         Action::Status => status(&dir).await,
         Action::Down => down(&dir),
     }
+}
+
+/// The pid of the local stack's `name` (in `SLUICE_DEV_DIR`), for benches
+/// that pause a process.
+pub fn dev_pid(name: &str) -> anyhow::Result<u32> {
+    let dir = std::env::var("SLUICE_DEV_DIR").unwrap_or_else(|_| ".sluice/dev".into());
+    let pid = std::fs::read_to_string(format!("{dir}/{name}.pid")).with_context(|| format!("{name} is not running"))?;
+    Ok(pid.trim().parse()?)
 }
 
 fn pid_file(dir: &Path, name: &str) -> PathBuf {

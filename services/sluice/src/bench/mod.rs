@@ -3,6 +3,7 @@
 
 mod commands;
 mod projectors;
+mod reads;
 mod relay;
 mod stats;
 
@@ -16,6 +17,9 @@ pub enum Bench {
     /// Each projector's applied records/s beside raw consume and raw store
     /// writes, and the bootstrap of a large compacted topic with peak RSS.
     Projectors(projectors::ProjectorsArgs),
+    /// query-api eventual reads beside raw Redis reads of the same keys, and
+    /// the latency of an on-demand refresh.
+    Reads(reads::ReadsArgs),
 }
 
 pub async fn run(bench: Bench) -> anyhow::Result<()> {
@@ -23,5 +27,6 @@ pub async fn run(bench: Bench) -> anyhow::Result<()> {
         Bench::Commands(args) => commands::run(args).await,
         Bench::Relay(args) => relay::run(args).await,
         Bench::Projectors(args) => projectors::run(args).await,
+        Bench::Reads(args) => reads::run(args).await,
     }
 }

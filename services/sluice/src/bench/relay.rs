@@ -71,7 +71,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     // Throughput, relay: the rows wait in the outbox while the relay is
     // paused, then it relays the backlog.
     let mut pids: Vec<(&str, u32)> =
-        ["outbox-relay", "tansu"].into_iter().filter_map(|n| dev_pid(n).ok().map(|p| (n, p))).collect();
+        ["outbox-relay", "tansu"].into_iter().filter_map(|n| crate::dev::dev_pid(n).ok().map(|p| (n, p))).collect();
     // PostgreSQL's logical decoding runs in the relay's WAL sender process.
     pids.extend(wal_senders().into_iter().map(|p| ("postgres wal sender", p)));
     // (Its metrics endpoint does not answer while it is stopped.)
@@ -128,12 +128,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
 }
 
 fn relay_pid() -> anyhow::Result<u32> {
-    dev_pid("outbox-relay").context("the local stack's relay is not running (make up)")
-}
-
-fn dev_pid(name: &str) -> anyhow::Result<u32> {
-    let dir = std::env::var("SLUICE_DEV_DIR").unwrap_or_else(|_| ".sluice/dev".into());
-    Ok(std::fs::read_to_string(format!("{dir}/{name}.pid"))?.trim().parse()?)
+    crate::dev::dev_pid("outbox-relay").context("the local stack's relay is not running (make up)")
 }
 
 /// PostgreSQL processes whose title says they are WAL senders.

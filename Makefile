@@ -38,8 +38,9 @@ demo: up ## Start the stack, send 300 commands, show they all reached the read m
 clean: down
 	rm -rf .sluice
 
-openapi: build ## Regenerate the checked-in OpenAPI document of the command API
+openapi: build ## Regenerate the checked-in OpenAPI documents of the command and query APIs
 	target/debug/command-api openapi > services/command-api/openapi.json
+	target/debug/query-api openapi > services/query-api/openapi.json
 
 bench: setup ## Benchmarks on a release build of a fresh local stack: our figures beside raw baselines
 	$(CARGO) build --release --workspace --bins

@@ -15,7 +15,7 @@ const DEADLINE: Duration = Duration::from_secs(120);
 struct Stack {
     _pg: TestPostgres,
     redis: TestRedis,
-    _broker: TestBroker,
+    broker: TestBroker,
     _registry: ServiceHandle,
     command: ServiceHandle,
     _relay: ServiceHandle,
@@ -120,7 +120,7 @@ async fn lists_pages_and_search_from_either_read_model() {
     let mut s = Stack {
         _pg: pg,
         redis,
-        _broker: broker,
+        broker,
         _registry: registry,
         command,
         _relay: relay,
@@ -214,6 +214,29 @@ async fn lists_pages_and_search_from_either_read_model() {
         let error = a.body["error"].as_str().unwrap_or_default().to_string();
         assert!(a.status == 400 && error.contains(says), "{path} {consistency:?}: {a:?}");
     }
+
+    // With read tokens configured, every read needs one; the OpenAPI document does not.
+    let guarded = common::query_api(
+        &s.broker,
+        &s.redis,
+        &prefix,
+        &projection,
+        &s.command.base_url(),
+        &[("SLUICE_READ_TOKENS", "reader-1, reader-2".into())],
+    )
+    .await;
+    let article_url = format!("{}/articles/{first}", guarded.base_url());
+    assert_eq!(s.http.get(&article_url).send().await.expect("get").status(), 401);
+    assert_eq!(s.http.get(&article_url).bearer_auth("nope").send().await.expect("get").status(), 401);
+    assert_eq!(s.http.get(&article_url).bearer_auth("reader-2").send().await.expect("get").status(), 200);
+    let served = s.http.get(format!("{}/openapi.json", guarded.base_url())).send().await.expect("openapi");
+    assert_eq!(served.status(), 200);
+    let served = served.text().await.expect("openapi body");
+    let checked_in =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../services/query-api/openapi.json"))
+            .unwrap_or_default();
+    assert_eq!(checked_in.trim(), served.trim(), "services/query-api/openapi.json is stale: run `make openapi`");
+    drop(guarded);
 
     // Redis down: every read the PostgreSQL read model can serve comes from it, the same.
     let snapshot_article = s.get(&format!("/articles/{first}"), None).await;

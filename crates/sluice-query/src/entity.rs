@@ -186,11 +186,29 @@ async fn one(
     result.await.unwrap_or_else(IntoResponse::into_response)
 }
 
+#[utoipa::path(get, path = "/articles/{id}", tag = "reads",
+    params(("id" = String, Path, description = "the article's id (a UUID)"),
+           ("Sluice-Consistency" = Option<String>, Header, description = "eventual (default), `bounded; max-staleness-ms=N` or `at-least; token=T`"),
+           ("consistency" = Option<String>, Query, description = "the same as the header")),
+    responses((status = 200, description = "The article's snapshot", body = Object, headers(("Sluice-Version" = i64), ("Sluice-Lag-Messages" = i64), ("Sluice-Lag-Ms" = i64), ("Sluice-Freshness" = String), ("Sluice-Read-Model" = String))),
+              (status = 400, description = "A parameter is malformed", body = Object),
+              (status = 404, description = "Not in the read model (or, refreshed, not in the source of truth)", body = Object),
+              (status = 503, description = "No read model answers", body = Object)),
+    security((), ("bearer" = [])))]
 pub async fn article(State(q): State<QueryState>, Path(id): Path<String>, headers: HeaderMap, p: Params) -> Response {
     one(q, "article", "article", &id, &headers, p, |doc, _| doc).await
 }
 
 /// The article as a page shows it: its snapshot and its author's name.
+#[utoipa::path(get, path = "/articles/{id}/page", tag = "reads",
+    params(("id" = String, Path, description = "the article's id (a UUID)"),
+           ("Sluice-Consistency" = Option<String>, Header, description = "eventual (default), `bounded; max-staleness-ms=N` or `at-least; token=T`"),
+           ("consistency" = Option<String>, Query, description = "the same as the header")),
+    responses((status = 200, description = "`{article, author_name}`", body = Object, headers(("Sluice-Version" = i64), ("Sluice-Lag-Messages" = i64), ("Sluice-Lag-Ms" = i64), ("Sluice-Freshness" = String), ("Sluice-Read-Model" = String))),
+              (status = 400, description = "A parameter is malformed", body = Object),
+              (status = 404, description = "Not in the read model (or, refreshed, not in the source of truth)", body = Object),
+              (status = 503, description = "No read model answers", body = Object)),
+    security((), ("bearer" = [])))]
 pub async fn article_page(
     State(q): State<QueryState>,
     Path(id): Path<String>,
@@ -200,6 +218,15 @@ pub async fn article_page(
     one(q, "article_page", "article", &id, &headers, p, |doc, name| json!({"article": doc, "author_name": name})).await
 }
 
+#[utoipa::path(get, path = "/authors/{id}", tag = "reads",
+    params(("id" = String, Path, description = "the author's id (a UUID)"),
+           ("Sluice-Consistency" = Option<String>, Header, description = "eventual (default), `bounded; max-staleness-ms=N` or `at-least; token=T`"),
+           ("consistency" = Option<String>, Query, description = "the same as the header")),
+    responses((status = 200, description = "`{author, article_counts}`: the author page", body = Object, headers(("Sluice-Version" = i64), ("Sluice-Lag-Messages" = i64), ("Sluice-Lag-Ms" = i64), ("Sluice-Freshness" = String), ("Sluice-Read-Model" = String))),
+              (status = 400, description = "A parameter is malformed", body = Object),
+              (status = 404, description = "Not in the read model (or, refreshed, not in the source of truth)", body = Object),
+              (status = 503, description = "No read model answers", body = Object)),
+    security((), ("bearer" = [])))]
 pub async fn author(State(q): State<QueryState>, Path(id): Path<String>, headers: HeaderMap, p: Params) -> Response {
     one(
         q,
@@ -214,6 +241,15 @@ pub async fn author(State(q): State<QueryState>, Path(id): Path<String>, headers
 }
 
 /// The article whose current slug is `slug` (its page).
+#[utoipa::path(get, path = "/articles/by-slug/{slug}", tag = "reads",
+    params(("slug" = String, Path, description = "the article's slug"),
+           ("Sluice-Consistency" = Option<String>, Header, description = "eventual (default), `bounded; max-staleness-ms=N` or `at-least; token=T`"),
+           ("consistency" = Option<String>, Query, description = "the same as the header")),
+    responses((status = 200, description = "`{article, author_name}`", body = Object, headers(("Sluice-Version" = i64), ("Sluice-Lag-Messages" = i64), ("Sluice-Lag-Ms" = i64), ("Sluice-Freshness" = String), ("Sluice-Read-Model" = String))),
+              (status = 400, description = "A parameter is malformed", body = Object),
+              (status = 404, description = "Not in the read model (or, refreshed, not in the source of truth)", body = Object),
+              (status = 503, description = "No read model answers", body = Object)),
+    security((), ("bearer" = [])))]
 pub async fn article_by_slug(
     State(q): State<QueryState>,
     Path(slug): Path<String>,

@@ -12,6 +12,7 @@ pub mod lag;
 mod lists;
 pub mod metrics;
 pub mod model;
+mod openapi;
 pub mod reconcile;
 mod refresh;
 pub mod source;
@@ -27,6 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use answer::{FRESHNESS_HEADER, LAG_MESSAGES_HEADER, LAG_MS_HEADER, READ_MODEL_HEADER, VERSION_HEADER};
+pub use openapi::openapi_json;
 
 /// What every handler shares.
 pub struct Query {
@@ -85,8 +87,9 @@ impl Query {
 
 pub type QueryState = Arc<Query>;
 
-pub fn router(state: QueryState) -> Router {
-    Router::new()
+/// The reads; with `tokens`, each needs a bearer token (`/openapi.json` does not).
+pub fn router(state: QueryState, tokens: Option<sluice_telemetry::auth::Tokens>) -> Router {
+    let reads = Router::new()
         .route("/articles", get(lists::published))
         .route("/articles/search", get(lists::search))
         .route("/articles/by-slug/{slug}", get(entity::article_by_slug))
@@ -95,5 +98,10 @@ pub fn router(state: QueryState) -> Router {
         .route("/authors/{id}", get(entity::author))
         .route("/authors/{id}/articles", get(lists::by_author))
         .route("/tags/{tag}/articles", get(lists::by_tag))
-        .with_state(state)
+        .with_state(state);
+    let reads = match tokens {
+        Some(tokens) => reads.layer(axum::middleware::from_fn_with_state(tokens, sluice_telemetry::auth::require_read)),
+        None => reads,
+    };
+    reads.route("/openapi.json", get(|| async { ([("content-type", "application/json")], openapi_json()) }))
 }

@@ -169,6 +169,15 @@ async fn fetch(
     Ok((items, Source::Postgres))
 }
 
+#[utoipa::path(get, path = "/articles", tag = "reads",
+    params(("limit" = Option<usize>, Query, description = "1 to 100, default 20"),
+           ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+           ("Sluice-Consistency" = Option<String>, Header, description = "eventual (default), `bounded; max-staleness-ms=N` (waits up to the deadline) or `at-least; token=T` (waits for the token's aggregate)"),
+           ("consistency" = Option<String>, Query, description = "the same as the header")),
+    responses((status = 200, description = "`{items: [{article, author_name}], next_cursor}`: published articles, newest first", body = Object, headers(("Sluice-Lag-Messages" = i64), ("Sluice-Lag-Ms" = i64), ("Sluice-Freshness" = String), ("Sluice-Read-Model" = String))),
+              (status = 400, description = "A parameter is malformed", body = Object),
+              (status = 503, description = "No read model answers", body = Object)),
+    security((), ("bearer" = [])))]
 pub async fn published(
     State(q): State<QueryState>,
     headers: HeaderMap,
@@ -177,6 +186,16 @@ pub async fn published(
     list(q, "published", Published::All, headers, p).await
 }
 
+#[utoipa::path(get, path = "/tags/{tag}/articles", tag = "reads",
+    params(("tag" = String, Path, description = "the tag"),
+           ("limit" = Option<usize>, Query, description = "1 to 100, default 20"),
+           ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+           ("Sluice-Consistency" = Option<String>, Header, description = "eventual (default), `bounded; max-staleness-ms=N` (waits up to the deadline) or `at-least; token=T` (waits for the token's aggregate)"),
+           ("consistency" = Option<String>, Query, description = "the same as the header")),
+    responses((status = 200, description = "Published articles with the tag, newest first", body = Object, headers(("Sluice-Lag-Messages" = i64), ("Sluice-Lag-Ms" = i64), ("Sluice-Freshness" = String), ("Sluice-Read-Model" = String))),
+              (status = 400, description = "A parameter is malformed", body = Object),
+              (status = 503, description = "No read model answers", body = Object)),
+    security((), ("bearer" = [])))]
 pub async fn by_tag(
     State(q): State<QueryState>,
     Path(tag): Path<String>,
@@ -186,6 +205,16 @@ pub async fn by_tag(
     list(q, "published_by_tag", Published::Tag(tag), headers, p).await
 }
 
+#[utoipa::path(get, path = "/authors/{id}/articles", tag = "reads",
+    params(("id" = String, Path, description = "the author's id (a UUID)"),
+           ("limit" = Option<usize>, Query, description = "1 to 100, default 20"),
+           ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+           ("Sluice-Consistency" = Option<String>, Header, description = "eventual (default), `bounded; max-staleness-ms=N` (waits up to the deadline) or `at-least; token=T` (waits for the token's aggregate)"),
+           ("consistency" = Option<String>, Query, description = "the same as the header")),
+    responses((status = 200, description = "The author's published articles, newest first", body = Object, headers(("Sluice-Lag-Messages" = i64), ("Sluice-Lag-Ms" = i64), ("Sluice-Freshness" = String), ("Sluice-Read-Model" = String))),
+              (status = 400, description = "A parameter is malformed", body = Object),
+              (status = 503, description = "No read model answers", body = Object)),
+    security((), ("bearer" = [])))]
 pub async fn by_author(
     State(q): State<QueryState>,
     Path(author): Path<String>,
@@ -199,6 +228,15 @@ pub async fn by_author(
 }
 
 /// Full-text search over published articles (PostgreSQL read model).
+#[utoipa::path(get, path = "/articles/search", tag = "reads",
+    params(("limit" = Option<usize>, Query, description = "1 to 100, default 20"),
+           ("q" = String, Query, description = "the words to search for (web search syntax)"),
+           ("Sluice-Consistency" = Option<String>, Header, description = "eventual (default), `bounded; max-staleness-ms=N` (waits up to the deadline) or `at-least; token=T` (waits for the token's aggregate)"),
+           ("consistency" = Option<String>, Query, description = "the same as the header")),
+    responses((status = 200, description = "`{items: [{article, author_name}]}`, best match first", body = Object, headers(("Sluice-Lag-Messages" = i64), ("Sluice-Lag-Ms" = i64), ("Sluice-Freshness" = String), ("Sluice-Read-Model" = String))),
+              (status = 400, description = "A parameter is malformed", body = Object),
+              (status = 503, description = "No read model answers", body = Object)),
+    security((), ("bearer" = [])))]
 pub async fn search(
     State(q): State<QueryState>,
     headers: HeaderMap,

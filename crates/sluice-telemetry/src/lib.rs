@@ -5,6 +5,7 @@
 //! Metric names follow `sluice_<component>_<what>_<unit>`, counters end in
 //! `_total`, and values are in base units (seconds, bytes).
 
+pub mod auth;
 mod health;
 mod logging;
 mod ops;

@@ -10,6 +10,7 @@ use sluice_query::model::{Models, PgModel, RedisModel};
 use sluice_query::source::SourceOfTruth;
 use sluice_query::{Query, QueryState};
 use sluice_telemetry::Readiness;
+use sluice_telemetry::auth::Tokens;
 use sluice_telemetry::prometheus::Registry;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -46,6 +47,9 @@ struct Config {
     watermark_cache_ms: u64,
     /// SLUICE_WAIT_DEADLINE_MS: how long a list waits for a token or bound.
     wait_deadline_ms: u64,
+    /// SLUICE_READ_TOKENS: comma-separated bearer tokens; when set, every
+    /// read needs one (empty: reads are open).
+    read_tokens: Secret,
 }
 
 impl Default for Config {
@@ -64,6 +68,7 @@ impl Default for Config {
             source_timeout_ms: 2_000,
             watermark_cache_ms: 250,
             wait_deadline_ms: 2_000,
+            read_tokens: Secret::default(),
         }
     }
 }
@@ -123,6 +128,11 @@ async fn models(config: &Config) -> anyhow::Result<Models> {
 }
 
 fn main() -> ExitCode {
+    // `query-api openapi` prints the OpenAPI document (`make openapi`).
+    if std::env::args().nth(1).as_deref() == Some("openapi") {
+        println!("{}", sluice_query::openapi_json());
+        return ExitCode::SUCCESS;
+    }
     sluice_telemetry::run_service("query-api", |config: Config| async move {
         let registry = Registry::new();
         let metrics = QueryMetrics::register(&registry)?;
@@ -143,7 +153,9 @@ fn main() -> ExitCode {
         let readiness = Readiness::default();
         let shutdown = sluice_telemetry::shutdown_token();
         tokio::spawn(watch_lag(query.clone(), readiness.clone(), Duration::from_millis(config.watermark_cache_ms)));
-        let app = sluice_query::router(query).merge(sluice_telemetry::ops_router(registry, readiness));
+        let tokens = Tokens::parse(&Secret::default(), &config.read_tokens);
+        let tokens = (!tokens.read.is_empty()).then_some(tokens);
+        let app = sluice_query::router(query, tokens).merge(sluice_telemetry::ops_router(registry, readiness));
         sluice_telemetry::serve(&config.listen, app, shutdown).await
     })
 }

@@ -1,6 +1,6 @@
 //! HTTP routes of the command API.
 
-pub mod auth;
+pub use sluice_telemetry::auth;
 mod extract;
 mod handlers;
 mod openapi;

@@ -209,11 +209,38 @@ async fn lists_pages_and_search_from_either_read_model() {
         ("/articles/search", None, "q:"),
         ("/articles", Some("strong"), "unknown mode"),
         ("/articles?consistency=bounded", None, "max-staleness-ms"),
+        // A token of no aggregate a command answers for.
+        ("/articles", Some("at-least; token=b3JkZXI6MTox"), "not a consistency token"),
     ] {
         let a = s.get(path, consistency).await;
         let error = a.body["error"].as_str().unwrap_or_default().to_string();
         assert!(a.status == 400 && error.contains(says), "{path} {consistency:?}: {a:?}");
     }
+
+    // An erasure's token is met once the read model holds the erasure.
+    let erased = common::command(&s.http, &s.command.base_url(), &format!("/articles/{draft}"), None).await;
+    let erased = format!("at-least; token={}", erased["consistency_token"].as_str().expect("token"));
+    wait_until("a list read with the erasure's token to be projected", DEADLINE, || async {
+        let a = s.get("/articles", Some(&erased)).await;
+        (a.status == 200 && a.freshness == "projected").then_some(())
+    })
+    .await;
+    let gone = s.get(&format!("/articles/{draft}"), Some(&erased)).await;
+    assert_eq!((gone.status, gone.freshness.as_str()), (404, "projected"), "{gone:?}");
+
+    // Search waits for the PostgreSQL read model, the one it reads.
+    s._projector_pg.freeze();
+    let edit = s.send(&format!("/articles/{}/edit", published[1].0), json!({"title": "Searchable later"})).await;
+    let token = format!("at-least; token={}", edit["consistency_token"].as_str().expect("token"));
+    let waited = s.get("/articles/search?q=searchable", Some(&token)).await;
+    assert_eq!((waited.status, waited.freshness.as_str()), (200, "stale"), "{waited:?}");
+    s._projector_pg.thaw();
+    let found = wait_until("search to find the edit", DEADLINE, || async {
+        let a = s.get("/articles/search?q=searchable", Some(&token)).await;
+        (a.freshness == "projected").then_some(a)
+    })
+    .await;
+    assert_eq!(found.body["items"][0]["article"]["title"], "Searchable later");
 
     // With read tokens configured, every read needs one; the OpenAPI document does not.
     let guarded = common::query_api(

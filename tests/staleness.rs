@@ -121,10 +121,23 @@ async fn reads_say_how_stale_they_are_and_are_refreshed_when_staler_than_asked()
     let older = s.get(&id, Some(&at_least(&token2))).await;
     assert_eq!((older.version, older.freshness.as_str()), (Some(3), "projected"), "{older:?}");
 
+    // A new slug, read by that slug with the edit's token: the article is
+    // refreshed first, so the slug is found although not projected yet.
+    let path = format!("/articles/{id}/edit");
+    let slug_edit = common::command(&s.http, &s.command.base_url(), &path, Some(json!({"slug": "a-fresh-slug"}))).await;
+    let slug_token = slug_edit["consistency_token"].as_str().expect("token");
+    let by_slug_url = format!("{}/articles/by-slug/a-fresh-slug", s.query.base_url());
+    let eventual = read(&s.http, &by_slug_url, None).await;
+    assert_eq!(eventual.status, 404, "{eventual:?}");
+    assert!(eventual.lag_messages.is_some(), "a 404 says how stale it is: {eventual:?}");
+    let by_slug = read(&s.http, &by_slug_url, Some(&at_least(slug_token))).await;
+    assert_eq!((by_slug.status, by_slug.version), (200, Some(4)), "{by_slug:?}");
+    assert_eq!(by_slug.body["article"]["id"], id.as_str());
+
     // (d) the source of truth down: the read model's data, 200, stale.
     s.command.freeze();
     let d = s.get(&id, Some("bounded; max-staleness-ms=1")).await;
-    assert_eq!((d.status, d.version, d.freshness.as_str()), (200, Some(3), "stale"), "{d:?}");
+    assert_eq!((d.status, d.version, d.freshness.as_str()), (200, Some(4), "stale"), "{d:?}");
     assert!(d.lag_messages.unwrap_or(0) > 0, "{d:?}");
     s.command.thaw();
 
@@ -132,9 +145,10 @@ async fn reads_say_how_stale_they_are_and_are_refreshed_when_staler_than_asked()
     // take the refreshed article back.
     s.projector.thaw();
     let c = s.wait_read(&id, "the projector to catch up", |a| a.lag_messages == Some(0)).await;
-    assert_eq!((c.version, c.freshness.as_str(), c.lag_ms), (Some(3), "projected", Some(0)), "{c:?}");
+    assert_eq!((c.version, c.freshness.as_str(), c.lag_ms), (Some(4), "projected", Some(0)), "{c:?}");
     assert_eq!(c.body["title"], "Three");
-    assert_eq!(c.body["version"], 3);
+    assert_eq!(c.body["slug"], "a-fresh-slug");
+    assert_eq!(c.body["version"], 4);
 
     // What the bound covers: from the topic to the read model, not the
     // relay's own delay. With the relay stopped, a committed edit is not on
@@ -146,13 +160,13 @@ async fn reads_say_how_stale_they_are_and_are_refreshed_when_staler_than_asked()
         let zero = s.get(&id, Some("bounded; max-staleness-ms=0")).await;
         assert_eq!(
             (zero.version, zero.lag_messages, zero.lag_ms, zero.freshness.as_str()),
-            (Some(3), Some(0), Some(0), "projected"),
+            (Some(4), Some(0), Some(0), "projected"),
             "{zero:?}"
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let mine = s.get(&id, Some(&at_least(&token4))).await;
-    assert_eq!((mine.version, mine.freshness.as_str()), (Some(4), "refreshed"), "{mine:?}");
+    assert_eq!((mine.version, mine.freshness.as_str()), (Some(5), "refreshed"), "{mine:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,55 +1,64 @@
-//! Concurrent refreshes of one key share one fetch.
+//! Concurrent refreshes of one key share one run. The run is a task of its
+//! own: it finishes (and leaves the map) even if every caller went away, so
+//! that no half-done refresh waits, paused, for the next caller of its key.
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-type Flight<T> = (u64, Shared<BoxFuture<'static, T>>);
+type Flight<T> = (u64, Shared<BoxFuture<'static, Option<T>>>);
 
 pub struct Coalescer<T: Clone> {
-    in_flight: Mutex<HashMap<String, Flight<T>>>,
+    in_flight: Arc<Mutex<HashMap<String, Flight<T>>>>,
     next: AtomicU64,
 }
 
 impl<T: Clone> Default for Coalescer<T> {
     fn default() -> Self {
-        Self { in_flight: Mutex::default(), next: AtomicU64::new(0) }
+        Self { in_flight: Arc::default(), next: AtomicU64::new(0) }
     }
 }
 
 impl<T: Clone + Send + Sync + 'static> Coalescer<T> {
-    /// Runs `work` for `key`, or joins the run already in flight for it.
-    /// Returns its result and whether it joined one.
-    pub async fn run(&self, key: &str, work: impl FnOnce() -> BoxFuture<'static, T>) -> (T, bool) {
-        let (id, flight, joined) = {
+    /// Runs `work` for `key` as a task, or joins the run in flight for it.
+    /// Returns its result (`None` if the task panicked) and whether it joined.
+    pub async fn run(&self, key: &str, work: impl FnOnce() -> BoxFuture<'static, T>) -> (Option<T>, bool) {
+        let (flight, joined) = {
             let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
             match in_flight.get(key) {
-                Some((id, flight)) => (*id, flight.clone(), true),
+                Some((_, flight)) => (flight.clone(), true),
                 None => {
                     let id = self.next.fetch_add(1, Ordering::Relaxed);
-                    let flight = work().shared();
+                    let (map, owned_key, work) = (self.in_flight.clone(), key.to_string(), work());
+                    let task = tokio::spawn(async move {
+                        let value = work.await;
+                        let mut in_flight = map.lock().unwrap_or_else(|e| e.into_inner());
+                        if in_flight.get(&owned_key).is_some_and(|(current, _)| *current == id) {
+                            in_flight.remove(&owned_key);
+                        }
+                        value
+                    });
+                    let flight = async move { task.await.ok() }.boxed().shared();
                     in_flight.insert(key.to_string(), (id, flight.clone()));
-                    (id, flight, false)
+                    (flight, false)
                 }
             }
         };
-        let value = flight.await;
-        // Whoever finishes first removes it (the one that started it may
-        // have been cancelled by its client going away).
-        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        if in_flight.get(key).is_some_and(|(current, _)| *current == id) {
-            in_flight.remove(key);
-        }
-        (value, joined)
+        (flight.await, joined)
+    }
+
+    /// Runs in flight now.
+    #[cfg(test)]
+    fn in_flight(&self) -> usize {
+        self.in_flight.lock().map(|m| m.len()).unwrap_or(0)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use std::sync::atomic::AtomicUsize;
 
     #[tokio::test]
@@ -86,6 +95,41 @@ mod tests {
         other.await.expect("other");
         assert_eq!((calls.load(Ordering::SeqCst), joined), (2, 4));
         let (n, joined) = run("a").await.expect("again");
-        assert_eq!((n, joined), (3, false));
+        assert_eq!((n, joined), (Some(3), false));
+    }
+
+    #[tokio::test]
+    async fn a_run_whose_callers_all_went_away_finishes_and_leaves() {
+        let coalescer = Arc::new(Coalescer::<usize>::default());
+        let (release, wait) = tokio::sync::watch::channel(false);
+        let finished = Arc::new(AtomicUsize::new(0));
+        let caller = {
+            let (coalescer, finished, mut wait) = (coalescer.clone(), finished.clone(), wait.clone());
+            tokio::spawn(async move {
+                coalescer
+                    .run("k", move || {
+                        async move {
+                            let _ = wait.wait_for(|go| *go).await;
+                            finished.fetch_add(1, Ordering::SeqCst);
+                            1
+                        }
+                        .boxed()
+                    })
+                    .await
+            })
+        };
+        while coalescer.in_flight() == 0 {
+            tokio::task::yield_now().await;
+        }
+        // The client went away (axum drops the handler's future).
+        caller.abort();
+        let _ = caller.await;
+        release.send(true).expect("release");
+        while coalescer.in_flight() > 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(finished.load(Ordering::SeqCst), 1, "the abandoned run did not finish");
+        let (n, joined) = coalescer.run("k", || async { 2 }.boxed()).await;
+        assert_eq!((n, joined), (Some(2), false), "a later call joined the old run");
     }
 }

@@ -72,6 +72,11 @@ pub fn parse(value: &str) -> Result<Consistency, String> {
         "at-least" => {
             let token = only("token")?;
             ConsistencyToken::decode(token)
+                .filter(|t| {
+                    matches!(t.aggregate_type.as_str(), "article" | "author")
+                        && uuid::Uuid::parse_str(&t.aggregate_id).is_ok()
+                        && t.version > 0
+                })
                 .map(Consistency::AtLeast)
                 .ok_or_else(|| format!("`{token}` is not a consistency token a command answered"))
         }
@@ -85,7 +90,8 @@ mod tests {
     use super::*;
 
     fn token() -> ConsistencyToken {
-        ConsistencyToken { aggregate_type: "article".into(), aggregate_id: "a1".into(), version: 3 }
+        let id = "0b6c7d52-7f3a-4c1e-9a55-2f1f6f0c2a11".into();
+        ConsistencyToken { aggregate_type: "article".into(), aggregate_id: id, version: 3 }
     }
 
     #[test]
@@ -109,6 +115,15 @@ mod tests {
             ("bounded; max-staleness-ms=10; token=x", "exactly one"),
             ("bounded; ms", "not a name=value"),
             ("at-least; token=!!", "not a consistency token"),
+            // Well-formed, but of no aggregate a command answers for.
+            (
+                &format!("at-least; token={}", ConsistencyToken { aggregate_type: "order".into(), ..token() }.encode()),
+                "not a consistency token",
+            ),
+            (
+                &format!("at-least; token={}", ConsistencyToken { aggregate_id: "a1".into(), ..token() }.encode()),
+                "not a consistency token",
+            ),
             ("eventual; x=1", "takes no parameters"),
         ] {
             let error = parse(value).expect_err(value);

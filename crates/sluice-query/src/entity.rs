@@ -24,6 +24,9 @@ pub struct ReadParams {
 
 /// The consistency asked for, or the 400 that says what is wrong.
 pub fn asked(headers: &HeaderMap, parameter: Option<&str>) -> Result<Consistency, Problem> {
+    if headers.get_all(consistency::HEADER).iter().count() > 1 {
+        return Err(problem(StatusCode::BAD_REQUEST, "Sluice-Consistency header: give it once"));
+    }
     let header = match headers.get(consistency::HEADER).map(|v| v.to_str()) {
         Some(Ok(v)) => Some(v),
         Some(Err(_)) => return Err(problem(StatusCode::BAD_REQUEST, "Sluice-Consistency header: not ASCII")),
@@ -59,9 +62,9 @@ fn check_id(what: &str, id: &str) -> Result<(), Problem> {
 pub async fn read_one(q: &QueryState, aggregate_type: &str, id: &str, asked: &Consistency) -> Result<One, Problem> {
     let topic = q.topic(aggregate_type);
     let partition = q.lag.partition_of(&topic, id);
-    let (held, store) = q.models.held(aggregate_type, id, &topic, partition).await.map_err(unavailable)?;
-    let lag = partition.map(|p| q.lag.lag(&topic, p, held.applied.as_ref()));
-    let version = held.found.as_ref().map(|(_, v)| *v);
+    let (held, store) = q.models.held(aggregate_type, id, &topic, partition, None).await.map_err(unavailable)?;
+    let lag = partition.and_then(|p| q.lag.lag(&topic, p, held.applied.as_ref()));
+    let version = held.version();
     match asked {
         Consistency::Eventual => Ok(projected(held, lag, store, Freshness::Projected)),
         Consistency::Bounded { max_staleness } => {
@@ -79,9 +82,10 @@ pub async fn read_one(q: &QueryState, aggregate_type: &str, id: &str, asked: &Co
             }
         }
         Consistency::AtLeast(token) => {
-            let reached = wait_for(q, token).await;
-            let (held, store) = q.models.held(aggregate_type, id, &topic, partition).await.map_err(unavailable)?;
-            let lag = partition.map(|p| q.lag.lag(&topic, p, held.applied.as_ref()));
+            let reached = wait_for(q, token, None).await;
+            let (held, store) =
+                q.models.held(aggregate_type, id, &topic, partition, None).await.map_err(unavailable)?;
+            let lag = partition.and_then(|p| q.lag.lag(&topic, p, held.applied.as_ref()));
             let freshness = if reached { Freshness::Projected } else { Freshness::Stale };
             Ok(projected(held, lag, store, freshness))
         }
@@ -111,28 +115,46 @@ async fn refreshed(
     {
         outcome = refresh::refresh(q, store, aggregate_type, id).await;
     }
+    let refreshed = |found, extra, version| One {
+        found,
+        extra,
+        meta: Meta { version, lag, freshness: Freshness::Refreshed, store },
+    };
     match outcome {
-        Outcome::Fetched { doc, version, .. } => One {
-            found: Some((doc, version)),
-            extra: held.extra,
-            meta: Meta { version: Some(version), lag, freshness: Freshness::Refreshed, store },
-        },
-        Outcome::Gone => {
-            One { found: None, extra: None, meta: Meta { version: None, lag, freshness: Freshness::Refreshed, store } }
+        // The source of truth is behind the token (it served an older
+        // read): nothing this read can do.
+        Outcome::Fetched { version, .. } if min_version.is_some_and(|min| version < min) => {
+            projected(held, lag, store, Freshness::Stale)
         }
+        Outcome::Fetched { doc, version, .. } => {
+            // What the read model holds now: the refresh, or something newer
+            // the projector applied meanwhile, with the views (the author's
+            // name) that go with it.
+            let topic = q.topic(aggregate_type);
+            let now = q.models.held(aggregate_type, id, &topic, None, Some(store)).await;
+            match now {
+                Ok((now, _)) if now.version().is_some_and(|v| v >= version) => {
+                    let v = now.version();
+                    refreshed(now.found, now.extra, v)
+                }
+                _ => refreshed(Some((doc, version)), None, Some(version)),
+            }
+        }
+        Outcome::Gone => refreshed(None, None, None),
         Outcome::Failed => projected(held, lag, store, Freshness::Stale),
     }
 }
 
-/// Waits until the read model holds the token's aggregate at its version,
-/// up to the configured deadline.
-pub async fn wait_for(q: &QueryState, token: &ConsistencyToken) -> bool {
+/// Waits until the read model (`only` that one, when given) holds the
+/// token's aggregate at its version (or its erasure at it or later), up to
+/// the configured deadline.
+pub async fn wait_for(q: &QueryState, token: &ConsistencyToken, only: Option<Source>) -> bool {
     let topic = q.topic(&token.aggregate_type);
     let started = Instant::now();
     loop {
-        let held = q.models.held(&token.aggregate_type, &token.aggregate_id, &topic, None).await;
+        let held = q.models.held(&token.aggregate_type, &token.aggregate_id, &topic, None, only).await;
         if let Ok((held, _)) = held
-            && held.found.is_some_and(|(_, v)| v >= token.version)
+            && held.version().is_some_and(|v| v >= token.version)
         {
             return true;
         }
@@ -258,13 +280,20 @@ pub async fn article_by_slug(
 ) -> Response {
     let result = async {
         let asked = asked(&headers, params(p)?.consistency.as_deref())?;
-        let ids = q.models.article_ids_by_slug(&slug).await.map_err(|_| unavailable(Unavailable::NotBuilt))?;
+        // The token's article first (refreshed if need be): its slug may be
+        // the one asked for, and not in the read model yet.
+        if let Consistency::AtLeast(token) = &asked
+            && token.aggregate_type == "article"
+        {
+            read_one(&q, "article", &token.aggregate_id, &asked).await?;
+        }
+        let ids = q.models.article_ids_by_slug(&slug).await.map_err(|e| unavailable(Unavailable::Down(e)))?;
         // Usually one; while a slug moves between two articles, the one
         // whose snapshot has it now.
         for id in ids {
             let one = read_one(&q, "article", &id, &asked).await?;
             if one.found.as_ref().is_some_and(|(doc, _)| doc["slug"] == slug.as_str()) {
-                return Ok(render(
+                return Ok::<_, Problem>(render(
                     &q,
                     "article_by_slug",
                     &asked,
@@ -273,7 +302,19 @@ pub async fn article_by_slug(
                 ));
             }
         }
-        Err(problem(StatusCode::NOT_FOUND, &format!("no article has the slug `{slug}`")))
+        let lag = crate::lists::list_lag(&q).await;
+        let freshness = match &asked {
+            Consistency::Bounded { max_staleness }
+                if lag.is_none_or(|l| u128::try_from(l.millis).unwrap_or(0) > max_staleness.as_millis()) =>
+            {
+                Freshness::Stale
+            }
+            _ => Freshness::Projected,
+        };
+        let store =
+            if q.models.redis.as_ref().is_some_and(|r| !r.resting()) { Source::Redis } else { Source::Postgres };
+        let meta = Meta { version: None, lag, freshness, store };
+        Ok(respond(StatusCode::NOT_FOUND, json!({"error": format!("no article has the slug `{slug}`")}), &meta))
     };
     result.await.unwrap_or_else(IntoResponse::into_response)
 }

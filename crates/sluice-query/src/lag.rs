@@ -13,6 +13,11 @@
 //! committed command that is not on the topic yet is invisible here (an
 //! `at-least` token covers it). A record produced after the last refresh of
 //! the cache is also not counted yet.
+//!
+//! When it cannot say, it says so (`None`: the `unknown` header, and a
+//! `bounded` read is refreshed): the topic not known yet, a cache older than
+//! its maximum age (the broker unreachable), or a read model behind records
+//! whose time the cache does not know. It never guesses low.
 
 use sluice_kafka::rdkafka::consumer::{BaseConsumer, Consumer};
 use sluice_kafka::rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
@@ -36,8 +41,9 @@ impl Lag {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct TopicMarks {
+    fetched_at: Instant,
     /// High watermark by partition (index = partition).
     high: Vec<i64>,
     /// Per lagging partition: the applied offset the monitor saw and the
@@ -52,7 +58,8 @@ pub struct LagMonitor {
     marks: Arc<RwLock<HashMap<String, TopicMarks>>>,
     /// Created on first use (the broker may be down at start).
     consumer: Arc<Mutex<Option<BaseConsumer>>>,
-    started_ms: i64,
+    /// A cache older than this is not used.
+    max_age: Duration,
 }
 
 pub fn now_ms() -> i64 {
@@ -60,13 +67,9 @@ pub fn now_ms() -> i64 {
 }
 
 impl LagMonitor {
-    pub fn new(brokers: &str) -> Self {
-        Self { brokers: brokers.into(), marks: Arc::default(), consumer: Arc::default(), started_ms: now_ms() }
-    }
-
-    /// Whether the cache holds `topic` (its partitions are known).
-    pub fn knows(&self, topic: &str) -> bool {
-        self.marks.read().is_ok_and(|m| m.get(topic).is_some_and(|t| !t.high.is_empty()))
+    /// A monitor whose cache is used while it is younger than `max_age`.
+    pub fn new(brokers: &str, max_age: Duration) -> Self {
+        Self { brokers: brokers.into(), marks: Arc::default(), consumer: Arc::default(), max_age }
     }
 
     /// The partition of `topic` that holds `key` (the producer's murmur2
@@ -77,35 +80,34 @@ impl LagMonitor {
         Some(sluice_core::partitioner::partition_of(key.as_bytes(), count))
     }
 
-    /// The lag of `partition` of `topic` for a read model at `applied`.
-    pub fn lag(&self, topic: &str, partition: i32, applied: Option<&Position>) -> Lag {
-        let Ok(marks) = self.marks.read() else { return Lag::default() };
-        let Some(marks) = marks.get(topic) else { return Lag::default() };
-        let Some(&high) = usize::try_from(partition).ok().and_then(|p| marks.high.get(p)) else {
-            return Lag::default();
-        };
+    /// The lag of `partition` of `topic` for a read model at `applied`;
+    /// `None` when the cache cannot say (see the module's comment).
+    pub fn lag(&self, topic: &str, partition: i32, applied: Option<&Position>) -> Option<Lag> {
+        let marks = self.marks.read().ok()?;
+        let marks = marks.get(topic).filter(|m| m.fetched_at.elapsed() <= self.max_age)?;
+        let high = *usize::try_from(partition).ok().and_then(|p| marks.high.get(p))?;
         let next = applied.map_or(0, |p| p.next_offset);
         if next >= high {
-            return Lag::default();
+            return Some(Lag::default());
         }
-        let now = now_ms();
-        let since = match marks.oldest.get(&partition) {
-            // Seen at or before `next`: that record is at least as old as the
-            // oldest one not applied now (an over-estimate, never under).
-            Some(&(offset, at)) if offset <= next => at,
-            _ => applied.map_or(self.started_ms, |p| p.applied_at_ms),
-        };
-        Lag { messages: high - next, millis: (now - since).max(0) }
+        // The cached oldest record is at or before `next`: it is at least as
+        // old as the oldest one not applied now (an over-estimate, never
+        // under). Past `next`, or not known: the cache cannot say.
+        let &(offset, at) = marks.oldest.get(&partition)?;
+        (offset <= next).then(|| Lag { messages: high - next, millis: (now_ms() - at).max(0) })
     }
 
     /// The worst lag over every partition of `topic`, for a read model at
-    /// `positions`.
-    pub fn topic_lag(&self, topic: &str, positions: &HashMap<i32, Position>) -> Lag {
-        let partitions = self.marks.read().ok().and_then(|m| m.get(topic).map(|t| t.high.len())).unwrap_or(0);
-        (0..partitions)
-            .filter_map(|p| i32::try_from(p).ok())
-            .map(|p| self.lag(topic, p, positions.get(&p)))
-            .fold(Lag::default(), Lag::max)
+    /// `positions`; `None` when the lag of any partition is unknown.
+    pub fn topic_lag(&self, topic: &str, positions: &HashMap<i32, Position>) -> Option<Lag> {
+        let partitions = self.marks.read().ok().and_then(|m| m.get(topic).map(|t| t.high.len()))?;
+        if partitions == 0 {
+            return None;
+        }
+        (0..partitions).try_fold(Lag::default(), |worst, p| {
+            let p = i32::try_from(p).ok()?;
+            Some(worst.max(self.lag(topic, p, positions.get(&p))?))
+        })
     }
 
     /// Fetches the watermarks of `topic` and the time of the oldest record
@@ -140,7 +142,7 @@ impl LagMonitor {
             }
         }
         if let Ok(mut marks) = self.marks.write() {
-            marks.insert(topic.to_string(), TopicMarks { high, oldest });
+            marks.insert(topic.to_string(), TopicMarks { fetched_at: Instant::now(), high, oldest });
         }
         Ok(())
     }
@@ -170,8 +172,8 @@ mod tests {
     use super::*;
 
     fn monitor(high: Vec<i64>, oldest: HashMap<i32, (i64, i64)>) -> LagMonitor {
-        let m = LagMonitor::new("127.0.0.1:1");
-        m.marks.write().expect("marks").insert("t".into(), TopicMarks { high, oldest });
+        let m = LagMonitor::new("127.0.0.1:1", Duration::from_secs(60));
+        m.marks.write().expect("marks").insert("t".into(), TopicMarks { fetched_at: Instant::now(), high, oldest });
         m
     }
 
@@ -179,20 +181,35 @@ mod tests {
     fn caught_up_is_no_lag_and_behind_counts_from_the_oldest_unapplied_record() {
         let now = now_ms();
         let m = monitor(vec![10, 20], HashMap::from([(1, (15, now - 5_000))]));
-        let at = |next| Position { partition: 1, next_offset: next, applied_at_ms: now - 1_000 };
-        assert_eq!(m.lag("t", 0, Some(&Position { partition: 0, next_offset: 10, applied_at_ms: 0 })), Lag::default());
-        let lag = m.lag("t", 1, Some(&at(15)));
+        // A projector applying continuously: its last apply is recent.
+        let at = |next| Position { partition: 1, next_offset: next, applied_at_ms: now - 10 };
+        let caught_up = Position { partition: 0, next_offset: 10, applied_at_ms: 0 };
+        assert_eq!(m.lag("t", 0, Some(&caught_up)), Some(Lag::default()));
+        let lag = m.lag("t", 1, Some(&at(15))).expect("known");
         assert_eq!(lag.messages, 5);
         assert!((5_000..6_000).contains(&lag.millis), "{lag:?}");
         // Applied further since the cache was filled: still counted from the
         // older record (an over-estimate, never an under-estimate).
-        assert!(m.lag("t", 1, Some(&at(18))).millis >= 5_000);
-        // Behind the record the cache knows: counted from the last apply.
-        let lag = m.lag("t", 1, Some(&at(12)));
-        assert_eq!(lag.messages, 8);
-        assert!((1_000..2_000).contains(&lag.millis), "{lag:?}");
-        let positions = HashMap::from([(1, at(15))]);
-        assert_eq!(m.topic_lag("t", &positions).messages, 10);
+        assert!(m.lag("t", 1, Some(&at(18))).expect("known").millis >= 5_000);
+        // Behind the record the cache knows the time of: unknown, not the
+        // (recent) time of the last apply.
+        assert_eq!(m.lag("t", 1, Some(&at(12))), None);
+        let positions = HashMap::from([(0, caught_up), (1, at(15))]);
+        assert_eq!(m.topic_lag("t", &positions).map(|l| l.messages), Some(5));
+        // A partition behind with no known time makes the topic's lag unknown.
+        assert_eq!(m.topic_lag("t", &HashMap::from([(1, at(15))])), None);
+    }
+
+    #[test]
+    fn an_old_cache_is_not_used() {
+        let m = LagMonitor::new("127.0.0.1:1", Duration::from_millis(1));
+        let old = Instant::now().checked_sub(Duration::from_secs(1)).expect("instant");
+        m.marks
+            .write()
+            .expect("marks")
+            .insert("t".into(), TopicMarks { fetched_at: old, high: vec![10], oldest: HashMap::new() });
+        let caught_up = Position { partition: 0, next_offset: 10, applied_at_ms: 0 };
+        assert_eq!(m.lag("t", 0, Some(&caught_up)), None);
     }
 
     #[test]

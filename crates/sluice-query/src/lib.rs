@@ -73,7 +73,7 @@ impl Query {
         let mut result = Ok(());
         for aggregate in ["article", "author"] {
             let topic = self.topic(aggregate);
-            let positions = self.models.positions(&topic).await.unwrap_or_default();
+            let positions = self.models.least_positions(&topic).await;
             let monitor = self.lag.clone();
             let refreshed = tokio::task::spawn_blocking(move || monitor.refresh_blocking(&topic, &positions)).await;
             let refreshed = refreshed.map_err(anyhow::Error::from).and_then(|r| r);

@@ -55,19 +55,19 @@ fn item(doc: Value, author_name: Option<String>) -> Value {
     json!({"article": doc, "author_name": author_name})
 }
 
-/// Waits for what `asked` needs of a list; whether it got there.
-async fn settle(q: &QueryState, asked: &Consistency) -> bool {
+/// Waits for what `asked` needs of a list (in `only` that read model, when
+/// given); whether it got there.
+async fn settle(q: &QueryState, asked: &Consistency, only: Option<Source>) -> bool {
     match asked {
         Consistency::Eventual => true,
-        Consistency::AtLeast(token) => wait_for(q, token).await,
+        Consistency::AtLeast(token) => wait_for(q, token, only).await,
         Consistency::Bounded { max_staleness } => {
             let topic = q.topic("article");
             let started = Instant::now();
             loop {
-                if let Ok(positions) = q.models.positions(&topic).await
-                    && q.lag.knows(&topic)
-                    && u128::try_from(q.lag.topic_lag(&topic, &positions).millis).unwrap_or(0)
-                        <= max_staleness.as_millis()
+                if let Ok(positions) = q.models.positions(&topic, only).await
+                    && let Some(lag) = q.lag.topic_lag(&topic, &positions)
+                    && u128::try_from(lag.millis).unwrap_or(0) <= max_staleness.as_millis()
                 {
                     return true;
                 }
@@ -81,10 +81,10 @@ async fn settle(q: &QueryState, asked: &Consistency) -> bool {
 }
 
 /// The worst lag of the article topic's partitions in the read model.
-async fn list_lag(q: &QueryState) -> Option<Lag> {
+pub async fn list_lag(q: &QueryState) -> Option<Lag> {
     let topic = q.topic("article");
-    let positions = q.models.positions(&topic).await.ok()?;
-    q.lag.knows(&topic).then(|| q.lag.topic_lag(&topic, &positions))
+    let positions = q.models.positions(&topic, None).await.ok()?;
+    q.lag.topic_lag(&topic, &positions)
 }
 
 fn answer(
@@ -119,7 +119,7 @@ async fn list(
             Some(c) => Some(Cursor::decode(c).ok_or_else(|| bad("cursor: not a cursor this API answered"))?),
             None => None,
         };
-        let reached = settle(&q, &asked).await;
+        let reached = settle(&q, &asked, None).await;
         let lag = list_lag(&q).await;
         let (items, store) = fetch(&q, &which, cursor.as_ref(), limit).await?;
         let next = (items.len() == limit).then(|| items.last().map(|(c, _)| c.encode())).flatten();
@@ -256,10 +256,10 @@ pub async fn search(
                 "search needs the PostgreSQL read model (SLUICE_POSTGRES_URL is not set)",
             ));
         };
-        let reached = settle(&q, &asked).await;
+        let reached = settle(&q, &asked, Some(Source::Postgres)).await;
         let topic = q.topic("article");
         let lag = match pg.reads.positions(&topic).await {
-            Ok(positions) if q.lag.knows(&topic) => Some(q.lag.topic_lag(&topic, &positions)),
+            Ok(positions) => q.lag.topic_lag(&topic, &positions),
             _ => None,
         };
         let rows = pg.reads.search(text, limit as i64).await.map_err(|e| unavailable(Unavailable::Down(e)))?;

@@ -24,6 +24,15 @@ pub struct Held {
     pub extra: Option<serde_json::Value>,
     /// The read model's position on the aggregate's partition.
     pub applied: Option<Position>,
+    /// The version it was erased at, when the read model holds its erasure.
+    pub erased: Option<i64>,
+}
+
+impl Held {
+    /// The version the read model holds it at, erased or not.
+    pub fn version(&self) -> Option<i64> {
+        self.found.as_ref().map(|(_, v)| *v).or(self.erased)
+    }
 }
 
 /// Which store answered.
@@ -104,16 +113,19 @@ pub struct Models {
 
 impl Models {
     /// `aggregate_type` `id` and the position of its partition, from Redis,
-    /// or from PostgreSQL when Redis cannot answer.
+    /// or from PostgreSQL when Redis cannot answer (`only` from that one,
+    /// when given).
     pub async fn held(
         &self,
         aggregate_type: &str,
         id: &str,
         topic: &str,
         partition: Option<i32>,
+        only: Option<Source>,
     ) -> Result<(Held, Source), Unavailable> {
         let mut last = Unavailable::NotBuilt;
-        if let Some(redis) = self.redis.as_ref().filter(|r| !r.resting()) {
+        let wanted = |s: Source| only.is_none_or(|o| o == s);
+        if let Some(redis) = self.redis.as_ref().filter(|r| !r.resting() && wanted(Source::Redis)) {
             match redis_held(redis, aggregate_type, id, topic, partition).await {
                 Ok(held) => return Ok((held, Source::Redis)),
                 Err(e) => {
@@ -122,13 +134,13 @@ impl Models {
                 }
             }
         }
-        if let Some(pg) = &self.postgres {
+        if let Some(pg) = self.postgres.as_ref().filter(|_| wanted(Source::Postgres)) {
             match pg.reads.entity(aggregate_type, id, topic, partition.unwrap_or(0)).await {
                 Ok(e) if !e.built => last = Unavailable::NotBuilt,
                 Ok(e) => {
                     let found = e.doc.zip(e.version);
                     let applied = partition.and(e.applied);
-                    return Ok((Held { found, extra: e.extra, applied }, Source::Postgres));
+                    return Ok((Held { found, extra: e.extra, applied, erased: e.erased }, Source::Postgres));
                 }
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), "PostgreSQL read model unavailable");
@@ -137,6 +149,33 @@ impl Models {
             }
         }
         Err(last)
+    }
+
+    /// The positions of `topic` the lag cache measures from: per partition,
+    /// the least advanced of the read models that answer and hold the topic
+    /// (a time measured from there is never too low for either).
+    pub async fn least_positions(&self, topic: &str) -> HashMap<i32, Position> {
+        let mut all = Vec::new();
+        if let Some(redis) = self.redis.as_ref().filter(|r| !r.resting()) {
+            let mut conn = redis.conn.clone();
+            let read = async {
+                let g = generation::serving(&mut conn, &redis.alias).await?;
+                sluice_store_redis::stored_positions(&mut conn, &g, topic).await
+            };
+            all.extend(read.await.ok().filter(|p| !p.is_empty()));
+        }
+        if let Some(pg) = &self.postgres {
+            all.extend(pg.reads.positions(topic).await.ok().filter(|p| !p.is_empty()));
+        }
+        let Some(first) = all.first() else { return HashMap::new() };
+        first
+            .keys()
+            .filter_map(|partition| {
+                let least =
+                    all.iter().map(|positions| positions.get(partition)).min_by_key(|p| p.map(|p| p.next_offset))?;
+                least.map(|p| (*partition, *p))
+            })
+            .collect()
     }
 
     /// The ids of the articles whose slug is `slug`, from the first read
@@ -162,10 +201,12 @@ impl Models {
         Err(last)
     }
 
-    /// The stored positions of `topic` in the first read model that answers.
-    pub async fn positions(&self, topic: &str) -> anyhow::Result<HashMap<i32, Position>> {
+    /// The stored positions of `topic` in the first read model that answers
+    /// (`only` that one, when given).
+    pub async fn positions(&self, topic: &str, only: Option<Source>) -> anyhow::Result<HashMap<i32, Position>> {
         let mut last = anyhow::anyhow!("no read model configured");
-        if let Some(redis) = self.redis.as_ref().filter(|r| !r.resting()) {
+        let wanted = |s: Source| only.is_none_or(|o| o == s);
+        if let Some(redis) = self.redis.as_ref().filter(|r| !r.resting() && wanted(Source::Redis)) {
             let mut conn = redis.conn.clone();
             let read = async {
                 let g = generation::serving(&mut conn, &redis.alias).await?;
@@ -179,7 +220,7 @@ impl Models {
                 }
             }
         }
-        if let Some(pg) = &self.postgres {
+        if let Some(pg) = self.postgres.as_ref().filter(|_| wanted(Source::Postgres)) {
             match pg.reads.positions(topic).await {
                 Ok(p) => return Ok(p),
                 Err(e) => last = e,
@@ -211,9 +252,9 @@ impl Models {
 
     /// Applies `change` through the projectors' own version-guarded upsert
     /// (a batch with no positions: it never moves a projection's position)
-    /// to `into`. Whether the read model now holds the change's version or a
-    /// newer one.
-    pub async fn apply(&self, into: Source, topic: &str, change: Change) -> anyhow::Result<()> {
+    /// to `into`. Whether it changed anything (false: the read model held
+    /// that version or a newer one).
+    pub async fn apply(&self, into: Source, topic: &str, change: Change) -> anyhow::Result<bool> {
         let batch = Batch { changes: BTreeMap::from([(topic.to_string(), vec![change])]), ..Batch::default() };
         let outcome = match (into, &self.redis, &self.postgres) {
             (Source::Redis, Some(redis), _) => redis_apply(&redis.store, &batch).await?,
@@ -221,7 +262,7 @@ impl Models {
             _ => anyhow::bail!("no {} read model configured", into.name()),
         };
         match outcome {
-            ApplyOutcome::Applied { .. } => Ok(()),
+            ApplyOutcome::Applied { changed } => Ok(changed.values().sum::<usize>() > 0),
             other => anyhow::bail!("the read model refused the update: {other:?}"),
         }
     }
@@ -251,9 +292,14 @@ async fn redis_held(
     let mut conn = redis.conn.clone();
     let at = partition.map(|p| (topic, p));
     let snapshot = generation::read_document(&mut conn, &redis.alias, aggregate_type, id, at).await?;
+    let mut erased = None;
     let (found, mut extra) = match snapshot.read {
         Read::NotBuilt => anyhow::bail!("the Redis read model is not built"),
         Read::Missing => (None, None),
+        Read::Erased { version } => {
+            erased = Some(version);
+            (None, None)
+        }
         Read::Found { doc, version, author_name } => {
             let doc = serde_json::from_str(&doc).map_err(|e| anyhow::anyhow!("a stored document is not JSON: {e}"))?;
             (Some((doc, version)), author_name.map(serde_json::Value::String))
@@ -263,5 +309,5 @@ async fn redis_held(
         let counts = sluice_store_redis::reads::author_counts(&mut conn, &redis.alias, id).await?;
         extra = Some(serde_json::to_value(counts)?);
     }
-    Ok(Held { found, extra, applied: snapshot.applied })
+    Ok(Held { found, extra, applied: snapshot.applied, erased })
 }

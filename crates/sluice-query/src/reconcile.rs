@@ -28,6 +28,8 @@ pub enum Finding {
     Ahead { had: i64, source: i64 },
     /// Another document at the same version: left alone.
     Differs { version: i64 },
+    /// Behind, but the repair failed (the run goes on; the next one retries).
+    Failed { reason: String },
 }
 
 #[derive(Debug, Default)]
@@ -84,16 +86,12 @@ pub async fn run(models: &Models, into: Source, source: &SourceOfTruth, topic_pr
                     }
                     Some(_) => None,
                 };
-                if let Some(Finding::Repaired { .. }) = finding {
-                    let document = (!erased).then(|| change.snapshot.clone());
-                    let repair = Change {
-                        aggregate_type: aggregate_type.clone(),
-                        aggregate_id: change.aggregate_id.clone(),
-                        version: change.version,
-                        document,
-                    };
-                    models.apply(into, &topic, repair).await?;
-                }
+                let finding = match finding {
+                    Some(Finding::Repaired { had, .. }) => {
+                        repair(models, into, source, &topic, &aggregate_type, change, had).await
+                    }
+                    other => other,
+                };
                 if let Some(finding) = finding {
                     report.findings.push((aggregate_type.clone(), change.aggregate_id.clone(), finding));
                 }
@@ -101,6 +99,47 @@ pub async fn run(models: &Models, into: Source, source: &SourceOfTruth, topic_pr
         }
     }
     Ok(report)
+}
+
+/// Repairs one aggregate the read model holds behind `change`: an erasure
+/// as logged; a snapshot as the source of truth holds it *now* (the log
+/// was read earlier: it may have changed or been erased since). `None` when
+/// the guarded upsert changed nothing (the read model caught up meanwhile).
+async fn repair(
+    models: &Models,
+    into: Source,
+    source: &SourceOfTruth,
+    topic: &str,
+    aggregate_type: &str,
+    change: &LoggedChange,
+    had: Option<i64>,
+) -> Option<Finding> {
+    let id = change.aggregate_id.as_str();
+    let repair = if change.snapshot.is_null() {
+        Ok(Some(Change::erasure(aggregate_type, id, change.version)))
+    } else {
+        source.fetch(aggregate_type, id).await.map(|now| {
+            now.map(|now| Change {
+                aggregate_type: aggregate_type.into(),
+                aggregate_id: id.into(),
+                version: now.version,
+                document: Some(now.doc),
+            })
+        })
+    };
+    let repair = match repair {
+        // Erased since the log was read: its erasure is further on in the
+        // log, for the next run.
+        Ok(None) => return None,
+        Ok(Some(repair)) => repair,
+        Err(reason) => return Some(Finding::Failed { reason }),
+    };
+    let now = repair.version;
+    match models.apply(into, topic, repair).await {
+        Ok(true) => Some(Finding::Repaired { had, now }),
+        Ok(false) => None,
+        Err(e) => Some(Finding::Failed { reason: format!("{e:#}") }),
+    }
 }
 
 /// Parses a stored document for a comparison (`None` when absent).

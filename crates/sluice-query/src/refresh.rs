@@ -22,7 +22,7 @@ pub enum Outcome {
 
 pub async fn refresh(q: &QueryState, into: Source, aggregate_type: &str, id: &str) -> Outcome {
     let started = Instant::now();
-    let key = format!("{aggregate_type}:{id}");
+    let key = format!("{}:{aggregate_type}:{id}", into.name());
     let (outcome, joined) = q
         .refreshes
         .run(&key, || {
@@ -30,6 +30,7 @@ pub async fn refresh(q: &QueryState, into: Source, aggregate_type: &str, id: &st
             async move { fetch_and_apply(&q, into, &aggregate_type, &id).await }.boxed()
         })
         .await;
+    let outcome = outcome.unwrap_or(Outcome::Failed);
     if joined {
         q.metrics.coalesced.inc();
     } else {
@@ -62,7 +63,7 @@ async fn fetch_and_apply(q: &QueryState, into: Source, aggregate_type: &str, id:
         document: Some(fetched.doc.clone()),
     };
     let applied = match q.models.apply(into, &q.topic(aggregate_type), change).await {
-        Ok(()) => true,
+        Ok(_) => true,
         Err(e) => {
             tracing::warn!(aggregate_type, id, error = %format!("{e:#}"), "refreshed snapshot not applied");
             false

@@ -40,6 +40,8 @@ pub struct Entity {
     pub applied: Option<Position>,
     /// Whether the projection's marker is there (false: not built).
     pub built: bool,
+    /// The version it was erased at, when the read model holds its erasure.
+    pub erased: Option<i64>,
 }
 
 /// A published article of a list or a search.
@@ -102,14 +104,16 @@ impl PgReads {
                     (select {extra} from {t} a where a.id = $2),
                     (select next_offset from {p} where projection = $1 and topic = $3 and partition = $4),
                     (select applied_at from {p} where projection = $1 and topic = $3 and partition = $4),
-                    exists (select 1 from {m} where projection = $1)",
+                    exists (select 1 from {m} where projection = $1),
+                    (select version from {e} where aggregate_type = $5 and id = $2)",
             t = s.table(table),
             p = s.table("positions"),
             m = s.table("projections"),
+            e = s.table("erased"),
         );
         let client = self.client().await?;
         let row = client
-            .query_one(&sql, &[&self.projection, &id, &topic, &partition])
+            .query_one(&sql, &[&self.projection, &id, &topic, &partition, &aggregate_type])
             .await
             .context("read from the PostgreSQL read model")?;
         let next: Option<i64> = row.get(3);
@@ -119,7 +123,14 @@ impl PgReads {
             next_offset,
             applied_at_ms: at.timestamp_millis(),
         });
-        Ok(Entity { doc: row.get(0), version: row.get(1), extra: row.get(2), applied, built: row.get(5) })
+        Ok(Entity {
+            doc: row.get(0),
+            version: row.get(1),
+            extra: row.get(2),
+            applied,
+            built: row.get(5),
+            erased: row.get(6),
+        })
     }
 
     /// The ids of the articles whose slug is `slug`.

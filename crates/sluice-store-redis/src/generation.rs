@@ -151,8 +151,10 @@ pub enum Read {
     /// The serving generation holds it: its snapshot (JSON) and version,
     /// and for an article, its author's current name when known.
     Found { doc: String, version: i64, author_name: Option<String> },
-    /// The serving generation does not hold it (or holds it erased).
+    /// The serving generation does not hold it.
     Missing,
+    /// The serving generation holds its erasure, at this version.
+    Erased { version: i64 },
     /// The serving generation holds nothing: never built, or the store lost
     /// it and it is being built again.
     NotBuilt,
@@ -210,6 +212,7 @@ pub async fn read_document(
             (Some(DROPPED), ..) => continue, // the pointer moved meanwhile: read it again
             (None, ..) => Read::NotBuilt,
             (Some(_), Some(doc), Some(version)) => Read::Found { doc, version, author_name },
+            (Some(_), None, Some(version)) => Read::Erased { version },
             (Some(_), ..) => Read::Missing,
         };
         return Ok(Snapshot { read, applied });

@@ -144,7 +144,7 @@ fn main() -> ExitCode {
         };
         let query: QueryState = Arc::new(Query::new(
             models(&config).await?,
-            LagMonitor::new(&config.brokers),
+            LagMonitor::new(&config.brokers, lag_cache_max_age(config.watermark_cache_ms)),
             source,
             &config.topic_prefix,
             Duration::from_millis(config.wait_deadline_ms),
@@ -158,6 +158,12 @@ fn main() -> ExitCode {
         let app = sluice_query::router(query, tokens).merge(sluice_telemetry::ops_router(registry, readiness));
         sluice_telemetry::serve(&config.listen, app, shutdown).await
     })
+}
+
+/// A lag cache older than this (five refreshes missed, at least 3 s) is not
+/// used: answers then say the lag is unknown.
+fn lag_cache_max_age(every_ms: u64) -> Duration {
+    Duration::from_millis((5 * every_ms).max(3_000))
 }
 
 /// Keeps the lag cache fresh; ready once it knows the topics (every answer

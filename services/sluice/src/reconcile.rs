@@ -61,7 +61,17 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
     let (models, into) = models(&args).await?;
     let source = SourceOfTruth::new(&args.source_url, Secret::new(args.source_token.clone()), Duration::from_secs(30))?;
     loop {
-        let report = reconcile::run(&models, into, &source, &args.topic_prefix).await?;
+        let report = match reconcile::run(&models, into, &source, &args.topic_prefix).await {
+            Ok(report) => report,
+            // On a schedule, a run that could not read the log or the read
+            // model is retried at the next one.
+            Err(e) if args.every.is_some() => {
+                eprintln!("reconcile run failed: {e:#}");
+                tokio::time::sleep(Duration::from_secs(args.every.unwrap_or(60))).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         for (aggregate_type, id, finding) in &report.findings {
             match finding {
                 Finding::Repaired { had: Some(had), now } => {
@@ -74,6 +84,7 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
                 Finding::Differs { version } => println!(
                     "left alone {aggregate_type} {id}: another document at version {version} (rebuild the projection)"
                 ),
+                Finding::Failed { reason } => println!("not repaired {aggregate_type} {id}: {reason}"),
             }
         }
         println!(
@@ -84,8 +95,10 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
             report.repaired(),
             report.findings.len() - report.repaired()
         );
+        let failed = report.findings.iter().filter(|(_, _, f)| matches!(f, Finding::Failed { .. })).count();
         match args.every {
             Some(secs) => tokio::time::sleep(Duration::from_secs(secs)).await,
+            None if failed > 0 => anyhow::bail!("{failed} repairs failed"),
             None => return Ok(()),
         }
     }

@@ -7,31 +7,25 @@ mod common;
 
 use common::{Answer, read};
 use serde_json::{Value, json};
-use sluice_testkit::{ServiceHandle, TestBroker, TestPostgres, TestRedis, random_name, wait_until};
+use sluice_testkit::{ServiceHandle, wait_until};
 use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
 struct Stack {
-    _pg: TestPostgres,
-    redis: TestRedis,
-    broker: TestBroker,
-    _registry: ServiceHandle,
-    command: ServiceHandle,
-    _relay: ServiceHandle,
+    w: common::WriteSide,
     projector: ServiceHandle,
-    _projector_pg: ServiceHandle,
+    projector_pg: ServiceHandle,
     query: ServiceHandle,
-    http: reqwest::Client,
 }
 
 impl Stack {
     async fn send(&self, path: &str, body: Value) -> Value {
-        common::command(&self.http, &self.command.base_url(), path, Some(body)).await
+        self.w.send(path, Some(body)).await
     }
 
     async fn get(&self, path: &str, consistency: Option<&str>) -> Answer {
-        read(&self.http, &format!("{}{path}", self.query.base_url()), consistency).await
+        read(&self.w.http, &format!("{}{path}", self.query.base_url()), consistency).await
     }
 
     /// Every page of a list, following its cursor `limit` at a time.
@@ -68,81 +62,35 @@ fn newest_first(published: &[(String, i64)]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lists_pages_and_search_from_either_read_model() {
-    let pg = TestPostgres::start();
-    let redis = TestRedis::start();
-    let broker = TestBroker::start();
-    let db = pg.create_database().await;
-    let read_db = common::database_with_roles(&pg).await;
-    let prefix = random_name("reads");
-    let projection = random_name("proj");
-    let registry = ServiceHandle::start("schema-registry", &[("SLUICE_BROKERS", broker.bootstrap())]).await;
-    let command = common::command_api(&db, &registry.base_url(), &prefix, "http://query.invalid").await;
-    let relay = common::relay(&db, &broker.bootstrap(), &prefix).await;
-    let http = reqwest::Client::new();
-
-    let send = |path: &'static str, body: Value| {
-        let (http, base) = (http.clone(), command.base_url());
-        async move { common::command(&http, &base, path, Some(body)).await }
-    };
-    let ada = send("/authors", json!({"name": "Ada"})).await["id"].as_str().expect("id").to_string();
-    let grace = send("/authors", json!({"name": "Grace"})).await["id"].as_str().expect("id").to_string();
+    let w = common::WriteSide::start("reads").await;
+    let id_of = |answer: Value| answer["id"].as_str().expect("id").to_string();
+    let ada = id_of(w.send("/authors", Some(json!({"name": "Ada"}))).await);
+    let grace = id_of(w.send("/authors", Some(json!({"name": "Grace"}))).await);
     let mut published: Vec<(String, String, i64)> = Vec::new(); // (id, author, published order)
     let mut draft = String::new();
     for n in 0..9 {
         let (author, tags) = if n % 3 == 0 { (&grace, json!(["pg"])) } else { (&ada, json!(["rust", "cqrs"])) };
         let title = if n == 4 { "Logical replication explained".to_string() } else { format!("Article number {n}") };
-        let body = json!({"title": title, "body": format!("Body {n}"), "author_id": author, "tags": tags});
-        let id = common::command(&http, &command.base_url(), "/articles", Some(body)).await["id"]
-            .as_str()
-            .expect("id")
-            .to_string();
+        let id = w
+            .create_article(json!({"title": title, "body": format!("Body {n}"), "author_id": author, "tags": tags}))
+            .await;
         if n == 8 {
             draft = id;
             continue;
         }
-        common::command(&http, &command.base_url(), &format!("/articles/{id}/publish"), Some(json!({}))).await;
+        w.send(&format!("/articles/{id}/publish"), Some(json!({}))).await;
         published.push((id, author.clone(), n));
     }
 
-    let projector = common::projector(&broker, &redis, &registry.base_url(), &prefix, &projection, "").await;
-    let pg_url = common::projector_pg_url(&pg, &read_db);
-    let projector_pg =
-        common::projector_postgres(&broker, &pg_url, &registry.base_url(), &prefix, "cms", "cms_read").await;
-    let query = common::query_api(
-        &broker,
-        &redis,
-        &prefix,
-        &projection,
-        &command.base_url(),
-        &[("SLUICE_POSTGRES_URL", pg_url.clone()), ("SLUICE_POSTGRES_PROJECTION", "cms".into())],
-    )
-    .await;
-    let mut s = Stack {
-        _pg: pg,
-        redis,
-        broker,
-        _registry: registry,
-        command,
-        _relay: relay,
-        projector,
-        _projector_pg: projector_pg,
-        query,
-        http,
-    };
+    let projector = w.projector().await;
+    let (projector_pg, pg_url, _) = w.projector_postgres().await;
+    let query = w.query(&[("SLUICE_POSTGRES_URL", pg_url.clone()), ("SLUICE_POSTGRES_PROJECTION", "cms".into())]).await;
+    let mut s = Stack { w, projector, projector_pg, query };
 
     // The source's order: by published_at (read back from the source of truth).
     let mut order = Vec::new();
     for (id, _, _) in &published {
-        let snapshot: Value = s
-            .http
-            .get(format!("{}/articles/{id}", s.command.base_url()))
-            .bearer_auth(common::READ_TOKEN)
-            .send()
-            .await
-            .expect("snapshot")
-            .json()
-            .await
-            .expect("json");
+        let snapshot = s.w.snapshot(id).await;
         order.push((id.clone(), snapshot["published_at"].as_i64().expect("published_at")));
     }
     let all = newest_first(&order);
@@ -218,7 +166,7 @@ async fn lists_pages_and_search_from_either_read_model() {
     }
 
     // An erasure's token is met once the read model holds the erasure.
-    let erased = common::command(&s.http, &s.command.base_url(), &format!("/articles/{draft}"), None).await;
+    let erased = s.w.send(&format!("/articles/{draft}"), None).await;
     let erased = format!("at-least; token={}", erased["consistency_token"].as_str().expect("token"));
     wait_until("a list read with the erasure's token to be projected", DEADLINE, || async {
         let a = s.get("/articles", Some(&erased)).await;
@@ -229,12 +177,12 @@ async fn lists_pages_and_search_from_either_read_model() {
     assert_eq!((gone.status, gone.freshness.as_str()), (404, "projected"), "{gone:?}");
 
     // Search waits for the PostgreSQL read model, the one it reads.
-    s._projector_pg.freeze();
+    s.projector_pg.freeze();
     let edit = s.send(&format!("/articles/{}/edit", published[1].0), json!({"title": "Searchable later"})).await;
     let token = format!("at-least; token={}", edit["consistency_token"].as_str().expect("token"));
     let waited = s.get("/articles/search?q=searchable", Some(&token)).await;
     assert_eq!((waited.status, waited.freshness.as_str()), (200, "stale"), "{waited:?}");
-    s._projector_pg.thaw();
+    s.projector_pg.thaw();
     let found = wait_until("search to find the edit", DEADLINE, || async {
         let a = s.get("/articles/search?q=searchable", Some(&token)).await;
         (a.freshness == "projected").then_some(a)
@@ -243,20 +191,12 @@ async fn lists_pages_and_search_from_either_read_model() {
     assert_eq!(found.body["items"][0]["article"]["title"], "Searchable later");
 
     // With read tokens configured, every read needs one; the OpenAPI document does not.
-    let guarded = common::query_api(
-        &s.broker,
-        &s.redis,
-        &prefix,
-        &projection,
-        &s.command.base_url(),
-        &[("SLUICE_READ_TOKENS", "reader-1, reader-2".into())],
-    )
-    .await;
+    let guarded = s.w.query(&[("SLUICE_READ_TOKENS", "reader-1, reader-2".into())]).await;
     let article_url = format!("{}/articles/{first}", guarded.base_url());
-    assert_eq!(s.http.get(&article_url).send().await.expect("get").status(), 401);
-    assert_eq!(s.http.get(&article_url).bearer_auth("nope").send().await.expect("get").status(), 401);
-    assert_eq!(s.http.get(&article_url).bearer_auth("reader-2").send().await.expect("get").status(), 200);
-    let served = s.http.get(format!("{}/openapi.json", guarded.base_url())).send().await.expect("openapi");
+    assert_eq!(s.w.http.get(&article_url).send().await.expect("get").status(), 401);
+    assert_eq!(s.w.http.get(&article_url).bearer_auth("nope").send().await.expect("get").status(), 401);
+    assert_eq!(s.w.http.get(&article_url).bearer_auth("reader-2").send().await.expect("get").status(), 200);
+    let served = s.w.http.get(format!("{}/openapi.json", guarded.base_url())).send().await.expect("openapi");
     assert_eq!(served.status(), 200);
     let served = served.text().await.expect("openapi body");
     let checked_in =
@@ -274,7 +214,7 @@ async fn lists_pages_and_search_from_either_read_model() {
         }
         v
     };
-    s.redis.stop();
+    s.w.redis.stop();
     let from_pg = s.get(&format!("/articles/{first}"), None).await;
     assert_eq!((from_pg.status, from_pg.read_model.as_str()), (200, "postgres"), "{from_pg:?}");
     assert_eq!(from_pg.body, snapshot_article.body, "the two read models answer different documents");
@@ -304,41 +244,20 @@ async fn lists_pages_and_search_from_either_read_model() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_refreshes_of_one_key_are_one_fetch() {
-    let pg = TestPostgres::start();
-    let redis = TestRedis::start();
-    let broker = TestBroker::start();
-    let db = pg.create_database().await;
-    let prefix = random_name("coalesce");
-    let projection = random_name("proj");
-    let registry = ServiceHandle::start("schema-registry", &[("SLUICE_BROKERS", broker.bootstrap())]).await;
-    let command = common::command_api(&db, &registry.base_url(), &prefix, "http://query.invalid").await;
-    let _relay = common::relay(&db, &broker.bootstrap(), &prefix).await;
-    let http = reqwest::Client::new();
-    let answer = common::command(&http, &command.base_url(), "/articles", Some(json!({"title": "Once"}))).await;
-    let id = answer["id"].as_str().expect("id").to_string();
-    let projector = common::projector(&broker, &redis, &registry.base_url(), &prefix, &projection, "").await;
-    let query = common::query_api(
-        &broker,
-        &redis,
-        &prefix,
-        &projection,
-        &command.base_url(),
-        &[("SLUICE_SOURCE_TIMEOUT_MS", "30000".into())],
-    )
-    .await;
+    let w = common::WriteSide::start("coalesce").await;
+    let id = w.create_article(json!({"title": "Once"})).await;
+    let projector = w.projector().await;
+    let query = w.query(&[("SLUICE_SOURCE_TIMEOUT_MS", "30000".into())]).await;
+    let (http, command) = (&w.http, &w.command);
     let url = format!("{}/articles/{id}", query.base_url());
     wait_until("the article projected", DEADLINE, || async {
-        (read(&http, &url, None).await.status == 200).then_some(())
+        (read(http, &url, None).await.status == 200).then_some(())
     })
     .await;
 
     projector.freeze();
-    let token =
-        common::command(&http, &command.base_url(), &format!("/articles/{id}/edit"), Some(json!({"title": "Twice"})))
-            .await["consistency_token"]
-            .as_str()
-            .expect("token")
-            .to_string();
+    let edit = w.send(&format!("/articles/{id}/edit"), Some(json!({"title": "Twice"}))).await;
+    let token = edit["consistency_token"].as_str().expect("token").to_string();
     // The source of truth hangs while 20 readers ask for the write: they all
     // wait on one fetch.
     command.freeze();

@@ -5,7 +5,7 @@
 mod common;
 
 use serde_json::{Value, json};
-use sluice_testkit::{ServiceHandle, TestBroker, TestPostgres, TestRedis, random_name, service_binary, wait_until};
+use sluice_testkit::{service_binary, wait_until};
 use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -22,46 +22,23 @@ fn reconcile(args: &[&str]) -> String {
     stdout
 }
 
-async fn snapshot(http: &reqwest::Client, command: &str, id: &str) -> Value {
-    let r = http.get(format!("{command}/articles/{id}")).bearer_auth(common::READ_TOKEN).send().await.expect("get");
-    r.json().await.expect("json")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_run_repairs_what_was_corrupted_or_deleted_and_a_second_finds_nothing() {
-    let pg = TestPostgres::start();
-    let redis = TestRedis::start();
-    let broker = TestBroker::start();
-    let db = pg.create_database().await;
-    let read_db = common::database_with_roles(&pg).await;
-    let prefix = random_name("reconcile");
-    let projection = random_name("proj");
-    let registry = ServiceHandle::start("schema-registry", &[("SLUICE_BROKERS", broker.bootstrap())]).await;
-    let command = common::command_api(&db, &registry.base_url(), &prefix, "http://query.invalid").await;
-    let _relay = common::relay(&db, &broker.bootstrap(), &prefix).await;
-    let http = reqwest::Client::new();
-    let base = command.base_url();
-
-    let ada = common::command(&http, &base, "/authors", Some(json!({"name": "Ada"}))).await["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let w = common::WriteSide::start("reconcile").await;
+    let ada = w.send("/authors", Some(json!({"name": "Ada"}))).await["id"].as_str().expect("id").to_string();
     let mut ids = Vec::new();
     for n in 0..6 {
-        let body = json!({"title": format!("Article {n}"), "author_id": ada, "tags": ["t"]});
-        let id = common::command(&http, &base, "/articles", Some(body)).await["id"].as_str().expect("id").to_string();
-        common::command(&http, &base, &format!("/articles/{id}/publish"), Some(json!({}))).await;
-        common::command(&http, &base, &format!("/articles/{id}/edit"), Some(json!({"title": format!("Edited {n}")})))
-            .await;
+        let id = w.create_article(json!({"title": format!("Article {n}"), "author_id": ada, "tags": ["t"]})).await;
+        w.send(&format!("/articles/{id}/publish"), Some(json!({}))).await;
+        w.send(&format!("/articles/{id}/edit"), Some(json!({"title": format!("Edited {n}")}))).await;
         ids.push(id);
     }
     // The last one is erased.
-    common::command(&http, &base, &format!("/articles/{}", ids[5]), None).await;
+    w.send(&format!("/articles/{}", ids[5]), None).await;
 
-    let _projector = common::projector(&broker, &redis, &registry.base_url(), &prefix, &projection, "").await;
-    let pg_url = common::projector_pg_url(&pg, &read_db);
-    let _projector_pg =
-        common::projector_postgres(&broker, &pg_url, &registry.base_url(), &prefix, "cms", "cms_read").await;
+    let _projector = w.projector().await;
+    let (_projector_pg, pg_url, read_db) = w.projector_postgres().await;
+    let (pg, redis, base, prefix, projection) = (&w.pg, &w.redis, w.command.base_url(), &w.prefix, &w.projection);
     let admin = pg.connect(&read_db).await;
     let mut conn = redis.connection().await;
     let key = |id: &str| format!("sluice:{{{projection}}}:article:{id}");
@@ -105,7 +82,7 @@ async fn one_run_repairs_what_was_corrupted_or_deleted_and_a_second_finds_nothin
 
     // By hand, in Redis: one article deleted, one taken back to an older
     // version, the erased one brought back.
-    let old = snapshot(&http, &base, &ids[1]).await;
+    let old = w.snapshot(&ids[1]).await;
     let _: () = redis::cmd("DEL").arg(key(&ids[0])).query_async(&mut conn).await.expect("DEL");
     let mut older = old.clone();
     older["title"] = json!("Article 1");
@@ -153,7 +130,7 @@ async fn one_run_repairs_what_was_corrupted_or_deleted_and_a_second_finds_nothin
     for id in &ids[..5] {
         let doc: String = redis::cmd("HGET").arg(key(id)).arg("doc").query_async(&mut conn).await.expect("doc");
         let doc: Value = serde_json::from_str(&doc).expect("json");
-        assert_eq!(doc, snapshot(&http, &base, id).await, "Redis {id}");
+        assert_eq!(doc, w.snapshot(id).await, "Redis {id}");
         let row =
             admin.query_one("select title, version from cms_read.articles where id = $1", &[id]).await.expect("row");
         assert_eq!((row.get::<_, String>(0), row.get::<_, i64>(1)), (doc["title"].as_str().expect("t").into(), 3));

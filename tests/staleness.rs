@@ -8,55 +8,37 @@ mod common;
 
 use common::{Answer, read};
 use serde_json::json;
-use sluice_testkit::{ServiceHandle, TestBroker, TestPostgres, TestRedis, random_name, wait_until};
+use sluice_testkit::{ServiceHandle, wait_until};
 use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
 struct Stack {
-    _pg: TestPostgres,
-    _redis: TestRedis,
-    _broker: TestBroker,
-    _registry: ServiceHandle,
-    command: ServiceHandle,
-    relay: ServiceHandle,
+    w: common::WriteSide,
     projector: ServiceHandle,
     query: ServiceHandle,
-    http: reqwest::Client,
 }
 
 impl Stack {
     async fn start() -> Stack {
-        let pg = TestPostgres::start();
-        let redis = TestRedis::start();
-        let broker = TestBroker::start();
-        let db = pg.create_database().await;
-        let prefix = random_name("stale");
-        let projection = random_name("proj");
-        let registry = ServiceHandle::start("schema-registry", &[("SLUICE_BROKERS", broker.bootstrap())]).await;
-        let command = common::command_api(&db, &registry.base_url(), &prefix, "http://query.invalid").await;
-        let relay = common::relay(&db, &broker.bootstrap(), &prefix).await;
-        let http = reqwest::Client::new();
+        let w = common::WriteSide::start("stale").await;
         // The topics exist once the relay published to them.
-        let author = common::command(&http, &command.base_url(), "/authors", Some(json!({"name": "Ada"}))).await;
+        let author = w.send("/authors", Some(json!({"name": "Ada"}))).await;
         let author = author["id"].as_str().expect("author id").to_string();
-        let body = json!({"title": "Warm-up", "author_id": author});
-        common::command(&http, &command.base_url(), "/articles", Some(body)).await;
-        let projector = common::projector(&broker, &redis, &registry.base_url(), &prefix, &projection, "").await;
-        let query = common::query_api(&broker, &redis, &prefix, &projection, &command.base_url(), &[]).await;
-        Stack { _pg: pg, _redis: redis, _broker: broker, _registry: registry, command, relay, projector, query, http }
+        w.create_article(json!({"title": "Warm-up", "author_id": author})).await;
+        let projector = w.projector().await;
+        let query = w.query(&[]).await;
+        Stack { w, projector, query }
     }
 
     async fn create_article(&self, title: &str) -> (String, String) {
-        let answer =
-            common::command(&self.http, &self.command.base_url(), "/articles", Some(json!({"title": title}))).await;
+        let answer = self.w.send("/articles", Some(json!({"title": title}))).await;
         (answer["id"].as_str().expect("id").into(), answer["consistency_token"].as_str().expect("token").into())
     }
 
     /// Edits the article's title; returns the consistency token.
     async fn edit(&self, id: &str, title: &str) -> String {
-        let path = format!("/articles/{id}/edit");
-        let answer = common::command(&self.http, &self.command.base_url(), &path, Some(json!({"title": title}))).await;
+        let answer = self.w.send(&format!("/articles/{id}/edit"), Some(json!({"title": title}))).await;
         answer["consistency_token"].as_str().expect("token").into()
     }
 
@@ -65,7 +47,7 @@ impl Stack {
     }
 
     async fn get(&self, id: &str, consistency: Option<&str>) -> Answer {
-        read(&self.http, &self.url(id), consistency).await
+        read(&self.w.http, &self.url(id), consistency).await
     }
 
     /// Polls an eventual read until `until` holds.
@@ -123,23 +105,22 @@ async fn reads_say_how_stale_they_are_and_are_refreshed_when_staler_than_asked()
 
     // A new slug, read by that slug with the edit's token: the article is
     // refreshed first, so the slug is found although not projected yet.
-    let path = format!("/articles/{id}/edit");
-    let slug_edit = common::command(&s.http, &s.command.base_url(), &path, Some(json!({"slug": "a-fresh-slug"}))).await;
+    let slug_edit = s.w.send(&format!("/articles/{id}/edit"), Some(json!({"slug": "a-fresh-slug"}))).await;
     let slug_token = slug_edit["consistency_token"].as_str().expect("token");
     let by_slug_url = format!("{}/articles/by-slug/a-fresh-slug", s.query.base_url());
-    let eventual = read(&s.http, &by_slug_url, None).await;
+    let eventual = read(&s.w.http, &by_slug_url, None).await;
     assert_eq!(eventual.status, 404, "{eventual:?}");
     assert!(eventual.lag_messages.is_some(), "a 404 says how stale it is: {eventual:?}");
-    let by_slug = read(&s.http, &by_slug_url, Some(&at_least(slug_token))).await;
+    let by_slug = read(&s.w.http, &by_slug_url, Some(&at_least(slug_token))).await;
     assert_eq!((by_slug.status, by_slug.version), (200, Some(4)), "{by_slug:?}");
     assert_eq!(by_slug.body["article"]["id"], id.as_str());
 
     // (d) the source of truth down: the read model's data, 200, stale.
-    s.command.freeze();
+    s.w.command.freeze();
     let d = s.get(&id, Some("bounded; max-staleness-ms=1")).await;
     assert_eq!((d.status, d.version, d.freshness.as_str()), (200, Some(4), "stale"), "{d:?}");
     assert!(d.lag_messages.unwrap_or(0) > 0, "{d:?}");
-    s.command.thaw();
+    s.w.command.thaw();
 
     // (c) the projector resumes: it applies versions 2 and 3 and does not
     // take the refreshed article back.
@@ -154,7 +135,7 @@ async fn reads_say_how_stale_they_are_and_are_refreshed_when_staler_than_asked()
     // relay's own delay. With the relay stopped, a committed edit is not on
     // the topic: the lag stays 0 and a bound of 0 ms is met by the old
     // version. An at-least token still reads the write.
-    s.relay.terminate();
+    s.w.relay.terminate();
     let token4 = s.edit(&id, "Four").await;
     for _ in 0..5 {
         let zero = s.get(&id, Some("bounded; max-staleness-ms=0")).await;

@@ -284,3 +284,72 @@ pub async fn read(http: &reqwest::Client, url: &str, consistency: Option<&str>) 
     let body: Value = response.json().await.unwrap_or(Value::Null);
     Answer { status, version, lag_messages, lag_ms, freshness, read_model, body }
 }
+
+/// What every read-side test starts with: PostgreSQL, Redis, a broker, the
+/// registry, command-api (its query base URL a placeholder) and a relay,
+/// with a topic prefix and a Redis projection name of their own.
+pub struct WriteSide {
+    pub pg: TestPostgres,
+    pub redis: TestRedis,
+    pub broker: TestBroker,
+    pub registry: ServiceHandle,
+    pub command: ServiceHandle,
+    pub relay: ServiceHandle,
+    pub prefix: String,
+    pub projection: String,
+    pub http: reqwest::Client,
+}
+
+impl WriteSide {
+    pub async fn start(name: &str) -> WriteSide {
+        let pg = TestPostgres::start();
+        let redis = TestRedis::start();
+        let broker = TestBroker::start();
+        let db = pg.create_database().await;
+        let prefix = random_name(name);
+        let registry = ServiceHandle::start("schema-registry", &[("SLUICE_BROKERS", broker.bootstrap())]).await;
+        let command = command_api(&db, &registry.base_url(), &prefix, "http://query.invalid").await;
+        let relay = relay(&db, &broker.bootstrap(), &prefix).await;
+        let projection = random_name("proj");
+        WriteSide { pg, redis, broker, registry, command, relay, prefix, projection, http: reqwest::Client::new() }
+    }
+
+    /// A command (see [`command`]).
+    pub async fn send(&self, path: &str, body: Option<Value>) -> Value {
+        command(&self.http, &self.command.base_url(), path, body).await
+    }
+
+    /// Creates an article; its id.
+    pub async fn create_article(&self, body: Value) -> String {
+        self.send("/articles", Some(body)).await["id"].as_str().expect("id").to_string()
+    }
+
+    /// The source of truth's snapshot of an article.
+    pub async fn snapshot(&self, id: &str) -> Value {
+        let url = format!("{}/articles/{id}", self.command.base_url());
+        let r = self.http.get(url).bearer_auth(READ_TOKEN).send().await.expect("GET snapshot");
+        r.json().await.expect("snapshot JSON")
+    }
+
+    /// A ready Redis projector of the stack's topics and projection.
+    pub async fn projector(&self) -> ServiceHandle {
+        projector(&self.broker, &self.redis, &self.registry.base_url(), &self.prefix, &self.projection, "").await
+    }
+
+    /// A ready PostgreSQL projector (projection `cms`, schema `cms_read`) in a
+    /// new database with `roles.sql`; it, the database's URL for its role
+    /// and the database's name.
+    pub async fn projector_postgres(&self) -> (ServiceHandle, String, String) {
+        let read_db = database_with_roles(&self.pg).await;
+        let url = projector_pg_url(&self.pg, &read_db);
+        let registry = self.registry.base_url();
+        let projector = projector_postgres(&self.broker, &url, &registry, &self.prefix, "cms", "cms_read").await;
+        (projector, url, read_db)
+    }
+
+    /// A ready query API over the stack's Redis projection (see [`query_api`]).
+    pub async fn query(&self, extra: &[(&str, String)]) -> ServiceHandle {
+        let source = self.command.base_url();
+        query_api(&self.broker, &self.redis, &self.prefix, &self.projection, &source, extra).await
+    }
+}

@@ -10,8 +10,9 @@ use sluice_store_postgres::reads::PgReads;
 use sluice_store_redis::RedisStore;
 use sluice_store_redis::generation::{self, Read};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// One aggregate as a read model holds it.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,7 +60,15 @@ pub struct RedisModel {
     /// that a Redis that is down costs one failed call a second, not one per
     /// read.
     resting_until_ms: AtomicI64,
+    /// The generation the serving pointer named, and when it was read.
+    serving: RwLock<Option<(String, Instant)>>,
 }
+
+/// How long a read of the serving pointer is used before it is read again.
+/// A swap is seen at the latest this much later (until then the sealed
+/// generation answers, which its successor had caught up with); a dropped
+/// generation is seen at once.
+const POINTER_TTL: Duration = Duration::from_secs(1);
 
 /// How long reads skip Redis after it failed.
 const REST: Duration = Duration::from_secs(1);
@@ -75,7 +84,24 @@ impl RedisModel {
             .set_response_timeout(Some(Duration::from_secs(2)));
         let conn = ConnectionManager::new_with_config(client, config).await.context("connect to Redis")?;
         let store = RedisStore::connect(url, alias).await?;
-        Ok(Self { conn, alias: alias.into(), store, resting_until_ms: AtomicI64::new(0) })
+        Ok(Self { conn, alias: alias.into(), store, resting_until_ms: AtomicI64::new(0), serving: RwLock::new(None) })
+    }
+
+    /// The generation serving the alias: cached for [`POINTER_TTL`], read
+    /// again when `fresh`.
+    async fn generation(&self, fresh: bool) -> anyhow::Result<String> {
+        if !fresh
+            && let Ok(cached) = self.serving.read()
+            && let Some((g, at)) = cached.as_ref()
+            && at.elapsed() < POINTER_TTL
+        {
+            return Ok(g.clone());
+        }
+        let g = generation::serving(&mut self.conn.clone(), &self.alias).await?;
+        if let Ok(mut cached) = self.serving.write() {
+            *cached = Some((g.clone(), Instant::now()));
+        }
+        Ok(g)
     }
 
     /// Whether reads should skip Redis now.
@@ -291,7 +317,20 @@ async fn redis_held(
 ) -> anyhow::Result<Held> {
     let mut conn = redis.conn.clone();
     let at = partition.map(|p| (topic, p));
-    let snapshot = generation::read_document(&mut conn, &redis.alias, aggregate_type, id, at).await?;
+    // The cached pointer; read again when its generation is gone or empty.
+    let mut snapshot = None;
+    for fresh in [false, true, true] {
+        let g = redis.generation(fresh).await?;
+        match generation::read_in(&mut conn, &g, aggregate_type, id, at).await? {
+            Some(s) if s.read == Read::NotBuilt && !fresh => {}
+            Some(s) => {
+                snapshot = Some(s);
+                break;
+            }
+            None => {}
+        }
+    }
+    let snapshot = snapshot.ok_or_else(|| anyhow::anyhow!("the serving pointer of {} kept moving", redis.alias))?;
     let mut erased = None;
     let (found, mut extra) = match snapshot.read {
         Read::NotBuilt => anyhow::bail!("the Redis read model is not built"),

@@ -2,8 +2,8 @@
 //! `/openapi.json`, checked in as `services/query-api/openapi.json`).
 
 use crate::{entity, lists};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use sluice_telemetry::auth::BearerScheme;
+use utoipa::OpenApi;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -12,23 +12,11 @@ use utoipa::{Modify, OpenApi};
         entity::article, entity::article_page, entity::article_by_slug, entity::author,
         lists::published, lists::by_tag, lists::by_author, lists::search
     ),
-    modifiers(&Bearer)
+    modifiers(&BearerScheme)
 )]
 struct ApiDoc;
 
-struct Bearer;
-
-impl Modify for Bearer {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
-
-/// The document as pretty JSON.
+/// The document as pretty JSON (what `/openapi.json` serves and what is checked in).
 pub fn openapi_json() -> String {
-    ApiDoc::openapi().to_pretty_json().unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    sluice_telemetry::auth::openapi_json(&ApiDoc::openapi())
 }

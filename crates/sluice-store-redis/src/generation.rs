@@ -185,39 +185,55 @@ pub async fn read_document(
 ) -> anyhow::Result<Snapshot> {
     for _ in 0..READ_ATTEMPTS {
         let generation = serving(conn, alias).await?;
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("GET")
-            .arg(keys::marker(&generation))
-            .cmd("HMGET")
-            .arg(keys::document(&generation, aggregate_type, id))
-            .arg("doc")
-            .arg("version")
-            .arg("author_name");
-        let position_key = at.map(|(topic, partition)| (keys::positions(&generation, topic), partition));
-        match &position_key {
-            Some((key, partition)) => pipe.cmd("HGET").arg(key).arg(partition),
-            None => pipe.cmd("ECHO").arg(""),
-        };
-        type Fields = (Option<String>, Option<i64>, Option<String>);
-        let (marker, (doc, version, author_name), position): (Option<String>, Fields, Option<String>) =
-            pipe.query_async(conn).await.context("read the document")?;
-        let applied = match (&position_key, position.as_deref()) {
-            (Some((_, partition)), Some(value)) if !value.is_empty() => {
-                Some(crate::decode_position(*partition, value).context("bad stored position")?)
-            }
-            _ => None,
-        };
-        let read = match (marker.as_deref(), doc, version) {
-            (Some(DROPPED), ..) => continue, // the pointer moved meanwhile: read it again
-            (None, ..) => Read::NotBuilt,
-            (Some(_), Some(doc), Some(version)) => Read::Found { doc, version, author_name },
-            (Some(_), None, Some(version)) => Read::Erased { version },
-            (Some(_), ..) => Read::Missing,
-        };
-        return Ok(Snapshot { read, applied });
+        if let Some(snapshot) = read_in(conn, &generation, aggregate_type, id, at).await? {
+            return Ok(snapshot);
+        }
     }
     anyhow::bail!("the serving pointer of {alias} kept moving while reading")
+}
+
+/// [`read_document`] from `generation`, a serving pointer read earlier
+/// (readers may cache it): `None` when that generation was dropped since
+/// (read the pointer again). Sealed generations are read: a rebuild's
+/// successor is at least as far as they are when the pointer moves.
+pub async fn read_in(
+    conn: &mut impl ConnectionLike,
+    generation: &str,
+    aggregate_type: &str,
+    id: &str,
+    at: Option<(&str, i32)>,
+) -> anyhow::Result<Option<Snapshot>> {
+    let mut pipe = redis::pipe();
+    pipe.atomic()
+        .cmd("GET")
+        .arg(keys::marker(generation))
+        .cmd("HMGET")
+        .arg(keys::document(generation, aggregate_type, id))
+        .arg("doc")
+        .arg("version")
+        .arg("author_name");
+    let position_key = at.map(|(topic, partition)| (keys::positions(generation, topic), partition));
+    match &position_key {
+        Some((key, partition)) => pipe.cmd("HGET").arg(key).arg(partition),
+        None => pipe.cmd("ECHO").arg(""),
+    };
+    type Fields = (Option<String>, Option<i64>, Option<String>);
+    let (marker, (doc, version, author_name), position): (Option<String>, Fields, Option<String>) =
+        pipe.query_async(conn).await.context("read the document")?;
+    let applied = match (&position_key, position.as_deref()) {
+        (Some((_, partition)), Some(value)) if !value.is_empty() => {
+            Some(crate::decode_position(*partition, value).context("bad stored position")?)
+        }
+        _ => None,
+    };
+    let read = match (marker.as_deref(), doc, version) {
+        (Some(DROPPED), ..) => return Ok(None),
+        (None, ..) => Read::NotBuilt,
+        (Some(_), Some(doc), Some(version)) => Read::Found { doc, version, author_name },
+        (Some(_), None, Some(version)) => Read::Erased { version },
+        (Some(_), ..) => Read::Missing,
+    };
+    Ok(Some(Snapshot { read, applied }))
 }
 
 #[cfg(test)]

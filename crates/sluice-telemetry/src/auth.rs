@@ -75,6 +75,26 @@ pub async fn require_read(State(tokens): State<Tokens>, req: Request, next: Next
     require(&tokens, Access::Read, req, next).await
 }
 
+/// Declares the `bearer` security scheme in an OpenAPI document (what the
+/// handlers' `security(("bearer" = []))` names).
+pub struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// An OpenAPI document as pretty JSON (what `/openapi.json` serves and what is checked in).
+pub fn openapi_json(openapi: &utoipa::openapi::OpenApi) -> String {
+    openapi.to_pretty_json().unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,8 +1,8 @@
 //! The OpenAPI document, generated from the handlers.
 
 use super::handlers;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use sluice_telemetry::auth::BearerScheme;
+use utoipa::OpenApi;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -13,23 +13,11 @@ use utoipa::{Modify, OpenApi};
         handlers::create_author, handlers::rename_author, handlers::update_author_bio, handlers::list_changes,
         handlers::get_article, handlers::get_author
     ),
-    modifiers(&Bearer)
+    modifiers(&BearerScheme)
 )]
 struct ApiDoc;
 
-struct Bearer;
-
-impl Modify for Bearer {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
-
 /// The document as pretty JSON (what `/openapi.json` serves and what is checked in).
 pub fn openapi_json() -> String {
-    ApiDoc::openapi().to_pretty_json().unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    sluice_telemetry::auth::openapi_json(&ApiDoc::openapi())
 }

@@ -94,48 +94,45 @@ pub async fn run(args: ReadsArgs) -> anyhow::Result<()> {
     let order = picks(args.reads, written.len());
 
     let query = args.query_url.trim_end_matches('/').to_string();
-    let start = Instant::now();
-    let mut ours: Vec<Duration> =
-        futures::stream::iter(order.iter().map(|&i| format!("{query}/articles/{}", written[i].id)))
-            .map(|url| {
-                let http = &http;
-                async move {
-                    let t = Instant::now();
-                    let r = http.get(&url).send().await?;
-                    anyhow::ensure!(r.status() == 200, "GET {url}: {}", r.status());
-                    r.bytes().await?;
-                    anyhow::Ok(t.elapsed())
-                }
-            })
-            .buffer_unordered(args.readers)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<anyhow::Result<_>>()?;
-    let ours_time = start.elapsed();
-
-    let start = Instant::now();
-    let mut raw: Vec<Duration> = futures::stream::iter(order.iter().map(|&i| keys[i].clone()))
-        .map(|key| {
-            let mut conn = redis.clone();
-            async move {
-                let t = Instant::now();
-                let doc: Option<String> = redis::cmd("HGET").arg(&key).arg("doc").query_async(&mut conn).await?;
-                anyhow::ensure!(doc.is_some(), "{key} has no document");
-                anyhow::Ok(t.elapsed())
-            }
-        })
-        .buffer_unordered(args.readers)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<_>>()?;
-    let raw_time = start.elapsed();
-
+    let urls = order.iter().map(|&i| format!("{query}/articles/{}", written[i].id));
+    let (mut ours, ours_time) = timed(urls, args.readers, |url| {
+        let http = &http;
+        async move {
+            let r = http.get(&url).send().await?;
+            anyhow::ensure!(r.status() == 200, "GET {url}: {}", r.status());
+            r.bytes().await?;
+            Ok(())
+        }
+    })
+    .await?;
+    // The HTTP floor on this box: the same client and concurrency on a route
+    // that does nothing (query-api's /healthz).
+    let healthz = std::iter::repeat_n(format!("{query}/healthz"), args.reads);
+    let (mut floor, floor_time) = timed(healthz, args.readers, |url| {
+        let http = &http;
+        async move {
+            let r = http.get(&url).send().await?;
+            anyhow::ensure!(r.status() == 200, "GET {url}: {}", r.status());
+            r.bytes().await?;
+            Ok(())
+        }
+    })
+    .await?;
+    let (mut raw, raw_time) = timed(order.iter().map(|&i| keys[i].clone()), args.readers, |key| {
+        let mut conn = redis.clone();
+        async move {
+            let doc: Option<String> = redis::cmd("HGET").arg(&key).arg("doc").query_async(&mut conn).await?;
+            anyhow::ensure!(doc.is_some(), "{key} has no document");
+            Ok(())
+        }
+    })
+    .await?;
     let refresh = refreshes(&args, &http, &written).await?;
 
     let (ours_p50, ours_p99) = percentiles(&mut ours);
     let (raw_p50, raw_p99) = percentiles(&mut raw);
+    let (floor_p50, floor_p99) = percentiles(&mut floor);
+    let floor_rate = args.reads as f64 / floor_time.as_secs_f64();
     let ours_rate = args.reads as f64 / ours_time.as_secs_f64();
     let raw_rate = args.reads as f64 / raw_time.as_secs_f64();
     println!("reads ({} articles, {} reads of each kind, {} in flight)", args.articles, args.reads, args.readers);
@@ -149,7 +146,13 @@ pub async fn run(args: ReadsArgs) -> anyhow::Result<()> {
         ms(raw_p50),
         ms(raw_p99)
     );
-    println!("  ratio                                  : {:.2}", ours_rate / raw_rate);
+    println!(
+        "  HTTP floor (GET /healthz, same client)  : {floor_rate:>8.0} reads/s  p50 {:>6.2} ms  p99 {:>6.2} ms",
+        ms(floor_p50),
+        ms(floor_p99)
+    );
+    println!("  ratio to raw Redis                     : {:.2}", ours_rate / raw_rate);
+    println!("  ratio to the HTTP floor                : {:.2}", ours_rate / floor_rate);
     let (mut latencies, refreshed) = refresh;
     let (p50, p99) = percentiles(&mut latencies);
     println!(
@@ -160,6 +163,29 @@ pub async fn run(args: ReadsArgs) -> anyhow::Result<()> {
         latencies.len()
     );
     Ok(())
+}
+
+/// Runs `read` on every item, `readers` at a time: each one's latency and
+/// the time they all took.
+async fn timed<I, F, Fut>(items: I, readers: usize, read: F) -> anyhow::Result<(Vec<Duration>, Duration)>
+where
+    I: Iterator,
+    F: Fn(I::Item) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let start = Instant::now();
+    let latencies = futures::stream::iter(items)
+        .map(|item| {
+            let t = Instant::now();
+            let done = read(item);
+            async move { done.await.map(|()| t.elapsed()) }
+        })
+        .buffer_unordered(readers)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+    Ok((latencies, start.elapsed()))
 }
 
 /// Pauses the projector, edits articles, reads each back with its token.

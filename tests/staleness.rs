@@ -148,6 +148,18 @@ async fn reads_say_how_stale_they_are_and_are_refreshed_when_staler_than_asked()
     }
     let mine = s.get(&id, Some(&at_least(&token4))).await;
     assert_eq!((mine.version, mine.freshness.as_str()), (Some(5), "refreshed"), "{mine:?}");
+
+    // The write database down (a fast shutdown): reads go on; a read that
+    // needs the source of truth answers the read model's data, 200, stale.
+    let pg = s.w.pg.pid();
+    sluice_stack::signal_pid(pg, sluice_stack::SIGINT);
+    wait_until("PostgreSQL to stop", DEADLINE, || async { (!sluice_stack::pid_alive(pg)).then_some(()) }).await;
+    let down = s.get(&id, None).await;
+    assert_eq!((down.status, down.version, down.freshness.as_str()), (200, Some(5), "projected"), "{down:?}");
+    let beyond =
+        sluice_core::ConsistencyToken { aggregate_type: "article".into(), aggregate_id: id.clone(), version: 6 };
+    let stale = s.get(&id, Some(&at_least(&beyond.encode()))).await;
+    assert_eq!((stale.status, stale.version, stale.freshness.as_str()), (200, Some(5), "stale"), "{stale:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

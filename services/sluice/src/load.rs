@@ -124,11 +124,14 @@ async fn redis_connection(url: &str) -> anyhow::Result<redis::aio::MultiplexedCo
 async fn show(http: &reqwest::Client, location: &str) {
     match http.get(location).send().await {
         Ok(r) => {
-            let version = r.headers().get("sluice-version").and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
-            let freshness =
-                r.headers().get("sluice-freshness").and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+            let header = |name: &str| r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+            let headers: Vec<String> =
+                ["Sluice-Version", "Sluice-Freshness", "Sluice-Lag-Messages", "Sluice-Lag-Ms", "Sluice-Read-Model"]
+                    .iter()
+                    .map(|name| format!("{name}: {}", header(&name.to_ascii_lowercase())))
+                    .collect();
             let body = r.text().await.unwrap_or_default();
-            println!("\nGET {location}\nSluice-Version: {version}  Sluice-Freshness: {freshness}\n{body}");
+            println!("\nGET {location}\n{}\n{body}", headers.join("  "));
         }
         Err(e) => println!("GET {location} failed: {e}"),
     }

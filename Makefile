@@ -4,7 +4,7 @@ CARGO ?= cargo
 SLUICE := target/debug/sluice
 export PATH := /opt/sluice/bin:$(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: setup build test lint demo up status down clean openapi bench rules-check
+.PHONY: setup build test lint demo up status down clean openapi bench rules-check docker-check
 
 setup: ## Install the broker and system packages (idempotent)
 	@bash deploy/setup.sh
@@ -16,10 +16,14 @@ test: setup build ## Unit, integration and end-to-end tests against real process
 	$(CARGO) fmt --all -- --check
 	target/debug/sluice schema check
 	bash deploy/prometheus/check.sh
+	bash deploy/docker/check.sh
 	$(CARGO) nextest run --workspace --no-fail-fast
 
 rules-check: setup ## The alerting rules: promtool check and unit tests
 	bash deploy/prometheus/check.sh
+
+docker-check: setup ## The Dockerfile and deploy/docker-compose.yml, checked statically
+	bash deploy/docker/check.sh
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check

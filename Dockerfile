@@ -14,7 +14,7 @@ WORKDIR /src
 COPY . .
 RUN cargo build --release --locked --workspace --bins \
     && mkdir -p /out \
-    && for bin in command-api outbox-relay schema-registry projector-redis projector-postgres query-api sluice; do \
+    && for bin in command-api outbox-relay schema-registry projector-redis projector-postgres query-api lag-exporter sluice; do \
          cp "target/release/$bin" /out/; \
        done
 

@@ -8,10 +8,12 @@
 mod admin;
 mod client;
 mod error;
+mod groups;
 mod watermarks;
 
 pub use admin::{CleanupPolicy, TOMBSTONE_RETENTION_MS, TopicSpec, ensure_topics};
 pub use client::{consumer, consumer_config, metadata_client, producer, producer_config};
 pub use error::KafkaError;
+pub use groups::{committed, list_groups, record_time};
 pub use rdkafka;
 pub use watermarks::{PartitionWatermark, partition_count, watermarks};

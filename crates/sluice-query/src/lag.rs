@@ -19,14 +19,12 @@
 //! its maximum age (the broker unreachable), or a read model behind records
 //! whose time the cache does not know. It never guesses low.
 
-use sluice_kafka::rdkafka::consumer::{BaseConsumer, Consumer};
-use sluice_kafka::rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use sluice_kafka::rdkafka::ClientConfig;
+use sluice_kafka::rdkafka::consumer::BaseConsumer;
 use sluice_store::Position;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
-
-const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The lag of one key (or, for a list, of the worst partition).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -137,7 +135,9 @@ impl LagMonitor {
                 continue;
             }
             let known = previous.get(&partition).filter(|(offset, _)| *offset == next).copied();
-            if let Some(known) = known.or_else(|| record_time(consumer, topic, partition, next).map(|at| (next, at))) {
+            if let Some(known) =
+                known.or_else(|| sluice_kafka::record_time(consumer, topic, partition, next).map(|at| (next, at)))
+            {
                 oldest.insert(partition, known);
             }
         }
@@ -146,25 +146,6 @@ impl LagMonitor {
         }
         Ok(())
     }
-}
-
-/// The broker time of the first record of `partition` at or after `offset`.
-fn record_time(consumer: &BaseConsumer, topic: &str, partition: i32, offset: i64) -> Option<i64> {
-    let mut assignment = TopicPartitionList::new();
-    assignment.add_partition_offset(topic, partition, Offset::Offset(offset)).ok()?;
-    consumer.assign(&assignment).ok()?;
-    let started = Instant::now();
-    let mut found = None;
-    while found.is_none() && started.elapsed() < FETCH_TIMEOUT {
-        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100))
-            && message.partition() == partition
-            && message.offset() >= offset
-        {
-            found = message.timestamp().to_millis();
-        }
-    }
-    let _ = consumer.unassign();
-    found
 }
 
 #[cfg(test)]

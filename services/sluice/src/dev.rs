@@ -82,6 +82,7 @@ fn services(schemas_dir: &Path) -> Vec<Service> {
                 ("SLUICE_SCHEMAS_DIR", schemas_dir.display().to_string()),
             ],
         },
+        Service { name: "lag-exporter", port: 9094, env: vec![("SLUICE_BROKERS", DEFAULT_BROKERS.into())] },
         Service {
             name: "query-api",
             port: 8082,

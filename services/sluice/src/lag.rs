@@ -24,11 +24,52 @@ pub struct LagArgs {
     pub topic_prefix: String,
     #[arg(long, default_value = "article")]
     pub aggregate: String,
+    /// Instead: the lag of every consumer group the broker lists, from
+    /// their Kafka commits (as lag-exporter exports it).
+    #[arg(long)]
+    pub groups: bool,
+    /// With --groups: also these groups (for brokers that cannot list them).
+    #[arg(long = "group")]
+    pub group: Vec<String>,
 }
 
 pub async fn run(args: LagArgs) -> anyhow::Result<()> {
+    if args.groups || !args.group.is_empty() {
+        return groups(&args).await;
+    }
     let lags = measure(&args).await?;
     print(&lags);
+    Ok(())
+}
+
+/// Every group's committed offsets, end offsets and lag, one table.
+async fn groups(args: &LagArgs) -> anyhow::Result<()> {
+    let (brokers, named) = (args.brokers.clone(), args.group.clone());
+    let (reports, listed) = tokio::task::spawn_blocking(move || {
+        let mut scanner = sluice_lag::scan::Scanner::new(&brokers, &named, 2, 2)?;
+        let reports = scanner.scan()?;
+        anyhow::Ok((reports, scanner.lists_groups))
+    })
+    .await??;
+    if listed == Some(false) {
+        println!("(the broker did not list its groups: only the --group ones are shown)");
+    }
+    println!(
+        "{:<36} {:<28} {:>9} {:>10} {:>10} {:>10} {:>10}",
+        "group", "topic", "partition", "committed", "end", "lag (msgs)", "lag (s)"
+    );
+    for report in &reports {
+        if let Some(error) = &report.error {
+            println!("{:<36} offsets could not be read: {error}", report.group);
+        }
+        for row in &report.rows {
+            let seconds = row.lag_seconds.map_or("?".to_string(), |s| format!("{s:.1}"));
+            println!(
+                "{:<36} {:<28} {:>9} {:>10} {:>10} {:>10} {:>10}",
+                report.group, row.topic, row.partition, row.committed, row.end, row.lag_messages, seconds
+            );
+        }
+    }
     Ok(())
 }
 

@@ -31,7 +31,7 @@ enum Command {
     },
     /// Send create-article commands to a command API.
     Load(load::LoadArgs),
-    /// Consumer lag of a Redis projection, per partition.
+    /// Lag of a projection per partition (from its store), or of every consumer group (--groups).
     Lag(lag::LagArgs),
     /// Check and register the Avro schemas of `schemas/`.
     Schema {

@@ -99,26 +99,30 @@ PY
   did_something=1
 fi
 
-# promtool (alerting rules: check and unit tests), from Debian's prometheus
+# promtool (alerting rules: check and unit tests) and prometheus (the
+# dashboards test scrapes the stack with it), from Debian's prometheus
 # package, unpacked rather than installed: installing it would start a
 # Prometheus daemon on :9090.
 PROM_VERSION_WANTED=2.42
-if ! "$TOOLS_DIR/bin/promtool" --version 2>/dev/null | grep -q "version $PROM_VERSION_WANTED"; then
-  say "unpacking promtool from Debian's prometheus package into $TOOLS_DIR/bin"
+if ! "$TOOLS_DIR/bin/promtool" --version 2>/dev/null | grep -q "version $PROM_VERSION_WANTED" \
+   || ! "$TOOLS_DIR/bin/prometheus" --version 2>/dev/null | grep -q "version $PROM_VERSION_WANTED"; then
+  say "unpacking promtool and prometheus from Debian's prometheus package into $TOOLS_DIR/bin"
   if [ -z "${APT_UPDATED:-}" ] && [ "$(id -u)" -eq 0 ]; then apt-get update -qq; APT_UPDATED=1; fi
   work="$(mktemp -d)"
   chmod 0755 "$work"
   (cd "$work" && apt-get download -q -o APT::Sandbox::User=root prometheus >/dev/null)
   dpkg-deb -x "$work"/prometheus_*.deb "$work/root"
   mkdir -p "$TOOLS_DIR/bin"
-  install -m 0755 "$work/root/usr/bin/promtool" "$TOOLS_DIR/bin/promtool.new"
-  mv "$TOOLS_DIR/bin/promtool.new" "$TOOLS_DIR/bin/promtool"
+  for tool in promtool prometheus; do
+    install -m 0755 "$work/root/usr/bin/$tool" "$TOOLS_DIR/bin/$tool.new"
+    mv "$TOOLS_DIR/bin/$tool.new" "$TOOLS_DIR/bin/$tool"
+  done
   rm -rf "$work"
   did_something=1
 fi
 
 if [ "$did_something" = 0 ]; then
-  say "everything present (tansu $TANSU_VERSION in $TOOLS_DIR/bin, Python peers in $VENV, Debezium/Confluent jars in $DBZ_LIBS, java, postgres, redis-server, cargo-nextest, promtool)"
+  say "everything present (tansu $TANSU_VERSION in $TOOLS_DIR/bin, Python peers in $VENV, Debezium/Confluent jars in $DBZ_LIBS, java, postgres, redis-server, cargo-nextest, promtool, prometheus)"
 else
   say "done"
 fi

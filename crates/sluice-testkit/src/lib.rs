@@ -9,6 +9,7 @@ mod dice;
 mod names;
 mod pg;
 mod process;
+mod prometheus;
 mod redis_server;
 mod service;
 
@@ -16,6 +17,7 @@ pub use broker::TestBroker;
 pub use dice::Dice;
 pub use names::random_name;
 pub use pg::TestPostgres;
+pub use prometheus::TestPrometheus;
 pub use redis_server::{RedisSnapshot, TestRedis};
 pub use service::{ServiceHandle, service_binary};
 

@@ -4,6 +4,9 @@ pub enum KafkaError {
     Client(#[from] rdkafka::error::KafkaError),
     #[error("topic {topic}: {reason}")]
     Topic { topic: String, reason: String },
+    /// No broker answered ListGroups.
+    #[error("consumer groups: {0}")]
+    Groups(String),
     /// The broker refused to create the topic, with its error code.
     #[error("the broker refuses to create topic {topic}: {code}")]
     TopicRefused { topic: String, code: rdkafka::types::RDKafkaErrorCode },

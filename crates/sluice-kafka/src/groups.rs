@@ -16,13 +16,22 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 pub fn list_groups(consumer: &BaseConsumer) -> Result<Vec<String>, KafkaError> {
     let metadata = consumer.fetch_metadata(None, TIMEOUT)?;
     let mut groups = std::collections::BTreeSet::new();
+    let (mut answered, mut last_error) = (0, None);
     for broker in metadata.brokers() {
         let address = format!("{}:{}", broker.host(), broker.port());
-        let listed = list_groups_of(&address)
-            .map_err(|e| KafkaError::Topic { topic: "-".into(), reason: format!("ListGroups to {address}: {e}") })?;
-        groups.extend(listed);
+        // One broker down must not hide the groups the others coordinate.
+        match list_groups_of(&address) {
+            Ok(listed) => {
+                answered += 1;
+                groups.extend(listed);
+            }
+            Err(e) => last_error = Some(format!("ListGroups to {address}: {e}")),
+        }
     }
-    Ok(groups.into_iter().collect())
+    match (answered, last_error) {
+        (0, Some(reason)) => Err(KafkaError::Groups(reason)),
+        _ => Ok(groups.into_iter().collect()),
+    }
 }
 
 /// ListGroups v0 to one broker: request header (api key 16, version 0,
@@ -32,6 +41,8 @@ fn list_groups_of(address: &str) -> std::io::Result<Vec<String>> {
     use std::io::{Error, Read, Write};
     let addr = std::net::ToSocketAddrs::to_socket_addrs(address)?.next().ok_or_else(|| Error::other("no address"))?;
     let mut stream = std::net::TcpStream::connect_timeout(&addr, TIMEOUT)?;
+    // A broker that trickles bytes is cut off by the read time-outs; the
+    // answer's size is capped below.
     stream.set_read_timeout(Some(TIMEOUT))?;
     stream.set_write_timeout(Some(TIMEOUT))?;
     const CLIENT_ID: &[u8] = b"sluice-lag";
@@ -47,7 +58,7 @@ fn list_groups_of(address: &str) -> std::io::Result<Vec<String>> {
     let mut size = [0u8; 4];
     stream.read_exact(&mut size)?;
     let size = usize::try_from(i32::from_be_bytes(size)).map_err(|_| Error::other("negative size"))?;
-    if size > 16 << 20 {
+    if size > 4 << 20 {
         return Err(Error::other("answer too large"));
     }
     let mut answer = vec![0u8; size];
@@ -83,33 +94,56 @@ fn parse_list_groups(answer: &[u8]) -> Option<Vec<String>> {
     Some(groups)
 }
 
-/// What `group` committed on each partition of `partitions` (topic,
-/// partition): `None` where it committed nothing. Asks without joining the
-/// group.
-pub fn committed(
-    brokers: &str,
-    group: &str,
-    partitions: &[(String, i32)],
-) -> Result<Vec<(String, i32, Option<i64>)>, KafkaError> {
-    let consumer: BaseConsumer = ClientConfig::new()
+/// A client that reads what `group` committed, without joining the group.
+pub fn group_reader(brokers: &str, group: &str) -> Result<BaseConsumer, KafkaError> {
+    Ok(ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", group)
         .set("enable.auto.commit", "false")
-        .create()?;
+        .create()?)
+}
+
+/// What the group of `reader` ([`group_reader`]) committed on each of
+/// `partitions` (topic, partition): `None` where it committed nothing.
+pub fn committed(
+    reader: &BaseConsumer,
+    partitions: &[(String, i32)],
+) -> Result<Vec<(String, i32, Option<i64>)>, KafkaError> {
     let mut tpl = TopicPartitionList::new();
     for (topic, partition) in partitions {
         tpl.add_partition(topic, *partition);
     }
-    let answer = consumer.committed_offsets(tpl, TIMEOUT)?;
+    let answer = reader.committed_offsets(tpl, TIMEOUT)?;
     Ok(answer
         .elements()
         .iter()
         .map(|e| {
             let offset = match e.offset() {
-                Offset::Offset(o) if o >= 0 => Some(o),
+                Offset::Offset(o) if o >= 0 && e.error().is_ok() => Some(o),
                 _ => None,
             };
             (e.topic().to_string(), e.partition(), offset)
+        })
+        .collect())
+}
+
+/// The end offsets of `partitions` in one request per broker (ListOffsets
+/// for "latest"); partitions it could not answer are left out.
+pub fn end_offsets(
+    consumer: &BaseConsumer,
+    partitions: &[(String, i32)],
+) -> Result<Vec<(String, i32, i64)>, KafkaError> {
+    let mut tpl = TopicPartitionList::new();
+    for (topic, partition) in partitions {
+        tpl.add_partition_offset(topic, *partition, Offset::End)?;
+    }
+    let answer = consumer.offsets_for_times(tpl, TIMEOUT)?;
+    Ok(answer
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) if o >= 0 && e.error().is_ok() => Some((e.topic().to_string(), e.partition(), o)),
+            _ => None,
         })
         .collect())
 }

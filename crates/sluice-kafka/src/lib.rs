@@ -14,6 +14,6 @@ mod watermarks;
 pub use admin::{CleanupPolicy, TOMBSTONE_RETENTION_MS, TopicSpec, ensure_topics};
 pub use client::{consumer, consumer_config, metadata_client, producer, producer_config};
 pub use error::KafkaError;
-pub use groups::{committed, list_groups, record_time};
+pub use groups::{committed, end_offsets, group_reader, list_groups, record_time};
 pub use rdkafka;
 pub use watermarks::{PartitionWatermark, partition_count, watermarks};

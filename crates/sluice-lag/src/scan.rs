@@ -32,14 +32,21 @@ pub struct GroupReport {
     pub error: Option<String>,
 }
 
-/// Scans groups again and again, keeping the end-offset history and the
-/// status windows between scans.
+type PartitionKey = (String, i32);
+
+/// Scans groups again and again, keeping between scans the end-offset
+/// history, the status windows, one offset reader per group and the record
+/// times already read; what a scan no longer sees is dropped.
 pub struct Scanner {
     brokers: String,
     configured: Vec<String>,
     consumer: BaseConsumer,
-    histories: HashMap<(String, i32), History>,
+    readers: HashMap<String, BaseConsumer>,
+    histories: HashMap<PartitionKey, History>,
     windows: HashMap<(String, String, i32), Window>,
+    record_times: HashMap<(String, i32, i64), i64>,
+    /// The groups the broker listed last (kept when a listing fails).
+    known: BTreeSet<String>,
     window: usize,
     history: usize,
     /// Whether the broker answered ListGroups at the last scan.
@@ -54,13 +61,19 @@ impl Scanner {
             .set("group.id", "sluice-lag")
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false")
+            // A committed offset retention deleted must not be read as the
+            // newest record (and its age as no lag).
+            .set("auto.offset.reset", "error")
             .create()?;
         Ok(Self {
             brokers: brokers.into(),
             configured: groups.to_vec(),
             consumer,
+            readers: HashMap::new(),
             histories: HashMap::new(),
             windows: HashMap::new(),
+            record_times: HashMap::new(),
+            known: BTreeSet::new(),
             window,
             history,
             lists_groups: None,
@@ -70,56 +83,82 @@ impl Scanner {
     /// One scan. Blocking (broker round trips): run it from `spawn_blocking`.
     pub fn scan(&mut self) -> anyhow::Result<Vec<GroupReport>> {
         let now = chrono::Utc::now().timestamp_millis();
-        let listed = match sluice_kafka::list_groups(&self.consumer) {
+        match sluice_kafka::list_groups(&self.consumer) {
             Ok(groups) => {
                 self.lists_groups = Some(true);
-                groups
+                self.known = groups.into_iter().collect();
             }
             Err(e) => {
                 if self.lists_groups != Some(false) {
-                    tracing::warn!(error = %e, "the broker does not list groups; scanning the configured ones");
+                    tracing::warn!(error = %e, "the brokers did not list groups; scanning the last known and configured ones");
                 }
                 self.lists_groups = Some(false);
-                Vec::new()
             }
-        };
-        let groups: BTreeSet<String> = self.configured.iter().cloned().chain(listed).collect();
+        }
+        let groups: BTreeSet<String> = self.configured.iter().cloned().chain(self.known.iter().cloned()).collect();
         let ends = self.end_offsets()?;
         for ((topic, partition), &end) in &ends {
             let history = self.history;
             self.histories.entry((topic.clone(), *partition)).or_insert_with(|| History::new(history)).record(end, now);
         }
-        let partitions: Vec<(String, i32)> = ends.keys().cloned().collect();
+        self.histories.retain(|key, _| ends.contains_key(key));
+        let partitions: Vec<PartitionKey> = ends.keys().cloned().collect();
         let mut reports = Vec::new();
-        for group in groups {
-            let report = match sluice_kafka::committed(&self.brokers, &group, &partitions) {
-                Ok(committed) => self.report(&group, committed, &ends, now),
-                Err(e) => GroupReport { group, rows: Vec::new(), status: Status::Err, error: Some(e.to_string()) },
+        for group in &groups {
+            let committed = match self.reader(group) {
+                Ok(reader) => sluice_kafka::committed(reader, &partitions).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            let report = match committed {
+                Ok(committed) => self.report(group, committed, &ends, now),
+                Err(error) => {
+                    GroupReport { group: group.clone(), rows: Vec::new(), status: Status::Err, error: Some(error) }
+                }
             };
             reports.push(report);
         }
+        self.readers.retain(|group, _| groups.contains(group));
+        let seen: BTreeSet<(String, String, i32)> = reports
+            .iter()
+            .flat_map(|r| r.rows.iter().map(|row| (r.group.clone(), row.topic.clone(), row.partition)))
+            .collect();
+        self.windows.retain(|key, _| seen.contains(key));
+        let lagging: BTreeSet<(String, i32, i64)> = reports
+            .iter()
+            .flat_map(|r| r.rows.iter().map(|row| (row.topic.clone(), row.partition, row.committed)))
+            .collect();
+        self.record_times.retain(|key, _| lagging.contains(key));
         Ok(reports)
     }
 
-    /// End offsets of every partition of every topic but the broker's own
-    /// (`__`-prefixed).
-    fn end_offsets(&self) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
-        let metadata = self.consumer.fetch_metadata(None, METADATA_TIMEOUT)?;
-        let mut ends = BTreeMap::new();
-        for topic in metadata.topics().iter().filter(|t| !t.name().starts_with("__") && t.error().is_none()) {
-            for p in topic.partitions() {
-                let (_, high) = self.consumer.fetch_watermarks(topic.name(), p.id(), METADATA_TIMEOUT)?;
-                ends.insert((topic.name().to_string(), p.id()), high);
-            }
+    fn reader(&mut self, group: &str) -> Result<&BaseConsumer, sluice_kafka::KafkaError> {
+        if !self.readers.contains_key(group) {
+            let reader = sluice_kafka::group_reader(&self.brokers, group)?;
+            self.readers.insert(group.to_string(), reader);
         }
-        Ok(ends)
+        Ok(&self.readers[group])
+    }
+
+    /// End offsets of every partition of every topic but the broker's own
+    /// (`__`-prefixed), in one request per broker; partitions without an
+    /// answer are left out of this scan.
+    fn end_offsets(&self) -> anyhow::Result<BTreeMap<PartitionKey, i64>> {
+        let metadata = self.consumer.fetch_metadata(None, METADATA_TIMEOUT)?;
+        let partitions: Vec<PartitionKey> = metadata
+            .topics()
+            .iter()
+            .filter(|t| !t.name().starts_with("__") && t.error().is_none())
+            .flat_map(|t| t.partitions().iter().map(|p| (t.name().to_string(), p.id())))
+            .collect();
+        let ends = sluice_kafka::end_offsets(&self.consumer, &partitions)?;
+        Ok(ends.into_iter().map(|(topic, partition, end)| ((topic, partition), end)).collect())
     }
 
     fn report(
         &mut self,
         group: &str,
         committed: Vec<(String, i32, Option<i64>)>,
-        ends: &BTreeMap<(String, i32), i64>,
+        ends: &BTreeMap<PartitionKey, i64>,
         now: i64,
     ) -> GroupReport {
         let mut rows = Vec::new();
@@ -130,12 +169,7 @@ impl Scanner {
             let lag_seconds = if lag_messages == 0 {
                 Some(0.0)
             } else {
-                let produced = self
-                    .histories
-                    .get(&(topic.clone(), partition))
-                    .and_then(|h| h.produced_at(committed))
-                    .or_else(|| sluice_kafka::record_time(&self.consumer, &topic, partition, committed));
-                produced.map(|at| (now - at).max(0) as f64 / 1000.0)
+                self.produced_at(&topic, partition, committed).map(|at| (now - at).max(0) as f64 / 1000.0)
             };
             let window = self.window;
             let w = self
@@ -146,6 +180,28 @@ impl Scanner {
             status = status.max(w.status());
             rows.push(Row { topic, partition, committed, end, lag_messages, lag_seconds });
         }
+        // A group named in the configuration that committed nothing: most
+        // likely a wrong name.
+        if rows.is_empty() && self.configured.iter().any(|g| g == group) && !self.known.contains(group) {
+            let error = Some("no committed offsets (is the group name right?)".to_string());
+            return GroupReport { group: group.to_string(), rows, status: Status::Err, error };
+        }
         GroupReport { group: group.to_string(), rows, status, error: None }
+    }
+
+    /// When the record at `offset` was produced: from the end-offset
+    /// history, or (older than the history) its broker time, read once.
+    fn produced_at(&mut self, topic: &str, partition: i32, offset: i64) -> Option<i64> {
+        let key = (topic.to_string(), partition);
+        if let Some(at) = self.histories.get(&key).and_then(|h| h.produced_at(offset)) {
+            return Some(at);
+        }
+        let cached = (topic.to_string(), partition, offset);
+        if let Some(&at) = self.record_times.get(&cached) {
+            return Some(at);
+        }
+        let at = sluice_kafka::record_time(&self.consumer, topic, partition, offset)?;
+        self.record_times.insert(cached, at);
+        Some(at)
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod auth;
 mod health;
+pub mod http_metrics;
 mod logging;
 mod ops;
 mod shutdown;

@@ -51,8 +51,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     let readiness = Readiness::default();
-    let app = cms_write::router(AppState { service }, tokens, config.max_body_bytes, config.auth_disabled)
-        .merge(sluice_telemetry::ops_router(Registry::new(), readiness.clone()));
+    let registry = Registry::new();
+    let http = sluice_telemetry::http_metrics::HttpMetrics::register(&registry, "command_api")?;
+    let api = cms_write::router(AppState { service }, tokens, config.max_body_bytes, config.auth_disabled);
+    let app = http.layer(api).merge(sluice_telemetry::ops_router(registry, readiness.clone()));
     readiness.set_ready(true);
     let served = sluice_telemetry::serve(&config.listen, app, shutdown.clone()).await;
     shutdown.cancel();

@@ -9,6 +9,7 @@ use sluice_lag::scan::Scanner;
 use sluice_telemetry::Readiness;
 use sluice_telemetry::prometheus::Registry;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -73,15 +74,13 @@ fn main() -> ExitCode {
 }
 
 /// Scans every `every`; ready once a scan succeeded.
-async fn scan_forever(mut scanner: Scanner, metrics: LagMetrics, readiness: Readiness, every: Duration) {
+async fn scan_forever(scanner: Scanner, metrics: LagMetrics, readiness: Readiness, every: Duration) {
+    let scanner = Arc::new(Mutex::new(scanner));
     loop {
-        let (back, result) = tokio::task::spawn_blocking(move || {
-            let result = scanner.scan();
-            (scanner, result)
-        })
-        .await
-        .expect("the scan task panicked");
-        scanner = back;
+        let shared = scanner.clone();
+        let result = tokio::task::spawn_blocking(move || shared.lock().unwrap_or_else(|e| e.into_inner()).scan())
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("the scan panicked: {e}")));
         metrics.scans.inc();
         match result {
             Ok(reports) => {

@@ -155,7 +155,9 @@ fn main() -> ExitCode {
         tokio::spawn(watch_lag(query.clone(), readiness.clone(), Duration::from_millis(config.watermark_cache_ms)));
         let tokens = Tokens::parse(&Secret::default(), &config.read_tokens);
         let tokens = (!tokens.read.is_empty()).then_some(tokens);
-        let app = sluice_query::router(query, tokens).merge(sluice_telemetry::ops_router(registry, readiness));
+        let http = sluice_telemetry::http_metrics::HttpMetrics::register(&registry, "query")?;
+        let app =
+            http.layer(sluice_query::router(query, tokens)).merge(sluice_telemetry::ops_router(registry, readiness));
         sluice_telemetry::serve(&config.listen, app, shutdown).await
     })
 }

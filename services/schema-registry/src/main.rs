@@ -46,7 +46,9 @@ fn main() -> ExitCode {
     sluice_telemetry::run_service("schema-registry", |config: Config| async move {
         let shutdown = sluice_telemetry::shutdown_token();
         let readiness = sluice_telemetry::Readiness::default();
-        let ops = sluice_telemetry::ops_router(Metrics::new(), readiness.clone());
+        let metrics = Metrics::new();
+        let http = sluice_telemetry::http_metrics::HttpMetrics::register(&metrics, "registry")?;
+        let ops = sluice_telemetry::ops_router(metrics, readiness.clone());
         // The broker may be starting, or busy compacting at its own start:
         // keep trying rather than exit.
         let open = || Registry::open(&config.brokers, &config.topic, shutdown.clone());
@@ -70,7 +72,7 @@ fn main() -> ExitCode {
             tracing::info!(leader = %l.url, "follower: writes are forwarded to the leader");
         }
         readiness.set_ready(true);
-        let app = sluice_registry::router(registry, leader).merge(ops);
+        let app = http.layer(sluice_registry::router(registry, leader)).merge(ops);
         sluice_telemetry::serve(&config.listen, app, shutdown).await
     })
 }

@@ -4,7 +4,7 @@ CARGO ?= cargo
 SLUICE := target/debug/sluice
 export PATH := /opt/sluice/bin:$(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: setup build test lint demo up status down clean openapi bench rules-check docker-check
+.PHONY: setup build test lint demo up status down clean openapi bench rules-check docker-check chart-check
 
 setup: ## Install the broker and system packages (idempotent)
 	@bash deploy/setup.sh
@@ -15,8 +15,8 @@ build: ## Build every crate and service
 test: setup build ## Unit, integration and end-to-end tests against real processes
 	$(CARGO) fmt --all -- --check
 	target/debug/sluice schema check
-	bash deploy/prometheus/check.sh
 	bash deploy/docker/check.sh
+	$(MAKE) --no-print-directory chart-check
 	$(CARGO) nextest run --workspace --no-fail-fast
 
 rules-check: setup ## The alerting rules: promtool check and unit tests
@@ -24,6 +24,11 @@ rules-check: setup ## The alerting rules: promtool check and unit tests
 
 docker-check: setup ## The Dockerfile and deploy/docker-compose.yml, checked statically
 	bash deploy/docker/check.sh
+
+chart-check: setup ## The Helm chart: schema, lint, every manifest of every value set validated, rules and dashboards
+	/opt/sluice/venv/bin/yamllint -c .yamllint.yml helm/sluice/values.yaml helm/sluice/values-bootstrap.yaml helm/sluice/ci helm/sluice/Chart.yaml
+	/opt/sluice/venv/bin/python helm/check.py
+	bash deploy/prometheus/check.sh
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check

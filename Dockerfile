@@ -27,8 +27,9 @@ RUN apt-get update \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin sluice
 COPY --from=build /out/ /usr/local/bin/
 COPY schemas /opt/sluice/schemas
-ENV SLUICE_SCHEMAS_DIR=/opt/sluice/schemas \
-    SLUICE_LOG=info
+# (SLUICE_SCHEMAS_DIR=/opt/sluice/schemas is set where a service takes it:
+# services refuse SLUICE_* variables they do not know.)
+ENV SLUICE_LOG=info
 USER 10001:10001
 EXPOSE 8080
 CMD ["query-api"]

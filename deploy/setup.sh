@@ -121,8 +121,22 @@ if ! "$TOOLS_DIR/bin/promtool" --version 2>/dev/null | grep -q "version $PROM_VE
   did_something=1
 fi
 
+# The custom resources' own schemas (ServiceMonitor, PrometheusRule,
+# ScaledObject) for make chart-check, validated offline with Node.
+NODE_DIR="$TOOLS_DIR/node"
+NODE_MODELS="@kubernetes-models/prometheus-operator@6.0.0 @kubernetes-models/keda@0.4.2"
+if [ "$(cat "$NODE_DIR/.models" 2>/dev/null)" != "$NODE_MODELS" ]; then
+  command -v npm >/dev/null || { say "need node and npm (Debian nodejs, npm)"; apt_install nodejs npm; }
+  say "installing $NODE_MODELS into $NODE_DIR"
+  mkdir -p "$NODE_DIR"
+  # shellcheck disable=SC2086
+  npm install --silent --no-audit --no-fund --prefix "$NODE_DIR" $NODE_MODELS
+  echo "$NODE_MODELS" > "$NODE_DIR/.models"
+  did_something=1
+fi
+
 if [ "$did_something" = 0 ]; then
-  say "everything present (tansu $TANSU_VERSION in $TOOLS_DIR/bin, Python peers in $VENV, Debezium/Confluent jars in $DBZ_LIBS, java, postgres, redis-server, cargo-nextest, promtool, prometheus)"
+  say "everything present (tansu $TANSU_VERSION in $TOOLS_DIR/bin, Python peers in $VENV, Debezium/Confluent jars in $DBZ_LIBS, java, postgres, redis-server, cargo-nextest, promtool, prometheus, @kubernetes-models in $NODE_DIR)"
 else
   say "done"
 fi

@@ -6,15 +6,17 @@ Helm library (helm-python-sdk: Helm v4, no binary, offline):
 - `helm lint --strict` finds nothing above info;
 - every rendered manifest of every value set passes the Kubernetes schemas
   (kubernetes-validate, strict); the custom resources (ServiceMonitor,
-  PrometheusRule, ScaledObject) are checked against what their operators
-  require (apiVersion, names, the fields they read);
+  PrometheusRule, ScaledObject) pass their own schemas (@kubernetes-models,
+  with Node: validate-crds.mjs) and carry what their operators read;
 - the alert rules and dashboards the chart ships are those of deploy/;
 - each check refuses its broken fixture (tests/fixtures/helm/).
 """
 
 import filecmp
+import json
 import pathlib
 import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -83,12 +85,27 @@ def check_custom(doc):
     return problems
 
 
+CUSTOM = ("ServiceMonitor", "PrometheusRule", "ScaledObject")
+
+
+def validate_custom(docs):
+    """The custom resources against their own schemas (Node)."""
+    if not docs:
+        return []
+    result = subprocess.run(
+        ["node", str(ROOT / "helm" / "validate-crds.mjs")], input=json.dumps(docs), capture_output=True, text=True
+    )
+    if result.returncode != 0 and not result.stdout.strip():
+        return [f"validate-crds.mjs failed: {result.stderr.strip()}"]
+    return [line for line in result.stdout.splitlines() if line.strip()]
+
+
 def validate(docs):
     """Problems of every rendered manifest, as text."""
-    problems = []
+    problems = validate_custom([doc for _, doc in docs if doc.get("kind") in CUSTOM])
     for path, doc in docs:
         where = f"{path}: {doc.get('kind')} {doc.get('metadata', {}).get('name')}"
-        if doc.get("kind") in ("ServiceMonitor", "PrometheusRule", "ScaledObject"):
+        if doc.get("kind") in CUSTOM:
             problems += [f"{where}: {p}" for p in check_custom(doc)]
             continue
         try:
@@ -138,6 +155,10 @@ def main():
         broken = validate(manifests(helm.Chart.load(str(copy)), {}))
         if not any("broken" in p for p in broken):
             failures.append("the Kubernetes schemas accepted tests/fixtures/helm/broken-template.yaml")
+
+    broken_custom = json.loads((FIXTURES / "broken-custom-resources.json").read_text())
+    if len(validate_custom(broken_custom)) != len(broken_custom):
+        failures.append("the custom resources' schemas accepted tests/fixtures/helm/broken-custom-resources.json")
 
     if failures:
         print("chart-check failed:\n  " + "\n  ".join(failures), file=sys.stderr)

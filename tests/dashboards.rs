@@ -99,6 +99,7 @@ async fn every_panel_of_every_dashboard_has_data_from_the_running_stack() {
         ("sluice-lag-exporter", target(&lag_exporter)),
     ]);
 
+    let started = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
     // Load: commands and reads, with the Redis projector paused for a while
     // (lag builds up, at-least reads are refreshed), then resumed.
     let traffic = async {
@@ -121,6 +122,19 @@ async fn every_panel_of_every_dashboard_has_data_from_the_running_stack() {
         }
     };
     traffic.await;
+    // The consumer-lag panel's data over the load, for the README's picture
+    // (docs/plot_lag.py draws it): only when asked.
+    if let Ok(path) = std::env::var("LAG_PANEL_DATA") {
+        let panel = r#"sum by (group) (sluice_consumer_group_lag_messages{group=~".*projector.*"})"#;
+        wait_until("the lag to drain", DEADLINE, || async {
+            let now = prometheus.query(panel).await.ok()?;
+            now.iter().all(|s| s["value"][1] == "0").then_some(())
+        })
+        .await;
+        let end = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+        let data = prometheus.query_range(panel, started, end, 0.5).await.expect("range query");
+        std::fs::write(&path, serde_json::to_string_pretty(&data).expect("json")).expect("write LAG_PANEL_DATA");
+    }
 
     let mut uids = Vec::new();
     let mut files: Vec<_> =

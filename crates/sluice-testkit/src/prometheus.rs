@@ -46,6 +46,24 @@ impl TestPrometheus {
         panic!("prometheus did not start (is it installed? make setup): {last_error}");
     }
 
+    /// The result of a range query (`data.result`) from `start` to `end`
+    /// (seconds since the epoch) every `step` seconds.
+    pub async fn query_range(&self, expr: &str, start: f64, end: f64, step: f64) -> Result<serde_json::Value, String> {
+        let url = format!("http://127.0.0.1:{}/api/v1/query_range", self.port);
+        let (start, end, step) = (start.to_string(), end.to_string(), step.to_string());
+        let response = reqwest::Client::new()
+            .get(url)
+            .query(&[("query", expr), ("start", &start), ("end", &end), ("step", &step)])
+            .send()
+            .await
+            .map_err(|e| format!("{expr}: {e}"))?;
+        let body: serde_json::Value = response.json().await.map_err(|e| format!("{expr}: {e}"))?;
+        if body["status"] != "success" {
+            return Err(format!("{expr}: {}", body["error"]));
+        }
+        Ok(body["data"]["result"].clone())
+    }
+
     /// The result of an instant query (`data.result`); an error names the
     /// query and what Prometheus said.
     pub async fn query(&self, expr: &str) -> Result<Vec<serde_json::Value>, String> {

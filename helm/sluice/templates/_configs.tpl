@@ -3,6 +3,7 @@
 {{- $v := .Values -}}
 {{- if $v.commandApi.enabled }}
 command-api:
+  SLUICE_SCHEMAS_DIR: /opt/sluice/schemas
   SLUICE_LISTEN: {{ printf "0.0.0.0:%d" (int $v.commandApi.port) | quote }}
   SLUICE_REGISTRY_URL: {{ include "sluice.registryUrl" . | quote }}
   SLUICE_TOPIC_PREFIX: {{ $v.topicPrefix | quote }}
@@ -30,6 +31,7 @@ schema-registry:
 {{- end }}
 {{- if $v.projectorRedis.enabled }}
 projector-redis:
+  SLUICE_SCHEMAS_DIR: /opt/sluice/schemas
   SLUICE_LISTEN: {{ printf "0.0.0.0:%d" (int $v.projectorRedis.port) | quote }}
   SLUICE_BROKERS: {{ $v.kafka.brokers | quote }}
   SLUICE_REGISTRY_URL: {{ include "sluice.registryUrl" . | quote }}
@@ -42,6 +44,7 @@ projector-redis:
 {{- end }}
 {{- if $v.projectorPostgres.enabled }}
 projector-postgres:
+  SLUICE_SCHEMAS_DIR: /opt/sluice/schemas
   SLUICE_LISTEN: {{ printf "0.0.0.0:%d" (int $v.projectorPostgres.port) | quote }}
   SLUICE_BROKERS: {{ $v.kafka.brokers | quote }}
   SLUICE_REGISTRY_URL: {{ include "sluice.registryUrl" . | quote }}

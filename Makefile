@@ -25,7 +25,7 @@ rules-check: setup ## The alerting rules: promtool check and unit tests
 docker-check: setup ## The Dockerfile and deploy/docker-compose.yml, checked statically
 	bash deploy/docker/check.sh
 
-chart-check: setup ## The Helm chart: schema, lint, every manifest of every value set validated, rules and dashboards
+chart-check: setup build ## The Helm chart: schema, lint, every manifest of every value set validated, rules and dashboards
 	/opt/sluice/venv/bin/yamllint -c .yamllint.yml helm/sluice/values.yaml helm/sluice/values-bootstrap.yaml helm/sluice/ci helm/sluice/Chart.yaml
 	/opt/sluice/venv/bin/python helm/check.py
 	bash deploy/prometheus/check.sh

@@ -8,12 +8,17 @@ Helm library (helm-python-sdk: Helm v4, no binary, offline):
   (kubernetes-validate, strict); the custom resources (ServiceMonitor,
   PrometheusRule, ScaledObject) pass their own schemas (@kubernetes-models,
   with Node: validate-crds.mjs) and carry what their operators read;
+- every Deployment's settings (its ConfigMap and its Secret references,
+  with placeholder secrets) pass the service's own configuration loader
+  (`<service> --check-config`, the binaries of target/debug);
+- values-bootstrap.yaml without a registryUrl is refused with a message;
 - the alert rules and dashboards the chart ships are those of deploy/;
 - each check refuses its broken fixture (tests/fixtures/helm/).
 """
 
 import filecmp
 import json
+import os
 import pathlib
 import shutil
 import subprocess
@@ -28,11 +33,27 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 CHART = ROOT / "helm" / "sluice"
 FIXTURES = ROOT / "tests" / "fixtures" / "helm"
 KUBE_VERSION = "1.30.0"
-VALUE_SETS = [None, "ci/minimal-values.yaml", "ci/production-values.yaml", "ci/everything-values.yaml", "values-bootstrap.yaml"]
+BIN = ROOT / "target" / "debug"
+# The bootstrap release names the main release's registry at install.
+MAIN_REGISTRY = {"registryUrl": "http://sluice-schema-registry:8081"}
+VALUE_SETS = [
+    (None, {}),
+    ("ci/minimal-values.yaml", {}),
+    ("ci/production-values.yaml", {}),
+    ("ci/everything-values.yaml", {}),
+    ("values-bootstrap.yaml", MAIN_REGISTRY),
+]
+# What the Secrets a Deployment references would hold.
+SECRET_PLACEHOLDERS = {
+    "SLUICE_DATABASE_URL": "postgres://role:secret@db:5432/sluice",
+    "SLUICE_POSTGRES_URL": "postgres://role:secret@db:5432/sluice",
+    "SLUICE_REDIS_URL": "redis://:secret@redis:6379/",
+}
 
 
-def load_values(name):
-    return yaml.safe_load((CHART / name).read_text()) if name else {}
+def load_values(name, overrides):
+    values = yaml.safe_load((CHART / name).read_text()) if name else {}
+    return {**values, **overrides}
 
 
 def manifests(chart, values):
@@ -117,12 +138,54 @@ def validate(docs):
     return problems
 
 
+def check_tool_args(docs):
+    """The `sluice` commands of hook Jobs and init containers parse (clap
+    refuses an unknown flag before it reaches the trailing --help)."""
+    problems = []
+    for _, doc in docs:
+        if doc["kind"] not in ("Deployment", "Job"):
+            continue
+        pod = doc["spec"]["template"]["spec"]
+        for container in (pod.get("initContainers") or []) + pod["containers"]:
+            args = container.get("args") or []
+            if args[:1] != ["sluice"]:
+                continue
+            result = subprocess.run([str(BIN / "sluice"), *args[1:], "--help"], capture_output=True, text=True)
+            if result.returncode != 0:
+                problems.append(f"{doc['kind']} {doc['metadata']['name']}: {' '.join(args)}: {result.stderr.strip()}")
+    return problems
+
+
+def check_configs(docs):
+    """Each Deployment's environment through its service's configuration
+    loader: names the services do not know, values they refuse."""
+    configmaps = {d["metadata"]["name"]: d.get("data") or {} for _, d in docs if d["kind"] == "ConfigMap"}
+    problems = check_tool_args(docs)
+    for _, doc in docs:
+        if doc["kind"] != "Deployment":
+            continue
+        container = doc["spec"]["template"]["spec"]["containers"][0]
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        for source in container.get("envFrom") or []:
+            env.update(configmaps[source["configMapRef"]["name"]])
+        for var in container.get("env") or []:
+            env[var["name"]] = var.get("value") or SECRET_PLACEHOLDERS.get(var["name"], "token-1,token-2")
+        binary = BIN / container["args"][0]
+        if not binary.exists():
+            problems.append(f"{binary} is missing: build first (make build)")
+            continue
+        result = subprocess.run([str(binary), "--check-config"], env=env, capture_output=True, text=True)
+        if result.returncode != 0:
+            problems.append(f"Deployment {doc['metadata']['name']}: {(result.stderr.strip() or result.stdout.strip()).splitlines()[-1]}")
+    return problems
+
+
 def main():
     failures = []
     chart = helm.Chart.load(str(CHART))
-    for name in VALUE_SETS:
+    for name, overrides in VALUE_SETS:
         label = name or "default values"
-        values = load_values(name)
+        values = load_values(name, overrides)
         try:
             chart.validate_schema(chart.merge_values(values))
         except helm.HelmError as e:
@@ -133,6 +196,7 @@ def main():
         failures += [f"{label}: helm lint: {m}" for m in lint]
         docs = manifests(chart, values)
         failures += [f"{label}: {p}" for p in validate(docs)]
+        failures += [f"{label}: {p}" for p in check_configs(docs)]
         print(f"chart-check: {label}: {len(docs)} manifests ({', '.join(sorted({d['kind'] for _, d in docs}))})")
 
     shipped = [(CHART / "files" / "alerts.yml", ROOT / "deploy" / "prometheus" / "alerts.yml")]
@@ -155,6 +219,17 @@ def main():
         broken = validate(manifests(helm.Chart.load(str(copy)), {}))
         if not any("broken" in p for p in broken):
             failures.append("the Kubernetes schemas accepted tests/fixtures/helm/broken-template.yaml")
+
+    try:
+        manifests(chart, load_values("values-bootstrap.yaml", {}))
+        failures.append("values-bootstrap.yaml rendered without a registryUrl")
+    except helm.HelmError as e:
+        if "registryUrl is required" not in str(e):
+            failures.append(f"values-bootstrap.yaml without a registryUrl: unexpected error {e}")
+
+    broken_config = {"queryApi": {"env": {"SLUICE_NO_SUCH_SETTING": "1"}}}
+    if not any("SLUICE_NO_SUCH_SETTING" in p for p in check_configs(manifests(chart, broken_config))):
+        failures.append("the configuration loaders accepted an unknown SLUICE_NO_SUCH_SETTING")
 
     broken_custom = json.loads((FIXTURES / "broken-custom-resources.json").read_text())
     if len(validate_custom(broken_custom)) != len(broken_custom):

@@ -100,3 +100,31 @@ fn schema_check_refuses_an_incompatible_chain_with_an_explanation() {
         .expect("run sluice schema check");
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
 }
+
+/// A pod's init container starts beside the registry it registers with:
+/// `--wait-secs` waits for the registry instead of failing at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_waits_for_a_registry_that_is_not_up_yet() {
+    let broker = TestBroker::start();
+    let mut registry = ServiceHandle::start("schema-registry", &[("SLUICE_BROKERS", broker.bootstrap())]).await;
+    let url = registry.base_url();
+    registry.kill_hard(); // nothing listens on its port now
+    let prefix = random_name("wait");
+    let mut register = std::process::Command::new(sluice_testkit::service_binary("sluice"))
+        .args(["schema", "register", "--dir", &schemas_dir(), "--registry", &url, "--topic-prefix", &prefix])
+        .args(["--wait-secs", "300"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run sluice schema register");
+    // Waiting, not failed: the registry answers nothing for a while.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert!(register.try_wait().expect("poll").is_none(), "register gave up while the registry was down");
+
+    registry.restart().await;
+    let out = tokio::task::spawn_blocking(move || register.wait_with_output()).await.unwrap().expect("wait");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("waiting for the registry"));
+    let v1 = std::fs::read_to_string(format!("{}/article/v1.avsc", schemas_dir())).expect("schema");
+    RegistryEncoder::lookup(&url, &format!("{prefix}.article.state-value"), &v1).await.expect("v1 registered");
+}

@@ -16,6 +16,7 @@ command-api:
 outbox-relay:
   SLUICE_LISTEN: {{ printf "0.0.0.0:%d" (int $v.outboxRelay.port) | quote }}
   SLUICE_BROKERS: {{ $v.kafka.brokers | quote }}
+  SLUICE_PARTITIONS: {{ $v.kafka.partitions | quote }}
   SLUICE_TOPIC_PREFIX: {{ $v.topicPrefix | quote }}
   {{- range $k, $val := $v.outboxRelay.env }}
   {{ $k }}: {{ $val | quote }}
@@ -36,8 +37,11 @@ projector-redis:
   SLUICE_BROKERS: {{ $v.kafka.brokers | quote }}
   SLUICE_REGISTRY_URL: {{ include "sluice.registryUrl" . | quote }}
   SLUICE_TOPIC_PREFIX: {{ $v.topicPrefix | quote }}
+  SLUICE_PARTITIONS: {{ $v.kafka.partitions | quote }}
   SLUICE_PROJECTION: {{ $v.projectorRedis.projection | quote }}
+  {{- if not $v.redis.existingSecret }}
   SLUICE_REDIS_URL: {{ $v.redis.url | quote }}
+  {{- end }}
   {{- range $k, $val := $v.projectorRedis.env }}
   {{ $k }}: {{ $val | quote }}
   {{- end }}
@@ -49,6 +53,7 @@ projector-postgres:
   SLUICE_BROKERS: {{ $v.kafka.brokers | quote }}
   SLUICE_REGISTRY_URL: {{ include "sluice.registryUrl" . | quote }}
   SLUICE_TOPIC_PREFIX: {{ $v.topicPrefix | quote }}
+  SLUICE_PARTITIONS: {{ $v.kafka.partitions | quote }}
   SLUICE_PROJECTION: {{ $v.projectorPostgres.projection | quote }}
   SLUICE_PG_SCHEMA: {{ $v.projectorPostgres.schema | quote }}
   {{- range $k, $val := $v.projectorPostgres.env }}
@@ -60,11 +65,15 @@ query-api:
   SLUICE_LISTEN: {{ printf "0.0.0.0:%d" (int $v.queryApi.port) | quote }}
   SLUICE_BROKERS: {{ $v.kafka.brokers | quote }}
   SLUICE_TOPIC_PREFIX: {{ $v.topicPrefix | quote }}
+  {{- if not $v.redis.existingSecret }}
   SLUICE_REDIS_URL: {{ $v.redis.url | quote }}
-  SLUICE_PROJECTION: {{ $v.projectorRedis.projection | quote }}
-  SLUICE_POSTGRES_SCHEMA: {{ $v.projectorPostgres.schema | quote }}
-  SLUICE_POSTGRES_PROJECTION: {{ $v.projectorPostgres.projection | quote }}
+  {{- end }}
+  SLUICE_PROJECTION: {{ $v.queryApi.projection | default $v.projectorRedis.projection | quote }}
+  SLUICE_POSTGRES_SCHEMA: {{ $v.queryApi.postgresSchema | default $v.projectorPostgres.schema | quote }}
+  SLUICE_POSTGRES_PROJECTION: {{ $v.queryApi.postgresProjection | default $v.projectorPostgres.projection | quote }}
+  {{- if $v.commandApi.enabled }}
   SLUICE_SOURCE_URL: {{ include "sluice.commandApiUrl" . | quote }}
+  {{- end }}
   {{- range $k, $val := $v.queryApi.env }}
   {{ $k }}: {{ $val | quote }}
   {{- end }}
@@ -84,6 +93,7 @@ lag-exporter:
 {{- define "sluice.services" -}}
 {{- $v := .Values -}}
 {{- $pg := dict "env" "SLUICE_DATABASE_URL" "secret" $v.postgres.existingSecret "key" $v.postgres.urlKey -}}
+{{- $redis := dict "env" "SLUICE_REDIS_URL" "secret" $v.redis.existingSecret "key" $v.redis.urlKey -}}
 {{- if $v.commandApi.enabled }}
 command-api:
   values: commandApi
@@ -95,18 +105,29 @@ command-api:
 {{- if $v.outboxRelay.enabled }}
 outbox-relay:
   values: outboxRelay
+  # A standby (another relay holds the slot) is healthy and waits: ready in
+  # Kubernetes' sense, or a rollout would wait for it forever.
+  readinessPath: /healthz
   secrets:
-    - {{ toJson $pg }}
+    - {"env": "SLUICE_DATABASE_URL", "secret": {{ $v.outboxRelay.existingSecret | quote }}, "key": {{ $v.outboxRelay.urlKey | quote }}}
 {{- end }}
 {{- if $v.schemaRegistry.enabled }}
 schema-registry:
   values: schemaRegistry
+  # One leader: a second replica would be a second leader allocating ids,
+  # and a rolling update would run two for a while.
+  replicas: 1
+  strategy: Recreate
   secrets: []
 {{- end }}
 {{- if $v.projectorRedis.enabled }}
 projector-redis:
   values: projectorRedis
-  secrets: []
+  secrets:
+    {{- if $v.redis.existingSecret }}
+    - {{ toJson $redis }}
+    {{- else }} []
+    {{- end }}
 {{- end }}
 {{- if $v.projectorPostgres.enabled }}
 projector-postgres:
@@ -119,6 +140,12 @@ query-api:
   values: queryApi
   secrets:
     - {"env": "SLUICE_SOURCE_TOKEN", "secret": {{ $v.tokens.existingSecret | quote }}, "key": {{ $v.tokens.sourceKey | quote }}}
+    {{- if not $v.queryApi.openReads }}
+    - {"env": "SLUICE_READ_TOKENS", "secret": {{ $v.tokens.existingSecret | quote }}, "key": {{ $v.tokens.readKey | quote }}}
+    {{- end }}
+    {{- if $v.redis.existingSecret }}
+    - {{ toJson $redis }}
+    {{- end }}
     {{- if $v.queryApi.postgresReadModel }}
     - {"env": "SLUICE_POSTGRES_URL", "secret": {{ $v.projectorPostgres.existingSecret | quote }}, "key": {{ $v.projectorPostgres.urlKey | quote }}}
     {{- end }}

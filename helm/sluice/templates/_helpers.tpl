@@ -36,6 +36,8 @@ app.kubernetes.io/component: {{ .name }}
 {{- define "sluice.registryUrl" -}}
 {{- if .Values.registryUrl -}}
 {{- .Values.registryUrl -}}
+{{- else if not .Values.schemaRegistry.enabled -}}
+{{- required "registryUrl is required when schemaRegistry.enabled is false: the URL of the registry to use, e.g. http://<main release>-schema-registry:8081" "" -}}
 {{- else -}}
 {{- printf "http://%s:%d" (include "sluice.component" (dict "root" . "name" "schema-registry")) (int .Values.schemaRegistry.port) -}}
 {{- end -}}
@@ -54,4 +56,33 @@ app.kubernetes.io/component: {{ .name }}
     secretKeyRef:
       name: {{ .secret }}
       key: {{ .key }}
+{{- end -}}
+
+{{/* Resources and security of the short-lived tool containers. */}}
+{{- define "sluice.toolPod" -}}
+resources:
+  requests: {cpu: 50m, memory: 32Mi}
+  limits: {memory: 128Mi}
+securityContext:
+  {{- toYaml .Values.securityContext | nindent 2 }}
+{{- end -}}
+
+{{/* The container that registers the image's writer schemas (FULL_TRANSITIVE). */}}
+{{- define "sluice.registerSchemas" -}}
+- name: register-schemas
+  image: {{ include "sluice.image" . }}
+  imagePullPolicy: {{ .Values.image.pullPolicy }}
+  args:
+    - sluice
+    - schema
+    - register
+    - --registry
+    - {{ include "sluice.registryUrl" . | quote }}
+    - --dir
+    - /opt/sluice/schemas
+    - --topic-prefix
+    - {{ .Values.topicPrefix | quote }}
+    - --wait-secs
+    - "300"
+  {{- include "sluice.toolPod" . | nindent 2 }}
 {{- end -}}

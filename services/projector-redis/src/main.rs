@@ -22,7 +22,7 @@ impl Default for RedisSettings {
 impl StoreSettings for RedisSettings {
     const SERVICE: &'static str = "projector-redis";
     const DEFAULT_LISTEN: &'static str = "127.0.0.1:9091";
-    const DEFAULT_AGGREGATES: &'static str = "article";
+    const DEFAULT_AGGREGATES: &'static str = "article,author";
 
     fn validate(&self, projection: &str) -> Result<(), String> {
         check_url("SLUICE_REDIS_URL", self.redis_url.expose(), &["redis", "rediss"])?;

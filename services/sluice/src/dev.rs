@@ -188,6 +188,7 @@ async fn up(dir: &Path) -> anyhow::Result<()> {
                 dir: schemas.display().to_string(),
                 registry: Some(REGISTRY_URL.into()),
                 topic_prefix: "sluice".into(),
+                wait_secs: 0,
             };
             crate::schema::register(&args).await.context("register the schemas")?;
         }

@@ -5,6 +5,7 @@ use anyhow::Context;
 use sluice_avro::{RegistryEncoder, SchemaSet, admin};
 use sluice_core::topics::{state_topic, value_subject};
 use sluice_registry::Level;
+use std::time::Duration;
 
 /// State topics are compacted: old records live forever, so their subjects
 /// must be readable both ways across every version.
@@ -27,6 +28,10 @@ pub struct Args {
     pub registry: Option<String>,
     #[arg(long, env = "SLUICE_TOPIC_PREFIX", default_value = "sluice")]
     pub topic_prefix: String,
+    /// Wait up to this long for the registry to answer before the first
+    /// request (a pod started beside the registry it registers with).
+    #[arg(long, default_value_t = 0)]
+    pub wait_secs: u64,
 }
 
 pub async fn run(action: Action) -> anyhow::Result<()> {
@@ -86,6 +91,7 @@ async fn check(args: &Args) -> anyhow::Result<()> {
 
 pub async fn register(args: &Args) -> anyhow::Result<()> {
     let registry = args.registry.as_deref().context("--registry (or SLUICE_REGISTRY_URL) is required")?;
+    wait_for(registry, Duration::from_secs(args.wait_secs)).await?;
     check(args).await?;
     let set = load(args)?;
     for aggregate in set.aggregates() {
@@ -99,4 +105,24 @@ pub async fn register(args: &Args) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Polls the registry until it answers `GET /subjects` or `patience` is over.
+async fn wait_for(registry: &str, patience: Duration) -> anyhow::Result<()> {
+    let url = format!("{}/subjects", registry.trim_end_matches('/'));
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        let answer = match http.get(&url).send().await {
+            Ok(r) if r.status().is_success() => return Ok(()),
+            Ok(r) => format!("HTTP {}", r.status()),
+            Err(e) => format!("{e}"),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::ensure!(patience.is_zero(), "the registry at {registry} did not answer for {patience:?}: {answer}");
+            return Ok(()); // no waiting asked: the requests below say what is wrong
+        }
+        eprintln!("waiting for the registry at {registry}: {answer}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }

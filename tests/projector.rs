@@ -353,6 +353,7 @@ async fn dead_letters_are_re_driven_through_the_retry_topic_once_their_cause_is_
     let mut broken = ServiceHandle::start(
         "projector-redis",
         &[
+            ("SLUICE_AGGREGATES", "article".into()),
             ("SLUICE_REDIS_URL", s.redis.url()),
             ("SLUICE_BROKERS", s.broker.bootstrap()),
             ("SLUICE_REGISTRY_URL", s.registry.base_url()),
@@ -413,6 +414,7 @@ async fn positions_beyond_the_end_of_the_topic_are_refused_not_skipped_to() {
     let second = ServiceHandle::start(
         "projector-redis",
         &[
+            ("SLUICE_AGGREGATES", "article".into()),
             ("SLUICE_REDIS_URL", s.redis.url()),
             ("SLUICE_BROKERS", s.broker.bootstrap()),
             ("SLUICE_REGISTRY_URL", s.registry.base_url()),

@@ -61,6 +61,7 @@ impl Setup {
         ServiceHandle::start(
             "projector-redis",
             &[
+                ("SLUICE_AGGREGATES", "article".into()),
                 ("SLUICE_REDIS_URL", self.redis.url()),
                 ("SLUICE_BROKERS", self.broker.bootstrap()),
                 ("SLUICE_REGISTRY_URL", self.registry.base_url()),

@@ -88,24 +88,56 @@ impl ArticleEvent {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DraftArticle {
+    /// Not blank; surrounding spaces are trimmed (and count towards the length).
+    #[schema(min_length = 1, max_length = 200, pattern = r"^[^\u0000]*\S[^\u0000]*$")]
     pub title: String,
+    /// At most 200,000 bytes of UTF-8.
     #[serde(default)]
+    #[schema(max_length = 200000, pattern = r"^[^\u0000]*$")]
     pub body: String,
+    /// Derived from the title when absent.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 120, pattern = "^[a-z0-9]+(-[a-z0-9]+)*$")]
     pub slug: Option<String>,
+    /// An existing author.
     #[serde(default)]
     pub author_id: Option<Uuid>,
+    /// Stored lower-case, duplicates dropped.
     #[serde(default)]
+    #[schema(max_items = 20, value_type = Vec<Tag>)]
     pub tags: Vec<String>,
 }
+
+/// A tag in the API document: 1-40 letters, digits and single dashes.
+pub struct Tag;
+
+impl utoipa::PartialSchema for Tag {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .min_length(Some(1))
+            .max_length(Some(MAX_TAG_CHARS))
+            .pattern(Some(r"^[\t\n\f\r ]*[A-Za-z0-9]+(-[A-Za-z0-9]+)*[\t\n\f\r ]*$"))
+            .description(Some(
+                "Letters, digits and single dashes; stored trimmed and lower-case (spaces count towards the length).",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Tag {}
 
 /// Command: change title, body, slug or tags (at least one).
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EditArticle {
+    #[schema(min_length = 1, max_length = 200, pattern = r"^[^\u0000]*\S[^\u0000]*$")]
     pub title: Option<String>,
+    #[schema(max_length = 200000, pattern = r"^[^\u0000]*$")]
     pub body: Option<String>,
+    #[schema(min_length = 1, max_length = 120, pattern = "^[a-z0-9]+(-[a-z0-9]+)*$")]
     pub slug: Option<String>,
+    #[schema(max_items = 20, value_type = Option<Vec<Tag>>)]
     pub tags: Option<Vec<String>>,
 }
 
@@ -132,12 +164,12 @@ impl DraftArticle {
     pub fn execute(self, id: Uuid, now: DateTime<Utc>) -> Result<(Article, ArticleEvent), Rejection> {
         let title = self.title.trim().to_string();
         let slug = self.slug.unwrap_or_else(|| slugify(&title));
-        let tags = normalize_tags(self.tags);
         let mut checks = Checks::default();
-        check_title(&mut checks, &title);
+        check_title(&mut checks, &self.title);
         check_body(&mut checks, &self.body);
         check_slug(&mut checks, &slug);
-        check_tags(&mut checks, &tags);
+        check_tags(&mut checks, &self.tags);
+        let tags = normalize_tags(self.tags);
         checks.finish()?;
         let micros = now.timestamp_micros();
         let article = Article {
@@ -228,8 +260,8 @@ impl Article {
         }
         let mut checks = Checks::default();
         if let Some(title) = edit.title {
+            check_title(&mut checks, &title);
             self.title = title.trim().to_string();
-            check_title(&mut checks, &self.title);
         }
         if let Some(body) = edit.body {
             check_body(&mut checks, &body);
@@ -240,8 +272,8 @@ impl Article {
             self.slug = slug;
         }
         if let Some(tags) = edit.tags {
+            check_tags(&mut checks, &tags);
             self.tags = normalize_tags(tags);
-            check_tags(&mut checks, &self.tags);
         }
         checks.finish()
     }
@@ -251,33 +283,44 @@ fn refuse_if(condition: bool, field: &str, message: &str) -> Result<(), Rejectio
     if condition { Err(Rejection(vec![Reason::new(field, message)])) } else { Ok(()) }
 }
 
+/// The title as sent (its surrounding spaces are trimmed after the checks,
+/// and count towards the length: what the API document says).
 fn check_title(checks: &mut Checks, title: &str) {
-    checks.require(!title.is_empty(), "title", "must not be empty");
+    checks.require(!title.trim().is_empty(), "title", "must not be empty");
+    checks.require(!title.contains('\0'), "title", "must not contain the NUL character");
     checks.require(title.chars().count() <= MAX_TITLE_CHARS, "title", "must be at most 200 characters");
 }
 
 fn check_body(checks: &mut Checks, body: &str) {
     checks.require(body.len() <= MAX_BODY_BYTES, "body", "must be at most 200000 bytes");
+    checks.require(!body.contains('\0'), "body", "must not contain the NUL character");
 }
 
 fn check_slug(checks: &mut Checks, slug: &str) {
     checks.require(is_valid_slug(slug), "slug", "must be 1-120 characters of a-z, 0-9 and single dashes");
 }
 
+/// The tags as sent, before they are lower-cased and de-duplicated.
 fn check_tags(checks: &mut Checks, tags: &[String]) {
     checks.require(tags.len() <= MAX_TAGS, "tags", "at most 20 tags");
     checks.require(
-        tags.iter().all(|t| t.chars().count() <= MAX_TAG_CHARS && is_valid_slug(t)),
+        tags.iter().all(|t| t.len() <= MAX_TAG_CHARS && is_valid_slug(&normalize_tag(t))),
         "tags",
-        "each tag must be 1-40 characters of a-z, 0-9 and single dashes",
+        "each tag must be 1-40 characters of letters, digits and single dashes",
     );
 }
 
-/// Trimmed, lower-cased, duplicates removed, first occurrence kept.
+/// ASCII spaces trimmed, ASCII lower case (what the document's pattern says).
+fn normalize_tag(tag: &str) -> String {
+    tag.trim_matches(|c: char| c.is_ascii_whitespace()).to_ascii_lowercase()
+}
+
+/// Normalised, duplicates removed, first occurrence kept (`Rust` and ` rust`
+/// are one tag).
 fn normalize_tags(tags: Vec<String>) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(tags.len());
     for tag in tags {
-        let tag = tag.trim().to_lowercase();
+        let tag = normalize_tag(&tag);
         if !out.contains(&tag) {
             out.push(tag);
         }

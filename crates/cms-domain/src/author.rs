@@ -40,20 +40,26 @@ impl AuthorEvent {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAuthor {
+    /// Not blank; surrounding spaces are trimmed (and count towards the length).
+    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\u0000]*\S[^\u0000]*$")]
     pub name: String,
     #[serde(default)]
+    #[schema(max_length = 2000, pattern = r"^[^\u0000]*$")]
     pub bio: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenameAuthor {
+    /// A new name: not blank, different from the current one.
+    #[schema(min_length = 1, max_length = 100, pattern = r"^[^\u0000]*\S[^\u0000]*$")]
     pub name: String,
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateAuthorBio {
+    #[schema(max_length = 2000, pattern = r"^[^\u0000]*$")]
     pub bio: Option<String>,
 }
 
@@ -63,20 +69,23 @@ pub enum AuthorCommand {
     UpdateBio(UpdateAuthorBio),
 }
 
+/// The name as sent (trimmed after the checks; its spaces count towards the length).
 fn check_name(checks: &mut Checks, name: &str) {
-    checks.require(!name.is_empty(), "name", "must not be empty");
+    checks.require(!name.trim().is_empty(), "name", "must not be empty");
+    checks.require(!name.contains('\0'), "name", "must not contain the NUL character");
     checks.require(name.chars().count() <= MAX_NAME_CHARS, "name", "must be at most 100 characters");
 }
 
 fn check_bio(checks: &mut Checks, bio: Option<&str>) {
     checks.require(bio.is_none_or(|b| b.chars().count() <= MAX_BIO_CHARS), "bio", "must be at most 2000 characters");
+    checks.require(bio.is_none_or(|b| !b.contains('\0')), "bio", "must not contain the NUL character");
 }
 
 impl CreateAuthor {
     pub fn execute(self, id: Uuid, now: DateTime<Utc>) -> Result<(Author, AuthorEvent), Rejection> {
-        let name = self.name.trim().to_string();
         let mut checks = Checks::default();
-        check_name(&mut checks, &name);
+        check_name(&mut checks, &self.name);
+        let name = self.name.trim().to_string();
         check_bio(&mut checks, self.bio.as_deref());
         checks.finish()?;
         let micros = now.timestamp_micros();
@@ -92,8 +101,8 @@ impl Author {
         let mut checks = Checks::default();
         let event = match command {
             AuthorCommand::Rename(r) => {
+                check_name(&mut checks, &r.name);
                 next.name = r.name.trim().to_string();
-                check_name(&mut checks, &next.name);
                 checks.require(next.name != self.name, "name", "is already the author's name");
                 AuthorEvent::Renamed
             }

@@ -107,6 +107,18 @@ async fn refusals_have_the_right_status_and_write_nothing() {
     // 422: unknown author.
     let r = h.post("/articles", json!({"title": "x", "author_id": uuid::Uuid::now_v7()})).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // 422, not a database error: PostgreSQL text cannot hold NUL (found by schemathesis).
+    let r = h.post("/articles", json!({"title": "a\0b", "body": "c\0"})).await;
+    let fields: Vec<&str> =
+        r.body["reasons"].as_array().expect("reasons").iter().filter_map(|x| x["field"].as_str()).collect();
+    assert_eq!((r.status, fields), (StatusCode::UNPROCESSABLE_ENTITY, vec!["title", "body"]));
+    let r = h.post("/authors", json!({"name": "Ada\0", "bio": "\0"})).await;
+    let fields: Vec<&str> =
+        r.body["reasons"].as_array().expect("reasons").iter().filter_map(|x| x["field"].as_str()).collect();
+    assert_eq!((r.status, fields), (StatusCode::UNPROCESSABLE_ENTITY, vec!["name", "bio"]));
+    // The length of a title counts its surrounding spaces, as the document says.
+    let r = h.post("/articles", json!({"title": format!("{}  ", "t".repeat(199))})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     // 400: malformed JSON, wrong type, unknown field, bad id, bad If-Match.
     let malformed = h
         .send(

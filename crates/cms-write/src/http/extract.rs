@@ -120,12 +120,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Meta {
 }
 
 /// Accepts `3`, `"3"` and `W/"3"`.
+/// `3`, `"3"` or `W/"3"`: a version of 1 to 18 digits without leading zeros
+/// (the pattern of the API document).
 fn parse_if_match(value: &str) -> Result<i64, CommandError> {
     let v = value.trim();
-    let v = v.strip_prefix("W/").unwrap_or(v).trim_matches('"');
-    v.parse::<i64>()
-        .ok()
-        .filter(|n| *n >= 1)
+    let v = v.strip_prefix("W/").unwrap_or(v);
+    let v = v.strip_prefix('"').and_then(|q| q.strip_suffix('"')).unwrap_or(v);
+    let digits = (1..=18).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_digit()) && !v.starts_with('0');
+    digits
+        .then(|| v.parse::<i64>().ok())
+        .flatten()
         .ok_or_else(|| CommandError::BadRequest(format!("If-Match `{value}` is not a version number")))
 }
 
@@ -147,6 +151,10 @@ mod tests {
         assert_eq!(parse_if_match("W/\"4\"").ok(), Some(4));
         assert!(parse_if_match("abc").is_err());
         assert!(parse_if_match("0").is_err());
+        assert!(parse_if_match("+3").is_err());
+        assert!(parse_if_match("03").is_err());
+        assert!(parse_if_match("\"3").is_err());
+        assert!(parse_if_match("1234567890123456789").is_err());
     }
 
     #[test]

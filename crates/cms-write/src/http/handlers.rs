@@ -49,14 +49,45 @@ fn render(answer: Answer) -> Response {
     response
 }
 
+/// The aggregate in the path.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct IdPath {
+    /// The aggregate's id.
+    #[allow(dead_code)] // only described: handlers take the text and say what is wrong with it
+    id: Uuid,
+}
+
+/// `If-Match`, taken by commands on an existing aggregate (`Meta`).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct VersionHeader {
+    /// The version the command expects the aggregate at (`3`, `"3"` or `W/"3"`): 409 when it is at another.
+    #[param(rename = "If-Match", value_type = String, required = false,
+            pattern = r#"^\s*(W/)?("[1-9][0-9]{0,17}"|[1-9][0-9]{0,17})\s*$"#)]
+    #[allow(dead_code)]
+    if_match: Option<String>,
+}
+
+/// `Idempotency-Key`, taken by every command (`Meta`).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IdempotencyHeader {
+    /// A retried command with the same key (and body) gets the first answer again; another body is 422.
+    #[param(rename = "Idempotency-Key", value_type = String, required = false, min_length = 1, max_length = 255,
+            pattern = "^[!-~]+$")]
+    #[allow(dead_code)]
+    idempotency_key: Option<String>,
+}
+
 fn parse_id(id: &str) -> Result<Uuid, CommandError> {
     Uuid::parse_str(id).map_err(|_| CommandError::BadRequest(format!("`{id}` is not a UUID")))
 }
 
 #[utoipa::path(post, path = "/articles", tag = "articles", request_body = DraftArticle,
-    params(("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header)),
-    responses((status = 202, body = AcceptedBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-              (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)),
+    params(IdempotencyHeader),
+    responses((status = 202, body = AcceptedBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn draft_article(
     State(s): State<AppState>,
@@ -78,8 +109,9 @@ async fn on_article(
 }
 
 #[utoipa::path(post, path = "/articles/{id}/edit", tag = "articles", request_body = EditArticle,
-    params(("id" = String, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header)),
-    responses((status = 202, body = AcceptedBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    params(IdPath, VersionHeader, IdempotencyHeader),
+    responses((status = 202, body = AcceptedBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn edit_article(
     State(s): State<AppState>,
@@ -91,8 +123,9 @@ pub async fn edit_article(
 }
 
 #[utoipa::path(post, path = "/articles/{id}/schedule", tag = "articles", request_body = ScheduleArticle,
-    params(("id" = String, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header)),
-    responses((status = 202, body = AcceptedBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    params(IdPath, VersionHeader, IdempotencyHeader),
+    responses((status = 202, body = AcceptedBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn schedule_article(
     State(s): State<AppState>,
@@ -106,8 +139,9 @@ pub async fn schedule_article(
 macro_rules! article_action {
     ($name:ident, $path:literal, $command:expr) => {
         #[utoipa::path(post, path = $path, tag = "articles",
-            params(("id" = String, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header)),
-            responses((status = 202, body = AcceptedBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+            params(IdPath, VersionHeader, IdempotencyHeader),
+            responses((status = 202, body = AcceptedBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)),
             security(("bearer" = [])))]
         pub async fn $name(State(s): State<AppState>, Path(id): Path<String>, meta: Meta, cmd: Command<NoFields>) -> Result<Response, CommandError> {
             on_article(&s, &id, meta, cmd.digest, $command).await
@@ -125,8 +159,9 @@ article_action!(restore_article, "/articles/{id}/restore", ArticleCommand::Resto
 /// tombstone (null value, same key): compaction drops the article from the topic and every read model
 /// removes it, keeping only the version it was erased at. Answers 202 without `Location`.
 #[utoipa::path(delete, path = "/articles/{id}", tag = "articles",
-    params(("id" = String, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header)),
-    responses((status = 202, body = AcceptedBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    params(IdPath, VersionHeader, IdempotencyHeader),
+    responses((status = 202, body = AcceptedBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn erase_article(
     State(s): State<AppState>,
@@ -138,8 +173,9 @@ pub async fn erase_article(
 }
 
 #[utoipa::path(post, path = "/authors", tag = "authors", request_body = CreateAuthor,
-    params(("Idempotency-Key" = Option<String>, Header)),
-    responses((status = 202, body = AcceptedBody), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)),
+    params(IdempotencyHeader),
+    responses((status = 202, body = AcceptedBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create_author(
     State(s): State<AppState>,
@@ -161,8 +197,9 @@ async fn on_author(
 }
 
 #[utoipa::path(post, path = "/authors/{id}/rename", tag = "authors", request_body = RenameAuthor,
-    params(("id" = String, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header)),
-    responses((status = 202, body = AcceptedBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    params(IdPath, VersionHeader, IdempotencyHeader),
+    responses((status = 202, body = AcceptedBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn rename_author(
     State(s): State<AppState>,
@@ -174,8 +211,9 @@ pub async fn rename_author(
 }
 
 #[utoipa::path(post, path = "/authors/{id}/bio", tag = "authors", request_body = UpdateAuthorBio,
-    params(("id" = String, Path), ("If-Match" = Option<String>, Header), ("Idempotency-Key" = Option<String>, Header)),
-    responses((status = 202, body = AcceptedBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    params(IdPath, VersionHeader, IdempotencyHeader),
+    responses((status = 202, body = AcceptedBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn update_author_bio(
     State(s): State<AppState>,
@@ -187,11 +225,14 @@ pub async fn update_author_bio(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ChangesQuery {
-    /// Cursor from a previous page's `next_cursor`; omit to start from the beginning.
+    /// Cursor from a previous page's `next_cursor`; omit (or empty) to start from the beginning.
+    #[param(value_type = String, required = false, pattern = r"^([0-9]{1,18}\.[0-9]{1,18})?$")]
     pub after: Option<String>,
-    /// 1 to 1000, default 100.
+    /// Changes per page, default 100.
+    #[param(value_type = i64, required = false, minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
@@ -248,7 +289,7 @@ fn snapshot<T: Serialize>(item: &T, version: i64) -> Response {
 /// of its Avro schema) and its version (also in `Sluice-Version`). 404 for an
 /// article that does not exist or was erased. For on-demand updates of read
 /// models; a read token is enough.
-#[utoipa::path(get, path = "/articles/{id}", tag = "articles",
+#[utoipa::path(get, path = "/articles/{id}", tag = "articles", params(IdPath),
     responses((status = 200, description = "The article's current snapshot", body = Object),
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -261,7 +302,7 @@ pub async fn get_article(State(s): State<AppState>, Path(id): Path<String>) -> R
 }
 
 /// The author as the source of truth holds it now (see `GET /articles/{id}`).
-#[utoipa::path(get, path = "/authors/{id}", tag = "authors",
+#[utoipa::path(get, path = "/authors/{id}", tag = "authors", params(IdPath),
     responses((status = 200, description = "The author's current snapshot", body = Object),
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]

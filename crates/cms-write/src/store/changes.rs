@@ -33,12 +33,14 @@ pub struct Cursor {
 }
 
 impl Cursor {
+    /// `<order_txid>.<seq>`, each 1-18 digits (what the API document says).
     pub fn parse(s: &str) -> Option<Self> {
         let (order_txid, seq) = s.split_once('.')?;
-        Some(Self {
-            order_txid: order_txid.parse().ok().filter(|t| *t >= 0)?,
-            seq: seq.parse().ok().filter(|q| *q >= 0)?,
-        })
+        let number = |t: &str| (1..=18).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit());
+        if !number(order_txid) || !number(seq) {
+            return None;
+        }
+        Some(Self { order_txid: order_txid.parse().ok()?, seq: seq.parse().ok()? })
     }
 }
 
@@ -126,5 +128,6 @@ mod tests {
         assert_eq!(Cursor::parse("742"), None);
         assert_eq!(Cursor::parse("-1.2"), None);
         assert_eq!(Cursor::parse("a.b"), None);
+        assert_eq!(Cursor::parse("+1.2"), None);
     }
 }

@@ -2,6 +2,7 @@
 //! apart from a standby.
 
 use crate::harness::{DEADLINE, RelayStack, assert_last_record_is_newest};
+use sluice_testkit::ServiceHandle;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_a_broker_outage_exits_and_loses_nothing() {
@@ -106,6 +107,7 @@ async fn start_up_errors_say_what_to_fix() {
     wait_for_log(&weak, "lacks the REPLICATION attribute").await;
     assert!(weak.log_tail().contains("ALTER ROLE weak REPLICATION"), "{}", weak.log_tail());
     assert!(!weak.is_ready().await);
+    assert_eq!(readyz_standby_ok(&weak).await, 503, "a failing relay passed for a standby");
 
     // A publication the relay's role may not create.
     let unpublished = stack.relay(&[("SLUICE_PUBLICATION", "nobody_made_this".into())]).await;
@@ -131,6 +133,13 @@ async fn start_up_errors_say_what_to_fix() {
     wait_for_log(&standby, "standby").await;
     let log = standby.log_tail();
     assert!(!log.contains("ERROR"), "a standby logged an error:\n{log}");
+    // Not ready (it does not stream), but healthy in its role: what the Helm
+    // chart's readiness probe asks, so that standbys do not stall a rollout.
+    assert!(!standby.is_ready().await);
+    assert_eq!(readyz_standby_ok(&standby).await, 200);
+    assert_eq!(readyz_standby_ok(&active).await, 200);
+    assert_eq!(crate::harness::metric(&active, "sluice_relay_streaming").await, 1.0);
+    assert_eq!(crate::harness::metric(&standby, "sluice_relay_streaming").await, 0.0);
 
     // Slot names are global to the server: a relay of another database
     // given the same slot name refuses it rather than judging or dropping it.
@@ -159,4 +168,10 @@ async fn wait_for_log(relay: &sluice_testkit::ServiceHandle, text: &str) {
         async move { found.then_some(()) }
     })
     .await;
+}
+
+/// The status of `/readyz?standby=ok`.
+async fn readyz_standby_ok(relay: &ServiceHandle) -> u16 {
+    let url = format!("{}/readyz?standby=ok", relay.base_url());
+    reqwest::get(url).await.expect("GET /readyz?standby=ok").status().as_u16()
 }

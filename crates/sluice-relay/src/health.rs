@@ -18,17 +18,20 @@ struct Inner {
     streaming: AtomicBool,
     readiness: Readiness,
     gauge: IntGauge,
+    streaming_gauge: IntGauge,
     brokers: String,
 }
 
 impl BrokerHealth {
-    pub(crate) fn new(readiness: Readiness, gauge: IntGauge, brokers: &str) -> Self {
+    pub(crate) fn new(readiness: Readiness, gauge: IntGauge, streaming_gauge: IntGauge, brokers: &str) -> Self {
         gauge.set(1);
+        streaming_gauge.set(0);
         Self(Arc::new(Inner {
             down: AtomicBool::new(false),
             streaming: AtomicBool::new(false),
             readiness,
             gauge,
+            streaming_gauge,
             brokers: brokers.into(),
         }))
     }
@@ -56,7 +59,13 @@ impl BrokerHealth {
 
     pub(crate) fn set_streaming(&self, streaming: bool) {
         self.0.streaming.store(streaming, Ordering::Release);
+        self.0.streaming_gauge.set(i64::from(streaming));
         self.update();
+    }
+
+    /// Waiting, healthy, for another relay to let go of the slot.
+    pub(crate) fn set_standby(&self, standby: bool) {
+        self.0.readiness.set_standby(standby);
     }
 
     fn update(&self) {

@@ -18,6 +18,8 @@ pub struct RelayMetrics {
     pub commit_to_ack: Histogram,
     pub dead_letters: IntCounterVec,
     pub broker_up: IntGauge,
+    /// 1 while this relay holds the slot and streams (0: standby, starting or failing).
+    pub streaming: IntGauge,
     pub sweeps: IntCounter,
 }
 
@@ -70,6 +72,10 @@ impl RelayMetrics {
                 &["reason"],
             )?,
             broker_up: IntGauge::new("sluice_relay_broker_up", "0 while the Kafka brokers are unreachable")?,
+            streaming: IntGauge::new(
+                "sluice_relay_streaming",
+                "1 while this relay holds its slot and streams; 0 for a standby, or one starting or failing",
+            )?,
             sweeps: IntCounter::new(
                 "sluice_relay_outbox_sweeps_total",
                 "Housekeeping rounds that deleted relayed rows past the retention",
@@ -77,6 +83,7 @@ impl RelayMetrics {
         };
         registry.register(Box::new(m.dead_letters.clone()))?;
         registry.register(Box::new(m.broker_up.clone()))?;
+        registry.register(Box::new(m.streaming.clone()))?;
         registry.register(Box::new(m.sweeps.clone()))?;
         registry.register(Box::new(m.records.clone()))?;
         registry.register(Box::new(m.bytes.clone()))?;

@@ -46,7 +46,7 @@ pub async fn run_relay(
     readiness: Readiness,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let health = BrokerHealth::new(readiness, metrics.broker_up.clone(), &config.brokers);
+    let health = BrokerHealth::new(readiness, metrics.broker_up.clone(), metrics.streaming.clone(), &config.brokers);
     tokio::spawn(health.clone().watch(shutdown.clone()));
     let mut delay = Duration::from_secs(1);
     loop {
@@ -96,7 +96,10 @@ async fn run_once(
     // (Declared after `client`, so dropped before it: the connection is
     // closed here, not reported as lost when the client goes.)
     let _close = AbortOnDrop(session.hold(connection));
-    if !lock::acquire(&client, &config.slot, &session.token).await? {
+    health.set_standby(true);
+    let acquired = lock::acquire(&client, &config.slot, &session.token).await;
+    health.set_standby(false);
+    if !acquired? {
         return session.end();
     }
     preflight::check(&client, &tables).await?;

@@ -53,7 +53,8 @@ pub async fn replay(
         );
         tracing::warn!(slot = %config.slot, "replaying beside an active relay (--force)");
     }
-    let health = BrokerHealth::new(Default::default(), metrics.broker_up.clone(), &config.brokers);
+    let health =
+        BrokerHealth::new(Default::default(), metrics.broker_up.clone(), metrics.streaming.clone(), &config.brokers);
     let names = tables.iter().map(|t| t.qualified()).collect();
     let mut pipeline = pipeline::build(config, &metrics, health, None, Arc::default(), names, Default::default())?;
     let txn: Arc<TxnAck> = Arc::default();

@@ -1,5 +1,5 @@
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -9,16 +9,30 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Whether the service is ready to take traffic; set by the service once its
 /// dependencies answer (and, for projections, once bootstrap has caught up).
+/// A service that waits, healthy, to take over from another one (a relay
+/// standby) says so too: `/readyz?standby=ok` counts it as ready, so that an
+/// orchestrator can tell it from one that is failing.
 #[derive(Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+pub struct Readiness {
+    ready: Arc<AtomicBool>,
+    standby: Arc<AtomicBool>,
+}
 
 impl Readiness {
     pub fn set_ready(&self, ready: bool) {
-        self.0.store(ready, Ordering::Release);
+        self.ready.store(ready, Ordering::Release);
     }
 
     pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub fn set_standby(&self, standby: bool) {
+        self.standby.store(standby, Ordering::Release);
+    }
+
+    pub fn is_standby(&self) -> bool {
+        self.standby.load(Ordering::Acquire)
     }
 }
 
@@ -29,7 +43,8 @@ struct OpsState {
 }
 
 /// `/metrics` (Prometheus text), `/healthz` (the process answers) and
-/// `/readyz` (503 until the service says it is ready).
+/// `/readyz` (503 until the service says it is ready; with `?standby=ok`, a
+/// healthy standby is ready too).
 pub fn ops_router<S: Clone + Send + Sync + 'static>(registry: Registry, readiness: Readiness) -> Router<S> {
     Router::new()
         .route("/metrics", get(metrics))
@@ -47,8 +62,19 @@ async fn metrics(State(state): State<OpsState>) -> impl IntoResponse {
     }
 }
 
-async fn ready(State(state): State<OpsState>) -> impl IntoResponse {
-    if state.readiness.is_ready() { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready") }
+#[derive(serde::Deserialize)]
+struct ReadyQuery {
+    standby: Option<String>,
+}
+
+async fn ready(State(state): State<OpsState>, Query(q): Query<ReadyQuery>) -> impl IntoResponse {
+    if state.readiness.is_ready() {
+        (StatusCode::OK, "ready")
+    } else if q.standby.as_deref() == Some("ok") && state.readiness.is_standby() {
+        (StatusCode::OK, "standby")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    }
 }
 
 #[cfg(test)]

@@ -43,6 +43,14 @@ VALUE_SETS = [
     ("ci/everything-values.yaml", {}),
     ("values-bootstrap.yaml", MAIN_REGISTRY),
 ]
+# Settings that must come from a Secret (a Deployment without them would run
+# open or not at all).
+REQUIRED_SECRETS = {
+    "command-api": {"SLUICE_DATABASE_URL", "SLUICE_WRITE_TOKENS", "SLUICE_READ_TOKENS"},
+    "outbox-relay": {"SLUICE_DATABASE_URL"},
+    "projector-postgres": {"SLUICE_DATABASE_URL"},
+    "query-api": {"SLUICE_SOURCE_TOKEN", "SLUICE_READ_TOKENS"},
+}
 # What the Secrets a Deployment references would hold.
 SECRET_PLACEHOLDERS = {
     "SLUICE_DATABASE_URL": "postgres://role:secret@db:5432/sluice",
@@ -168,6 +176,10 @@ def check_configs(docs):
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         for source in container.get("envFrom") or []:
             env.update(configmaps[source["configMapRef"]["name"]])
+        secret = {v["name"] for v in container.get("env") or [] if "secretKeyRef" in (v.get("valueFrom") or {})}
+        missing = REQUIRED_SECRETS.get(container["args"][0], set()) - secret
+        if missing:
+            problems.append(f"Deployment {doc['metadata']['name']}: no Secret reference for {sorted(missing)}")
         for var in container.get("env") or []:
             env[var["name"]] = var.get("value") or SECRET_PLACEHOLDERS.get(var["name"], "token-1,token-2")
         binary = BIN / container["args"][0]
@@ -226,6 +238,22 @@ def main():
     except helm.HelmError as e:
         if "registryUrl is required" not in str(e):
             failures.append(f"values-bootstrap.yaml without a registryUrl: unexpected error {e}")
+
+    for values, message in [
+        ({"commandApi": {"env": {"SLUICE_TOPIC_PREFIX": "other"}}}, "commandApi.env.SLUICE_TOPIC_PREFIX"),
+        ({"projectorRedis": {"autoscaling": {"enabled": True, "minReplicas": 5}}}, "minReplicas (5) is above"),
+    ]:
+        try:
+            manifests(chart, values)
+            failures.append(f"rendered {values}, which must fail with `{message}`")
+        except helm.HelmError as e:
+            if message not in str(e):
+                failures.append(f"{values}: expected `{message}`, got {e}")
+
+    bad_tool = [("fixture", {"kind": "Job", "metadata": {"name": "bad"}, "spec": {"template": {"spec": {
+        "containers": [{"args": ["sluice", "schema", "register", "--no-such-flag"]}]}}}})]
+    if not check_tool_args(bad_tool):
+        failures.append("the sluice command check accepted `sluice schema register --no-such-flag`")
 
     broken_config = {"queryApi": {"env": {"SLUICE_NO_SUCH_SETTING": "1"}}}
     if not any("SLUICE_NO_SUCH_SETTING" in p for p in check_configs(manifests(chart, broken_config))):

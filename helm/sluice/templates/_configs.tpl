@@ -1,4 +1,5 @@
-{{/* The non-secret SLUICE_* settings of every enabled service, by name. */}}
+{{/* The non-secret SLUICE_* settings the chart derives from its values, by
+     service name (sluice.serviceConfigs adds each service's `env`). */}}
 {{- define "sluice.configs" -}}
 {{- $v := .Values -}}
 {{- if $v.commandApi.enabled }}
@@ -8,9 +9,7 @@ command-api:
   SLUICE_REGISTRY_URL: {{ include "sluice.registryUrl" . | quote }}
   SLUICE_TOPIC_PREFIX: {{ $v.topicPrefix | quote }}
   SLUICE_QUERY_BASE_URL: {{ include "sluice.queryApiUrl" . | quote }}
-  {{- range $k, $val := $v.commandApi.env }}
-  {{ $k }}: {{ $val | quote }}
-  {{- end }}
+  SLUICE_OUTBOX_TABLE: {{ $v.outboxTable | quote }}
 {{- end }}
 {{- if $v.outboxRelay.enabled }}
 outbox-relay:
@@ -18,17 +17,12 @@ outbox-relay:
   SLUICE_BROKERS: {{ $v.kafka.brokers | quote }}
   SLUICE_PARTITIONS: {{ $v.kafka.partitions | quote }}
   SLUICE_TOPIC_PREFIX: {{ $v.topicPrefix | quote }}
-  {{- range $k, $val := $v.outboxRelay.env }}
-  {{ $k }}: {{ $val | quote }}
-  {{- end }}
+  SLUICE_OUTBOX_TABLES: {{ $v.outboxTable | quote }}
 {{- end }}
 {{- if $v.schemaRegistry.enabled }}
 schema-registry:
   SLUICE_LISTEN: {{ printf "0.0.0.0:%d" (int $v.schemaRegistry.port) | quote }}
   SLUICE_BROKERS: {{ $v.kafka.brokers | quote }}
-  {{- range $k, $val := $v.schemaRegistry.env }}
-  {{ $k }}: {{ $val | quote }}
-  {{- end }}
 {{- end }}
 {{- if $v.projectorRedis.enabled }}
 projector-redis:
@@ -42,9 +36,6 @@ projector-redis:
   {{- if not $v.redis.existingSecret }}
   SLUICE_REDIS_URL: {{ $v.redis.url | quote }}
   {{- end }}
-  {{- range $k, $val := $v.projectorRedis.env }}
-  {{ $k }}: {{ $val | quote }}
-  {{- end }}
 {{- end }}
 {{- if $v.projectorPostgres.enabled }}
 projector-postgres:
@@ -56,9 +47,6 @@ projector-postgres:
   SLUICE_PARTITIONS: {{ $v.kafka.partitions | quote }}
   SLUICE_PROJECTION: {{ $v.projectorPostgres.projection | quote }}
   SLUICE_PG_SCHEMA: {{ $v.projectorPostgres.schema | quote }}
-  {{- range $k, $val := $v.projectorPostgres.env }}
-  {{ $k }}: {{ $val | quote }}
-  {{- end }}
 {{- end }}
 {{- if $v.queryApi.enabled }}
 query-api:
@@ -74,18 +62,12 @@ query-api:
   {{- if $v.commandApi.enabled }}
   SLUICE_SOURCE_URL: {{ include "sluice.commandApiUrl" . | quote }}
   {{- end }}
-  {{- range $k, $val := $v.queryApi.env }}
-  {{ $k }}: {{ $val | quote }}
-  {{- end }}
 {{- end }}
 {{- if $v.lagExporter.enabled }}
 lag-exporter:
   SLUICE_LISTEN: {{ printf "0.0.0.0:%d" (int $v.lagExporter.port) | quote }}
   SLUICE_BROKERS: {{ $v.kafka.brokers | quote }}
   SLUICE_GROUPS: {{ $v.lagExporter.groups | quote }}
-  {{- range $k, $val := $v.lagExporter.env }}
-  {{ $k }}: {{ $val | quote }}
-  {{- end }}
 {{- end }}
 {{- end -}}
 
@@ -105,19 +87,15 @@ command-api:
 {{- if $v.outboxRelay.enabled }}
 outbox-relay:
   values: outboxRelay
-  # A standby (another relay holds the slot) is healthy and waits: ready in
-  # Kubernetes' sense, or a rollout would wait for it forever.
-  readinessPath: /healthz
+  # A standby (waiting, healthy, for the slot's lock) counts as ready, or a
+  # rollout would wait for it forever; a relay failing at start does not.
+  readinessPath: /readyz?standby=ok
   secrets:
     - {"env": "SLUICE_DATABASE_URL", "secret": {{ $v.outboxRelay.existingSecret | quote }}, "key": {{ $v.outboxRelay.urlKey | quote }}}
 {{- end }}
 {{- if $v.schemaRegistry.enabled }}
 schema-registry:
   values: schemaRegistry
-  # One leader: a second replica would be a second leader allocating ids,
-  # and a rolling update would run two for a while.
-  replicas: 1
-  strategy: Recreate
   secrets: []
 {{- end }}
 {{- if $v.projectorRedis.enabled }}
@@ -141,7 +119,7 @@ query-api:
   secrets:
     - {"env": "SLUICE_SOURCE_TOKEN", "secret": {{ $v.tokens.existingSecret | quote }}, "key": {{ $v.tokens.sourceKey | quote }}}
     {{- if not $v.queryApi.openReads }}
-    - {"env": "SLUICE_READ_TOKENS", "secret": {{ $v.tokens.existingSecret | quote }}, "key": {{ $v.tokens.readKey | quote }}}
+    - {"env": "SLUICE_READ_TOKENS", "secret": {{ $v.tokens.existingSecret | quote }}, "key": {{ $v.tokens.queryReadKey | quote }}}
     {{- end }}
     {{- if $v.redis.existingSecret }}
     - {{ toJson $redis }}
@@ -155,4 +133,29 @@ lag-exporter:
   values: lagExporter
   secrets: []
 {{- end }}
+{{- end -}}
+
+
+{{/* Every enabled service's ConfigMap data: the chart's settings and the
+     service's `env`, which may add settings but not replace one the chart
+     derives from another value (the hooks and init containers use those
+     values too: they would disagree). */}}
+{{- define "sluice.serviceConfigs" -}}
+{{- $services := include "sluice.services" . | fromYaml -}}
+{{- $out := dict -}}
+{{- range $name, $config := include "sluice.configs" . | fromYaml }}
+{{- $key := (index $services $name).values }}
+{{- $merged := dict }}
+{{- range $k, $val := $config }}
+{{- $_ := set $merged $k $val }}
+{{- end }}
+{{- range $k, $val := (index $.Values $key).env | default dict }}
+{{- if hasKey $config $k }}
+{{- fail (printf "%s.env.%s: the chart sets %s from its values; set the value instead" $key $k $k) }}
+{{- end }}
+{{- $_ := set $merged $k (toString $val) }}
+{{- end }}
+{{- $_ := set $out $name $merged }}
+{{- end }}
+{{- toYaml $out }}
 {{- end -}}

@@ -67,22 +67,25 @@ securityContext:
   {{- toYaml .Values.securityContext | nindent 2 }}
 {{- end -}}
 
-{{/* The container that registers the image's writer schemas (FULL_TRANSITIVE). */}}
-{{- define "sluice.registerSchemas" -}}
-- name: register-schemas
-  image: {{ include "sluice.image" . }}
-  imagePullPolicy: {{ .Values.image.pullPolicy }}
+{{/* A container running `sluice schema <action>` (check or register, FULL_TRANSITIVE)
+     on the image's schemas: root, name, action. */}}
+{{- define "sluice.schemaTool" -}}
+- name: {{ .name }}
+  image: {{ include "sluice.image" .root }}
+  imagePullPolicy: {{ .root.Values.image.pullPolicy }}
   args:
     - sluice
     - schema
-    - register
+    - {{ .action }}
     - --registry
-    - {{ include "sluice.registryUrl" . | quote }}
+    - {{ include "sluice.registryUrl" .root | quote }}
     - --dir
     - /opt/sluice/schemas
     - --topic-prefix
-    - {{ .Values.topicPrefix | quote }}
+    - {{ .root.Values.topicPrefix | quote }}
+    {{- if eq .action "register" }}
     - --wait-secs
     - "300"
-  {{- include "sluice.toolPod" . | nindent 2 }}
+    {{- end }}
+  {{- include "sluice.toolPod" .root | nindent 2 }}
 {{- end -}}

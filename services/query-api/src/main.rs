@@ -155,6 +155,9 @@ fn main() -> ExitCode {
         tokio::spawn(watch_lag(query.clone(), readiness.clone(), Duration::from_millis(config.watermark_cache_ms)));
         let tokens = Tokens::parse(&Secret::default(), &config.read_tokens);
         let tokens = (!tokens.read.is_empty()).then_some(tokens);
+        if tokens.is_none() {
+            tracing::warn!("reads are open to anyone: SLUICE_READ_TOKENS is empty");
+        }
         let http = sluice_telemetry::http_metrics::HttpMetrics::register(&registry, "query")?;
         let app =
             http.layer(sluice_query::router(query, tokens)).merge(sluice_telemetry::ops_router(registry, readiness));

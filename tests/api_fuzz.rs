@@ -84,3 +84,24 @@ async fn the_command_api_keeps_its_document_and_refused_requests_write_nothing()
     let missing = answered.keys().filter(|id| !erased.contains(id)).count();
     assert_eq!(stored, missing, "every accepted aggregate that was not erased is stored");
 }
+
+/// The query API over both read models (Redis, and PostgreSQL for search),
+/// with a few articles to find: every schemathesis check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_query_api_keeps_its_document() {
+    let side = common::WriteSide::start("fuzzq").await;
+    let _redis_projector = side.projector().await;
+    let (_pg_projector, pg_url, _) = side.projector_postgres().await;
+    let author =
+        side.send("/authors", Some(serde_json::json!({"name": "Ada"}))).await["id"].as_str().unwrap().to_string();
+    for n in 0..3 {
+        let body = serde_json::json!({"title": format!("Note {n}"), "author_id": author, "tags": ["rust"]});
+        let id = side.create_article(body).await;
+        side.send(&format!("/articles/{id}/publish"), Some(serde_json::json!({}))).await;
+    }
+    let query =
+        side.query(&[("SLUICE_POSTGRES_URL", pg_url), ("SLUICE_READ_TOKENS", common::READ_TOKEN.to_string())]).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let exchanges = fuzz("services/query-api/openapi.json", &query.base_url(), common::READ_TOKEN, dir.path());
+    assert!(exchanges.iter().any(|e| e["response"]["status"] == 200), "schemathesis never got a 200");
+}

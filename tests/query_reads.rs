@@ -157,12 +157,21 @@ async fn lists_pages_and_search_from_either_read_model() {
         ("/articles/search", None, "q:"),
         ("/articles", Some("strong"), "unknown mode"),
         ("/articles?consistency=bounded", None, "max-staleness-ms"),
-        // A token of no aggregate a command answers for.
-        ("/articles", Some("at-least; token=b3JkZXI6MTox"), "not a consistency token"),
+        ("/articles", Some("at-least; token=!!"), "not a consistency token"),
     ] {
         let a = s.get(path, consistency).await;
         let error = a.body["error"].as_str().unwrap_or_default().to_string();
         assert!(a.status == 400 && error.contains(says), "{path} {consistency:?}: {a:?}");
+    }
+    // Well-formed, but not processable (422): a token of no aggregate a
+    // command answers for, and a header and a parameter that disagree.
+    for (path, consistency, says) in [
+        ("/articles", Some("at-least; token=b3JkZXI6MTox"), "not a consistency token a command answered"),
+        ("/articles?consistency=eventual", Some("bounded; max-staleness-ms=5"), "disagree"),
+    ] {
+        let a = s.get(path, consistency).await;
+        let error = a.body["error"].as_str().unwrap_or_default().to_string();
+        assert!(a.status == 422 && error.contains(says), "{path} {consistency:?}: {a:?}");
     }
 
     // An erasure's token is met once the read model holds the erasure.

@@ -162,7 +162,7 @@ pub enum ArticleCommand {
 impl DraftArticle {
     /// Validates the command and builds version 1 of the article.
     pub fn execute(self, id: Uuid, now: DateTime<Utc>) -> Result<(Article, ArticleEvent), Rejection> {
-        let title = self.title.trim().to_string();
+        let title = self.title.trim_matches(sluice_core::text::is_pattern_space).to_string();
         let slug = self.slug.unwrap_or_else(|| slugify(&title));
         let mut checks = Checks::default();
         check_title(&mut checks, &self.title);
@@ -261,7 +261,7 @@ impl Article {
         let mut checks = Checks::default();
         if let Some(title) = edit.title {
             check_title(&mut checks, &title);
-            self.title = title.trim().to_string();
+            self.title = title.trim_matches(sluice_core::text::is_pattern_space).to_string();
         }
         if let Some(body) = edit.body {
             check_body(&mut checks, &body);
@@ -286,7 +286,7 @@ fn refuse_if(condition: bool, field: &str, message: &str) -> Result<(), Rejectio
 /// The title as sent (its surrounding spaces are trimmed after the checks,
 /// and count towards the length: what the API document says).
 fn check_title(checks: &mut Checks, title: &str) {
-    checks.require(!title.trim().is_empty(), "title", "must not be empty");
+    checks.require(!sluice_core::text::is_blank(title), "title", "must not be empty");
     checks.require(!title.contains('\0'), "title", "must not contain the NUL character");
     checks.require(title.chars().count() <= MAX_TITLE_CHARS, "title", "must be at most 200 characters");
 }

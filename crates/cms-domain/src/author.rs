@@ -71,7 +71,7 @@ pub enum AuthorCommand {
 
 /// The name as sent (trimmed after the checks; its spaces count towards the length).
 fn check_name(checks: &mut Checks, name: &str) {
-    checks.require(!name.trim().is_empty(), "name", "must not be empty");
+    checks.require(!sluice_core::text::is_blank(name), "name", "must not be empty");
     checks.require(!name.contains('\0'), "name", "must not contain the NUL character");
     checks.require(name.chars().count() <= MAX_NAME_CHARS, "name", "must be at most 100 characters");
 }
@@ -85,7 +85,7 @@ impl CreateAuthor {
     pub fn execute(self, id: Uuid, now: DateTime<Utc>) -> Result<(Author, AuthorEvent), Rejection> {
         let mut checks = Checks::default();
         check_name(&mut checks, &self.name);
-        let name = self.name.trim().to_string();
+        let name = self.name.trim_matches(sluice_core::text::is_pattern_space).to_string();
         check_bio(&mut checks, self.bio.as_deref());
         checks.finish()?;
         let micros = now.timestamp_micros();
@@ -102,7 +102,7 @@ impl Author {
         let event = match command {
             AuthorCommand::Rename(r) => {
                 check_name(&mut checks, &r.name);
-                next.name = r.name.trim().to_string();
+                next.name = r.name.trim_matches(sluice_core::text::is_pattern_space).to_string();
                 checks.require(next.name != self.name, "name", "is already the author's name");
                 AuthorEvent::Renamed
             }

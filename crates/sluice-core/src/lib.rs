@@ -6,6 +6,7 @@ pub mod error;
 pub mod headers;
 pub mod partitioner;
 pub mod secret;
+pub mod text;
 pub mod token;
 pub mod topics;
 pub mod validate;

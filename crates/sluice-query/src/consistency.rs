@@ -28,49 +28,88 @@ impl Consistency {
     }
 }
 
+/// Why a consistency value was refused: malformed (400), or well-formed but
+/// not processable (422): a token that no command answered, or a header and
+/// a parameter that disagree. The message says what was wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub message: String,
+    pub unprocessable: bool,
+}
+
+impl Refused {
+    fn malformed(message: impl Into<String>) -> Self {
+        Self { message: message.into(), unprocessable: false }
+    }
+
+    fn within(self, place: &str) -> Self {
+        Self { message: format!("{place}: {}", self.message), ..self }
+    }
+}
+
+/// The pattern of a value, as the OpenAPI document states it; `parse`
+/// accepts exactly what it matches.
+pub const PATTERN: &str = r"^[ \t]*(eventual|bounded[ \t]*;[ \t]*max-staleness-ms[ \t]*=[ \t]*[0-9]{1,18}|at-least[ \t]*;[ \t]*token[ \t]*=[ \t]*[A-Za-z0-9_-]{1,512})[ \t]*$";
+
 /// The consistency asked for by the header and the query parameter. Both
 /// may be given only if they agree. Anything malformed is an error that
 /// says what was wrong (answered 400): never silently `eventual`.
-pub fn from_request(header: Option<&str>, parameter: Option<&str>) -> Result<Consistency, String> {
-    let header = header.map(|h| parse(h).map_err(|e| format!("Sluice-Consistency header: {e}"))).transpose()?;
-    let parameter = parameter.map(|p| parse(p).map_err(|e| format!("consistency parameter: {e}"))).transpose()?;
+pub fn from_request(header: Option<&str>, parameter: Option<&str>) -> Result<Consistency, Refused> {
+    let header = header.map(|h| parse(h).map_err(|e| e.within("Sluice-Consistency header"))).transpose()?;
+    let parameter = parameter.map(|p| parse(p).map_err(|e| e.within("consistency parameter"))).transpose()?;
     match (header, parameter) {
-        (Some(h), Some(p)) if h != p => {
-            Err("the Sluice-Consistency header and the consistency parameter disagree: give one".into())
-        }
+        // Each well-formed on its own: the request cannot be processed (422).
+        (Some(h), Some(p)) if h != p => Err(Refused {
+            message: "the Sluice-Consistency header and the consistency parameter disagree: give one".into(),
+            unprocessable: true,
+        }),
         (Some(c), _) | (None, Some(c)) => Ok(c),
         (None, None) => Ok(Consistency::Eventual),
     }
 }
 
-/// Parses one value: a mode, then `;`-separated `name=value` parameters.
-pub fn parse(value: &str) -> Result<Consistency, String> {
-    let mut parts = value.split(';').map(str::trim);
-    let mode = parts.next().unwrap_or_default().to_ascii_lowercase();
+/// Parses one value: a mode, then `;`-separated `name=value` parameters,
+/// lower case, with spaces or tabs around the separators ([`PATTERN`]).
+pub fn parse(value: &str) -> Result<Consistency, Refused> {
+    let blank = |c: char| c == ' ' || c == '\t';
+    let mut parts = value.split(';').map(|p| p.trim_matches(blank));
+    let mode = parts.next().unwrap_or_default();
     let mut params = Vec::new();
-    for part in parts.filter(|p| !p.is_empty()) {
-        let (name, value) = part.split_once('=').ok_or_else(|| format!("`{part}` is not a name=value parameter"))?;
-        params.push((name.trim().to_ascii_lowercase(), value.trim()));
+    for part in parts {
+        let (name, value) = part
+            .split_once('=')
+            .ok_or_else(|| Refused::malformed(format!("`{part}` is not a name=value parameter")))?;
+        params.push((name.trim_matches(blank), value.trim_matches(blank)));
     }
-    let only = |expected: &str| -> Result<&str, String> {
+    let only = |expected: &str| -> Result<&str, Refused> {
         match params.as_slice() {
-            [(name, value)] if name == expected => Ok(*value),
-            [] => Err(format!("`{mode}` needs `; {expected}=...`")),
-            _ => Err(format!("`{mode}` takes exactly one parameter, `{expected}`")),
+            [(name, value)] if *name == expected => Ok(*value),
+            [] => Err(Refused::malformed(format!("`{mode}` needs `; {expected}=...`"))),
+            _ => Err(Refused::malformed(format!("`{mode}` takes exactly one parameter, `{expected}`"))),
         }
     };
-    match mode.as_str() {
+    match mode {
         "eventual" if params.is_empty() => Ok(Consistency::Eventual),
-        "eventual" => Err("`eventual` takes no parameters".into()),
+        "eventual" => Err(Refused::malformed("`eventual` takes no parameters")),
         "bounded" => {
             let ms = only("max-staleness-ms")?;
-            let ms: u64 = ms
-                .parse()
-                .map_err(|_| format!("max-staleness-ms must be a whole number of milliseconds, not `{ms}`"))?;
+            if !(1..=18).contains(&ms.len()) || !ms.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(Refused::malformed(format!(
+                    "max-staleness-ms must be a whole number of milliseconds (1 to 18 digits), not `{ms}`"
+                )));
+            }
+            let ms: u64 = ms.parse().map_err(|_| Refused::malformed("max-staleness-ms is too large"))?;
             Ok(Consistency::Bounded { max_staleness: Duration::from_millis(ms) })
         }
         "at-least" => {
             let token = only("token")?;
+            let well_formed = (1..=512).contains(&token.len())
+                && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !well_formed {
+                return Err(Refused::malformed(format!(
+                    "`{token}` is not a consistency token (1 to 512 characters of A-Z, a-z, 0-9, _ and -)"
+                )));
+            }
             ConsistencyToken::decode(token)
                 .filter(|t| {
                     matches!(t.aggregate_type.as_str(), "article" | "author")
@@ -78,10 +117,13 @@ pub fn parse(value: &str) -> Result<Consistency, String> {
                         && t.version > 0
                 })
                 .map(Consistency::AtLeast)
-                .ok_or_else(|| format!("`{token}` is not a consistency token a command answered"))
+                .ok_or_else(|| Refused {
+                    message: format!("`{token}` is not a consistency token a command answered"),
+                    unprocessable: true,
+                })
         }
-        "" => Err("empty value: expected eventual, bounded or at-least".into()),
-        other => Err(format!("unknown mode `{other}`: expected eventual, bounded or at-least")),
+        "" => Err(Refused::malformed("empty value: expected eventual, bounded or at-least")),
+        other => Err(Refused::malformed(format!("unknown mode `{other}`: expected eventual, bounded or at-least"))),
     }
 }
 
@@ -98,7 +140,7 @@ mod tests {
     fn the_three_modes_parse() {
         assert_eq!(parse("eventual"), Ok(Consistency::Eventual));
         assert_eq!(
-            parse(" Bounded ;max-staleness-ms = 250 "),
+            parse(" bounded ;max-staleness-ms = 250 "),
             Ok(Consistency::Bounded { max_staleness: Duration::from_millis(250) })
         );
         assert_eq!(parse(&format!("at-least; token={}", token().encode())), Ok(Consistency::AtLeast(token())));
@@ -115,6 +157,9 @@ mod tests {
             ("bounded; max-staleness-ms=10; token=x", "exactly one"),
             ("bounded; ms", "not a name=value"),
             ("at-least; token=!!", "not a consistency token"),
+            ("Eventual", "unknown mode `Eventual`"),
+            ("eventual;", "not a name=value"),
+            ("bounded; max-staleness-ms=+5", "whole number"),
             // Well-formed, but of no aggregate a command answers for.
             (
                 &format!("at-least; token={}", ConsistencyToken { aggregate_type: "order".into(), ..token() }.encode()),
@@ -126,12 +171,17 @@ mod tests {
             ),
             ("eventual; x=1", "takes no parameters"),
         ] {
-            let error = parse(value).expect_err(value);
+            let error = parse(value).expect_err(value).message;
             assert!(error.contains(reason), "{value}: {error}");
         }
-        let error = from_request(Some("eventual"), Some("bounded; max-staleness-ms=1")).expect_err("disagree");
+        let error = from_request(Some("eventual"), Some("bounded; max-staleness-ms=1")).expect_err("disagree").message;
         assert!(error.contains("disagree"));
-        let error = from_request(Some("nope"), None).expect_err("header");
+        let error = from_request(Some("nope"), None).expect_err("header").message;
         assert!(error.starts_with("Sluice-Consistency header"), "{error}");
+        // Well-formed tokens of no command are 422, malformed ones 400.
+        let unknown =
+            format!("at-least; token={}", ConsistencyToken { aggregate_type: "order".into(), ..token() }.encode());
+        assert!(parse(&unknown).expect_err("order").unprocessable);
+        assert!(!parse("at-least; token=!!").expect_err("!!").unprocessable);
     }
 }

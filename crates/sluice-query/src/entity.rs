@@ -32,7 +32,10 @@ pub fn asked(headers: &HeaderMap, parameter: Option<&str>) -> Result<Consistency
         Some(Err(_)) => return Err(problem(StatusCode::BAD_REQUEST, "Sluice-Consistency header: not ASCII")),
         None => None,
     };
-    consistency::from_request(header, parameter).map_err(|e| problem(StatusCode::BAD_REQUEST, &e))
+    consistency::from_request(header, parameter).map_err(|e| {
+        let status = if e.unprocessable { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::BAD_REQUEST };
+        problem(status, &e.message)
+    })
 }
 
 /// What a read of one aggregate found, and how fresh it is.

@@ -18,8 +18,21 @@ use sluice_store_redis::reads::{Cursor, Published};
 use std::time::Instant;
 
 const DEFAULT_LIMIT: usize = 20;
-const MAX_LIMIT: usize = 100;
-const MAX_QUERY_LEN: usize = 200;
+pub(crate) const MAX_LIMIT: usize = 100;
+pub(crate) const MAX_QUERY_LEN: usize = 200;
+/// A `next_cursor`: `<published_at>.<article id>` (what `cursor` accepts).
+pub(crate) const CURSOR_PATTERN: &str =
+    r"^-?[0-9]{1,18}\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$";
+
+/// Exactly the cursors [`CURSOR_PATTERN`] matches.
+fn cursor(value: &str) -> Option<Cursor> {
+    let (at, id) = value.split_once('.')?;
+    let digits = at.strip_prefix('-').unwrap_or(at);
+    let well_formed = (1..=18).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && sluice_core::text::is_hyphenated_uuid(id);
+    well_formed.then(|| Cursor::decode(value)).flatten()
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -116,7 +129,7 @@ async fn list(
         let asked = asked(&headers, p.consistency.as_deref())?;
         let limit = limit(p.limit)?;
         let cursor = match p.cursor.as_deref() {
-            Some(c) => Some(Cursor::decode(c).ok_or_else(|| bad("cursor: not a cursor this API answered"))?),
+            Some(c) => Some(cursor(c).ok_or_else(|| bad("cursor: not a cursor this API answered"))?),
             None => None,
         };
         let reached = settle(&q, &asked, None).await;
@@ -246,8 +259,12 @@ pub async fn search(
         let Query(p) = p.map_err(|e| bad(&e.body_text()))?;
         let asked = asked(&headers, p.consistency.as_deref())?;
         let limit = limit(p.limit)?;
-        let text = p.q.as_deref().map(str::trim).unwrap_or_default();
-        if text.is_empty() || text.chars().count() > MAX_QUERY_LEN {
+        let raw = p.q.as_deref().unwrap_or_default();
+        let text = raw.trim_matches(sluice_core::text::is_pattern_space);
+        if raw.contains('\0') {
+            return Err(bad("q: must not contain the NUL character"));
+        }
+        if sluice_core::text::is_blank(raw) || raw.chars().count() > MAX_QUERY_LEN {
             return Err(bad(&format!("q: give the words to search for (1 to {MAX_QUERY_LEN} characters)")));
         }
         let Some(pg) = &q.models.postgres else {

@@ -11,7 +11,11 @@ Helm library (helm-python-sdk: Helm v4, no binary, offline):
 - every Deployment's settings (its ConfigMap and its Secret references,
   with placeholder secrets) pass the service's own configuration loader
   (`<service> --check-config`, the binaries of target/debug);
-- values-bootstrap.yaml without a registryUrl is refused with a message;
+- each service has the Secret references it needs, and every `sluice`
+  command of hooks and init containers parses;
+- values-bootstrap.yaml without a registryUrl, an `env` that replaces a
+  derived setting or carries a secret, and autoscaling bounds that cannot
+  hold are refused with a message;
 - the alert rules and dashboards the chart ships are those of deploy/;
 - each check refuses its broken fixture (tests/fixtures/helm/).
 """
@@ -242,6 +246,7 @@ def main():
     for values, message in [
         ({"commandApi": {"env": {"SLUICE_TOPIC_PREFIX": "other"}}}, "commandApi.env.SLUICE_TOPIC_PREFIX"),
         ({"projectorRedis": {"autoscaling": {"enabled": True, "minReplicas": 5}}}, "minReplicas (5) is above"),
+        ({"queryApi": {"env": {"SLUICE_READ_TOKENS": "t"}}}, "a secret setting would land in a ConfigMap"),
     ]:
         try:
             manifests(chart, values)

@@ -140,6 +140,12 @@ async fn start_up_errors_say_what_to_fix() {
     assert_eq!(readyz_standby_ok(&active).await, 200);
     assert_eq!(crate::harness::metric(&active, "sluice_relay_streaming").await, 1.0);
     assert_eq!(crate::harness::metric(&standby, "sluice_relay_streaming").await, 0.0);
+    // A relay that could not take over is no standby, even while another
+    // holds the lock (it would pass a rollout, then stream nothing).
+    let broken = stack.relay(&[("SLUICE_PUBLICATION", "nobody_made_this".into())]).await;
+    wait_for_log(&broken, "create publication nobody_made_this for table cms.outbox").await;
+    assert_eq!(readyz_standby_ok(&broken).await, 503);
+    drop(broken);
 
     // Slot names are global to the server: a relay of another database
     // given the same slot name refuses it rather than judging or dropping it.

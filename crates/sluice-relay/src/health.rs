@@ -85,18 +85,26 @@ impl BrokerHealth {
             if !self.is_down() {
                 continue;
             }
-            let brokers = self.0.brokers.clone();
-            let reachable = tokio::task::spawn_blocking(move || {
-                sluice_kafka::metadata_client(&brokers).is_ok_and(|c| {
-                    use sluice_kafka::rdkafka::consumer::Consumer;
-                    c.fetch_metadata(None, Duration::from_secs(2)).is_ok()
-                })
-            })
-            .await
-            .unwrap_or(false);
-            if reachable {
+            if self.brokers_answer().await {
                 self.up();
             }
         }
+    }
+
+    /// Whether the brokers answer a metadata request now.
+    pub(crate) async fn brokers_answer(&self) -> bool {
+        let brokers = self.0.brokers.clone();
+        tokio::task::spawn_blocking(move || {
+            sluice_kafka::metadata_client(&brokers).is_ok_and(|c| {
+                use sluice_kafka::rdkafka::consumer::Consumer;
+                c.fetch_metadata(None, Duration::from_secs(2)).is_ok()
+            })
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    pub(crate) fn brokers(&self) -> &str {
+        &self.0.brokers
     }
 }

@@ -96,6 +96,12 @@ async fn run_once(
     // (Declared after `client`, so dropped before it: the connection is
     // closed here, not reported as lost when the client goes.)
     let _close = AbortOnDrop(session.hold(connection));
+    // What an operator must fix is found before waiting as a standby, so that
+    // a standby counts as healthy (`/readyz?standby=ok`) only when it could
+    // take over; checked again once it holds the lock (time may have passed).
+    preflight::check(&client, &tables).await?;
+    ensure_publication(&client, &config.publication, &tables).await?;
+    anyhow::ensure!(health.brokers_answer().await, "the Kafka brokers ({}) do not answer", health.brokers());
     health.set_standby(true);
     let acquired = lock::acquire(&client, &config.slot, &session.token).await;
     health.set_standby(false);

@@ -149,9 +149,13 @@ lag-exporter:
 {{- range $k, $val := $config }}
 {{- $_ := set $merged $k $val }}
 {{- end }}
+{{- $secret := list "SLUICE_DATABASE_URL" "SLUICE_POSTGRES_URL" "SLUICE_REDIS_URL" "SLUICE_WRITE_TOKENS" "SLUICE_READ_TOKENS" "SLUICE_SOURCE_TOKEN" }}
 {{- range $k, $val := (index $.Values $key).env | default dict }}
 {{- if hasKey $config $k }}
 {{- fail (printf "%s.env.%s: the chart sets %s from its values; set the value instead" $key $k $k) }}
+{{- end }}
+{{- if has $k $secret }}
+{{- fail (printf "%s.env.%s: a secret setting would land in a ConfigMap; give it through the chart's Secret references" $key $k) }}
 {{- end }}
 {{- $_ := set $merged $k (toString $val) }}
 {{- end }}

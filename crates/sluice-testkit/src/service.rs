@@ -109,6 +109,11 @@ impl ServiceHandle {
         crate::process::tail(&self.log)
     }
 
+    /// The whole log so far (a secrets test reads every line).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     /// SIGTERM and the exit status (graceful shutdown tests).
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         self.process.terminate()

@@ -68,7 +68,12 @@ pub struct SchemaStore {
 
 /// Parses a schema and gives its identity form (see `identity`).
 pub fn parse(text: &str) -> Result<(Schema, String), String> {
-    let schema = Schema::parse_str(text).map_err(|e| e.to_string())?;
+    // apache-avro 0.21 panics on some invalid names (`"name": ""`) instead of
+    // answering an error: a client's schema must not take the request (or a
+    // registry replaying the log) down with it.
+    let parsed = std::panic::catch_unwind(|| Schema::parse_str(text))
+        .map_err(|_| "the schema cannot be parsed: a name is not a valid Avro name".to_string())?;
+    let schema = parsed.map_err(|e| e.to_string())?;
     crate::compat::check_unions(&schema)?;
     let identity = crate::identity::identity_form(text)?;
     Ok((schema, identity))
@@ -302,5 +307,48 @@ mod tests {
         assert!(!record(&mut store, "v", 1, 5, &schema("x")), "id 5 is Z's");
         assert!(store.versions("v").next().is_none());
         assert_eq!(store.next_id(), 6);
+    }
+
+    // The registry's schema parser with what a client may send: arbitrary
+    // text and JSON shaped like schemas. An error says why; nothing panics.
+    fn schema_like() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let kind = prop_oneof![
+            Just("\"int\""),
+            Just("\"string\""),
+            Just("\"null\""),
+            Just("[\"null\",\"null\"]"),
+            Just("{\"type\":\"array\"}"),
+            Just("{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[]}"),
+            Just("\"R\""),
+            Just("{\"type\":\"fixed\",\"name\":\"F\",\"size\":-1}"),
+            Just("{}"),
+        ];
+        (proptest::collection::vec(("[a-z_]{0,3}", kind), 0..4), "[A-Za-z_]{0,3}").prop_map(|(fields, name)| {
+            let fields: Vec<String> = fields.iter().map(|(n, t)| format!(r#"{{"name":"{n}","type":{t}}}"#)).collect();
+            format!(r#"{{"type":"record","name":"{name}","fields":[{}]}}"#, fields.join(","))
+        })
+    }
+
+    #[test]
+    fn an_empty_name_is_refused_not_a_panic() {
+        let reason = parse(r#"{"type":"record","name":"","fields":[]}"#).expect_err("empty name");
+        assert!(reason.contains("name"), "{reason}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_text_is_refused_with_a_reason(text in proptest::prelude::any::<String>()) {
+            if let Err(reason) = parse(&text) {
+                proptest::prop_assert!(!reason.is_empty());
+            }
+        }
+
+        #[test]
+        fn schema_shaped_json_is_parsed_or_refused(text in schema_like()) {
+            if let Err(reason) = parse(&text) {
+                proptest::prop_assert!(!reason.is_empty());
+            }
+        }
     }
 }

@@ -99,10 +99,15 @@ async fn run_once(
     // What an operator must fix is found before waiting as a standby, so that
     // a standby counts as healthy (`/readyz?standby=ok`) only when it could
     // take over; checked again once it holds the lock (time may have passed).
+    // Brokers that do not answer make it no standby either, but it still
+    // takes the lock when free (records then wait in the producer's queue).
     preflight::check(&client, &tables).await?;
     ensure_publication(&client, &config.publication, &tables).await?;
-    anyhow::ensure!(health.brokers_answer().await, "the Kafka brokers ({}) do not answer", health.brokers());
-    health.set_standby(true);
+    let brokers_answer = health.brokers_answer().await;
+    if !brokers_answer {
+        tracing::warn!(brokers = %health.brokers(), "the Kafka brokers do not answer: not a standby until they do");
+    }
+    health.set_standby(brokers_answer);
     let acquired = lock::acquire(&client, &config.slot, &session.token).await;
     health.set_standby(false);
     if !acquired? {

@@ -172,7 +172,7 @@ def check_configs(docs):
     """Each Deployment's environment through its service's configuration
     loader: names the services do not know, values they refuse."""
     configmaps = {d["metadata"]["name"]: d.get("data") or {} for _, d in docs if d["kind"] == "ConfigMap"}
-    problems = check_tool_args(docs)
+    problems = []
     for _, doc in docs:
         if doc["kind"] != "Deployment":
             continue
@@ -212,7 +212,7 @@ def main():
         failures += [f"{label}: helm lint: {m}" for m in lint]
         docs = manifests(chart, values)
         failures += [f"{label}: {p}" for p in validate(docs)]
-        failures += [f"{label}: {p}" for p in check_configs(docs)]
+        failures += [f"{label}: {p}" for p in check_configs(docs) + check_tool_args(docs)]
         print(f"chart-check: {label}: {len(docs)} manifests ({', '.join(sorted({d['kind'] for _, d in docs}))})")
 
     shipped = [(CHART / "files" / "alerts.yml", ROOT / "deploy" / "prometheus" / "alerts.yml")]

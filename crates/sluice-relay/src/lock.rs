@@ -22,9 +22,19 @@ pub(crate) async fn try_acquire(client: &Client, slot: &str) -> anyhow::Result<b
         .get(0))
 }
 
-/// Waits (as a standby) until this session holds the lock: true, or false
-/// when shut down first.
-pub(crate) async fn acquire(client: &Client, slot: &str, shutdown: &CancellationToken) -> anyhow::Result<bool> {
+/// How [`acquire`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Acquired {
+    /// The lock was free.
+    AtOnce,
+    /// Another relay held it; this one waited as a standby and took over.
+    TookOver,
+    /// Shut down while waiting.
+    ShutDown,
+}
+
+/// Waits (as a standby) until this session holds the lock, or shutdown.
+pub(crate) async fn acquire(client: &Client, slot: &str, shutdown: &CancellationToken) -> anyhow::Result<Acquired> {
     // The server must notice soon when this relay's host or network goes
     // away (the default is hours of TCP silence): until it does, it keeps
     // the lock and no standby can take over.
@@ -37,15 +47,16 @@ pub(crate) async fn acquire(client: &Client, slot: &str, shutdown: &Cancellation
         if try_acquire(client, slot).await? {
             if announced {
                 tracing::info!(slot, "the active relay went away; taking over");
+                return Ok(Acquired::TookOver);
             }
-            return Ok(true);
+            return Ok(Acquired::AtOnce);
         }
         if !announced {
             tracing::info!(slot, "standby: another relay is active on this slot; waiting to take over");
             announced = true;
         }
         tokio::select! {
-            _ = shutdown.cancelled() => return Ok(false),
+            _ = shutdown.cancelled() => return Ok(Acquired::ShutDown),
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
     }

@@ -98,9 +98,9 @@ async fn run_once(
     let _close = AbortOnDrop(session.hold(connection));
     // What an operator must fix is found before waiting as a standby, so that
     // a standby counts as healthy (`/readyz?standby=ok`) only when it could
-    // take over; checked again once it holds the lock (time may have passed).
-    // Brokers that do not answer make it no standby either, but it still
-    // takes the lock when free (records then wait in the producer's queue).
+    // take over; checked again after a wait (time may have passed). Brokers
+    // that do not answer make it no standby either, but it still takes the
+    // lock when free (records then wait in the producer's queue).
     preflight::check(&client, &tables).await?;
     ensure_publication(&client, &config.publication, &tables).await?;
     let brokers_answer = health.brokers_answer().await;
@@ -110,12 +110,15 @@ async fn run_once(
     health.set_standby(brokers_answer);
     let acquired = lock::acquire(&client, &config.slot, &session.token).await;
     health.set_standby(false);
-    if !acquired? {
-        return session.end();
+    match acquired? {
+        lock::Acquired::ShutDown => return session.end(),
+        lock::Acquired::TookOver => {
+            preflight::check(&client, &tables).await?;
+            ensure_publication(&client, &config.publication, &tables).await?;
+        }
+        lock::Acquired::AtOnce => {}
     }
-    preflight::check(&client, &tables).await?;
     state.ensure(&client).await?;
-    ensure_publication(&client, &config.publication, &tables).await?;
 
     let stop_tasks = CancellationToken::new();
     let _stop_tasks = stop_tasks.clone().drop_guard();

@@ -49,35 +49,27 @@ impl TestPrometheus {
     /// The result of a range query (`data.result`) from `start` to `end`
     /// (seconds since the epoch) every `step` seconds.
     pub async fn query_range(&self, expr: &str, start: f64, end: f64, step: f64) -> Result<serde_json::Value, String> {
-        let url = format!("http://127.0.0.1:{}/api/v1/query_range", self.port);
         let (start, end, step) = (start.to_string(), end.to_string(), step.to_string());
-        let response = reqwest::Client::new()
-            .get(url)
-            .query(&[("query", expr), ("start", &start), ("end", &end), ("step", &step)])
-            .send()
-            .await
-            .map_err(|e| format!("{expr}: {e}"))?;
-        let body: serde_json::Value = response.json().await.map_err(|e| format!("{expr}: {e}"))?;
-        if body["status"] != "success" {
-            return Err(format!("{expr}: {}", body["error"]));
-        }
-        Ok(body["data"]["result"].clone())
+        self.api("query_range", &[("query", expr), ("start", &start), ("end", &end), ("step", &step)]).await
     }
 
     /// The result of an instant query (`data.result`); an error names the
     /// query and what Prometheus said.
     pub async fn query(&self, expr: &str) -> Result<Vec<serde_json::Value>, String> {
-        let url = format!("http://127.0.0.1:{}/api/v1/query", self.port);
-        let response = reqwest::Client::new()
-            .get(url)
-            .query(&[("query", expr)])
-            .send()
-            .await
-            .map_err(|e| format!("{expr}: {e}"))?;
+        Ok(self.api("query", &[("query", expr)]).await?.as_array().cloned().unwrap_or_default())
+    }
+
+    /// `GET /api/v1/<endpoint>` with `params` (the first is the query, named
+    /// in errors): `data.result`, or what Prometheus said was wrong.
+    async fn api(&self, endpoint: &str, params: &[(&str, &str)]) -> Result<serde_json::Value, String> {
+        let expr = params.first().map_or("", |(_, v)| *v);
+        let url = format!("http://127.0.0.1:{}/api/v1/{endpoint}", self.port);
+        let response =
+            reqwest::Client::new().get(url).query(params).send().await.map_err(|e| format!("{expr}: {e}"))?;
         let body: serde_json::Value = response.json().await.map_err(|e| format!("{expr}: {e}"))?;
         if body["status"] != "success" {
             return Err(format!("{expr}: {}", body["error"]));
         }
-        Ok(body["data"]["result"].as_array().cloned().unwrap_or_default())
+        Ok(body["data"]["result"].clone())
     }
 }

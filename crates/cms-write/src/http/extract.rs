@@ -119,7 +119,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Meta {
     }
 }
 
-/// Accepts `3`, `"3"` and `W/"3"`.
 /// `3`, `"3"` or `W/"3"`: a version of 1 to 18 digits without leading zeros
 /// (the pattern of the API document).
 fn parse_if_match(value: &str) -> Result<i64, CommandError> {

@@ -5,6 +5,7 @@ use crate::ack::{AckContext, RowAck, RowId, TxnAck};
 use crate::dead_letter::{DeadLetters, DeadRow, refused_locally_for_good};
 use crate::{OutboxRow, RelayMetrics};
 use sluice_core::{headers, topics};
+use sluice_kafka::rdkafka::ClientConfig;
 use sluice_kafka::rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use sluice_kafka::rdkafka::message::{Header, OwnedHeaders};
 use sluice_kafka::rdkafka::producer::{BaseRecord, Producer, PurgeConfig, ThreadedProducer};
@@ -63,6 +64,28 @@ pub(crate) struct Source<'a> {
     pub committed_at: &'a str,
 }
 
+/// The client's queue, in KiB: it bounds the relay's memory (when the broker
+/// is the bottleneck it fills and `send` waits for room). 16 MiB keeps
+/// batches full (`make bench`: the same rows/s as 64 MiB, a third of the
+/// resident memory), and it always holds the largest record allowed: a record
+/// larger than the queue would be refused as "queue full" forever.
+fn queue_kbytes(max_record_bytes: u64) -> u64 {
+    16_384u64.max(max_record_bytes.div_ceil(1024) + 1)
+}
+
+fn producer_config(config: &PublisherConfig<'_>) -> ClientConfig {
+    let mut settings = sluice_kafka::producer_config(config.brokers, "sluice-outbox-relay");
+    settings
+        .set("message.timeout.ms", config.delivery_timeout_ms.to_string())
+        // A larger record is refused here, alone (dead-lettered); no batch is
+        // larger than what the topic accepts.
+        .set("message.max.bytes", config.max_record_bytes.to_string())
+        .set("batch.size", config.max_record_bytes.to_string())
+        .set("queue.buffering.max.kbytes", queue_kbytes(config.max_record_bytes).to_string())
+        .set("queue.buffering.max.messages", "20000");
+    settings
+}
+
 impl Publisher {
     pub(crate) fn new(
         config: &PublisherConfig<'_>,
@@ -71,19 +94,7 @@ impl Publisher {
         metrics: RelayMetrics,
         cancel: CancellationToken,
     ) -> anyhow::Result<Self> {
-        let producer = sluice_kafka::producer_config(config.brokers, "sluice-outbox-relay")
-            .set("message.timeout.ms", config.delivery_timeout_ms.to_string())
-            // A larger record is refused here, alone (dead-lettered); no
-            // batch is larger than what the topic accepts.
-            .set("message.max.bytes", config.max_record_bytes.to_string())
-            .set("batch.size", config.max_record_bytes.to_string())
-            // The client's queue bounds the relay's memory: when the broker is
-            // the bottleneck it fills, and `send` waits for room. 16 MiB keeps
-            // batches full (`make bench`: same rows/s as 64 MiB) at a third of
-            // the resident memory.
-            .set("queue.buffering.max.kbytes", "16384")
-            .set("queue.buffering.max.messages", "20000")
-            .create_with_context(context)?;
+        let producer = producer_config(config).create_with_context(context)?;
         Ok(Self {
             producer,
             dead_letters,
@@ -312,5 +323,31 @@ fn dead_row(row: &OutboxRow, source: &Source<'_>, reason: String, with_payload: 
         key: Some(row.aggregate_id.clone().into_bytes()),
         value: if with_payload { row.payload.clone() } else { None },
         payload_bytes: row.payload.as_ref().map_or(0, Vec::len),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record the relay accepts (up to `SLUICE_MAX_RECORD_BYTES`) always
+    /// fits the client's queue: otherwise librdkafka answers "queue full" to
+    /// it forever and the relay stops at that row without a word.
+    #[test]
+    fn the_queue_holds_the_largest_record_allowed() {
+        for max_record_bytes in [1_000_000, 16_777_216, 20_000_000, 50_000_000, 1_000_000_000] {
+            let config = PublisherConfig {
+                brokers: "127.0.0.1:9092",
+                prefix: "p",
+                partitions: 1,
+                events_topics: false,
+                delivery_timeout_ms: 1000,
+                max_record_bytes,
+            };
+            let settings = producer_config(&config);
+            let queue: u64 = settings.get("queue.buffering.max.kbytes").expect("set").parse().expect("a number");
+            assert!(queue * 1024 > max_record_bytes, "{max_record_bytes} B record, {queue} KiB queue");
+            assert!(queue >= 16_384, "the queue keeps batches full");
+        }
     }
 }

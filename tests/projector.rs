@@ -432,3 +432,33 @@ async fn positions_beyond_the_end_of_the_topic_are_refused_not_skipped_to() {
     assert!(!second.is_ready().await, "a projector that cannot resume said it was ready");
     assert!(common::try_doc(&s.redis, "beyond", "new").await.is_none());
 }
+
+/// A broker that goes away and comes back (kill -9, restart on the same
+/// data) neither ends the projector nor leaves it stuck: records written
+/// after it returns are projected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projection_goes_on_after_the_broker_restarts() {
+    let mut s = Setup::start().await;
+    s.article("before", 1, "t").await;
+    let mut projector = s.projector("b").await;
+    wait_until("the first article", Duration::from_secs(60), || async { (s.count("b").await == 1).then_some(()) })
+        .await;
+
+    s.broker.stop();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    s.broker.restart();
+    for i in 0..6 {
+        s.article(&format!("after{i}"), 1, "t").await;
+    }
+    for _ in 0..600 {
+        if s.count("b").await == 7 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let consumer = sluice_kafka::metadata_client(&s.broker.bootstrap()).expect("client");
+    let marks = sluice_kafka::watermarks(&consumer, &s.topic);
+    assert_eq!(s.count("b").await, 7, "watermarks {marks:?}; log:\n{}", projector.log_text());
+    assert!(projector.is_ready().await, "ready again after the outage; log:\n{}", projector.log_tail());
+    projector.terminate();
+}

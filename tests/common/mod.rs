@@ -56,20 +56,29 @@ pub async fn projector(
     projection: &str,
     reader: &str,
 ) -> ServiceHandle {
-    let mut p = ServiceHandle::start(
-        "projector-redis",
-        &[
-            ("SLUICE_REDIS_URL", redis.url()),
-            ("SLUICE_BROKERS", broker.bootstrap()),
-            ("SLUICE_REGISTRY_URL", registry.to_string()),
-            ("SLUICE_TOPIC_PREFIX", prefix.to_string()),
-            ("SLUICE_PROJECTION", projection.to_string()),
-            ("SLUICE_AGGREGATES", "article,author".to_string()),
-            ("SLUICE_SCHEMAS_DIR", schemas_dir()),
-            ("SLUICE_READER_VERSIONS", reader.to_string()),
-        ],
-    )
-    .await;
+    projector_with(broker, redis, registry, prefix, projection, &[("SLUICE_READER_VERSIONS", reader.to_string())]).await
+}
+
+/// [`projector`] with more variables.
+pub async fn projector_with(
+    broker: &TestBroker,
+    redis: &TestRedis,
+    registry: &str,
+    prefix: &str,
+    projection: &str,
+    more: &[(&str, String)],
+) -> ServiceHandle {
+    let mut env = vec![
+        ("SLUICE_REDIS_URL", redis.url()),
+        ("SLUICE_BROKERS", broker.bootstrap()),
+        ("SLUICE_REGISTRY_URL", registry.to_string()),
+        ("SLUICE_TOPIC_PREFIX", prefix.to_string()),
+        ("SLUICE_PROJECTION", projection.to_string()),
+        ("SLUICE_AGGREGATES", "article,author".to_string()),
+        ("SLUICE_SCHEMAS_DIR", schemas_dir()),
+    ];
+    env.extend(more.iter().cloned());
+    let mut p = ServiceHandle::start("projector-redis", &env).await;
     // Ready means: reached the end offsets captured at start.
     p.wait_ready().await;
     p

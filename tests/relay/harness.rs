@@ -237,31 +237,7 @@ impl RelayStack {
     /// Every record of the state topic up to its current end (offsets may
     /// have gaps: tansu compacts when it starts).
     pub async fn read_to_end(&self) -> Vec<Seen> {
-        use sluice_kafka::rdkafka::{Offset, TopicPartitionList};
-        let topic = self.topic();
-        let consumer = sluice_kafka::consumer(&self.broker.bootstrap(), &random_name("reader")).expect("consumer");
-        let marks = sluice_kafka::watermarks(&consumer, &topic).expect("watermarks");
-        let mut unread: HashMap<i32, i64> =
-            marks.iter().filter(|w| w.high > w.low).map(|w| (w.partition, w.high)).collect();
-        let mut assignment = TopicPartitionList::new();
-        for w in &marks {
-            assignment.add_partition_offset(&topic, w.partition, Offset::Beginning).expect("assign");
-        }
-        consumer.assign(&assignment).expect("assign");
-        let mut seen = Vec::new();
-        let start = tokio::time::Instant::now();
-        while !unread.is_empty() {
-            assert!(start.elapsed() < DEADLINE, "partitions {unread:?} not read to their end after {DEADLINE:?}");
-            let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await else { continue };
-            let Some(&end) = unread.get(&m.partition()) else { continue };
-            if m.offset() + 1 >= end {
-                unread.remove(&m.partition());
-            }
-            if m.offset() < end {
-                seen.push(seen_record(&m));
-            }
-        }
-        seen
+        self.broker.read_to_end(&self.topic()).await.iter().map(seen_record).collect()
     }
 
     async fn read(&self, topic: &str, expected: usize, deadline: Duration, distinct_only: bool) -> Vec<Seen> {

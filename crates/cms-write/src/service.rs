@@ -8,7 +8,7 @@ use chrono::Utc;
 use cms_domain::{
     Article, ArticleCommand, ArticleEvent, Author, AuthorCommand, CreateAuthor, DraftArticle, Reason, aggregate,
 };
-use deadpool_postgres::{Pool, Transaction};
+use deadpool_postgres::{GenericClient, Pool, Transaction};
 use serde::Serialize;
 use serde_json::json;
 use sluice_avro::RegistryEncoder;
@@ -50,6 +50,8 @@ pub type Answer = StoredAnswer;
 pub struct CommandService {
     pool: Pool,
     outbox: OutboxTable,
+    /// The outbox INSERT, prepared once per pooled connection.
+    outbox_insert: String,
     encoders: Encoders,
     query_base_url: String,
     idempotency_ttl: Duration,
@@ -74,6 +76,7 @@ impl CommandService {
     ) -> Self {
         Self {
             pool,
+            outbox_insert: sluice_outbox::insert_sql(&outbox),
             outbox,
             encoders,
             query_base_url: query_base_url.trim_end_matches('/').to_string(),
@@ -96,13 +99,13 @@ impl CommandService {
             return Err(CommandError::BadRequest("If-Match does not apply to creating an article".into()));
         }
         if let Some(author) = command.author_id
-            && !authors::exists(&*tx, author).await.map_err(db_error)?
+            && !authors::exists(&tx, author).await.map_err(db_error)?
         {
             return Err(CommandError::Invalid(vec![Reason::new("author_id", "no such author")]));
         }
         let id = Uuid::now_v7();
         let (article, event) = command.execute(id, Utc::now()).map_err(|r| CommandError::Invalid(r.0))?;
-        if !articles::insert(&*tx, id, &article).await.map_err(db_error)? {
+        if !articles::insert(&tx, id, &article).await.map_err(db_error)? {
             return Err(CommandError::Invalid(vec![Reason::new("slug", "is already taken by another article")]));
         }
         self.finish(tx, ctx, article_written(&article, event)).await
@@ -119,13 +122,13 @@ impl CommandService {
         if let Some(replay) = self.claim(&tx, ctx).await? {
             return Ok(replay);
         }
-        let current = articles::load_for_update(&*tx, id).await.map_err(db_error)?.ok_or(CommandError::NotFound)?;
+        let current = articles::load_for_update(&tx, id).await.map_err(db_error)?.ok_or(CommandError::NotFound)?;
         check_version(ctx, current.version)?;
         let (next, event) = current.handle(command, Utc::now()).map_err(|r| CommandError::Invalid(r.0))?;
-        if next.slug != current.slug && articles::slug_taken(&*tx, &next.slug, id).await.map_err(db_error)? {
+        if next.slug != current.slug && articles::slug_taken(&tx, &next.slug, id).await.map_err(db_error)? {
             return Err(CommandError::Invalid(vec![Reason::new("slug", "is already taken by another article")]));
         }
-        if !articles::update(&*tx, id, &next).await.map_err(db_error)? {
+        if !articles::update(&tx, id, &next).await.map_err(db_error)? {
             return Err(CommandError::Internal("article row changed under its lock".into()));
         }
         self.finish(tx, ctx, article_written(&next, event)).await
@@ -141,9 +144,9 @@ impl CommandService {
         if let Some(replay) = self.claim(&tx, ctx).await? {
             return Ok(replay);
         }
-        let current = articles::load_for_update(&*tx, id).await.map_err(db_error)?.ok_or(CommandError::NotFound)?;
+        let current = articles::load_for_update(&tx, id).await.map_err(db_error)?.ok_or(CommandError::NotFound)?;
         check_version(ctx, current.version)?;
-        articles::erase(&*tx, id, &self.outbox.qualified()).await.map_err(db_error)?;
+        articles::erase(&tx, id, &self.outbox.qualified()).await.map_err(db_error)?;
         let written = Written {
             aggregate_type: aggregate::ARTICLE,
             snapshot: &serde_json::Value::Null,
@@ -165,7 +168,7 @@ impl CommandService {
         }
         let id = Uuid::now_v7();
         let (author, event) = command.execute(id, Utc::now()).map_err(|r| CommandError::Invalid(r.0))?;
-        authors::insert(&*tx, id, &author).await.map_err(db_error)?;
+        authors::insert(&tx, id, &author).await.map_err(db_error)?;
         self.finish(tx, ctx, author_written(&author, event.name())).await
     }
 
@@ -180,10 +183,10 @@ impl CommandService {
         if let Some(replay) = self.claim(&tx, ctx).await? {
             return Ok(replay);
         }
-        let current = authors::load_for_update(&*tx, id).await.map_err(db_error)?.ok_or(CommandError::NotFound)?;
+        let current = authors::load_for_update(&tx, id).await.map_err(db_error)?.ok_or(CommandError::NotFound)?;
         check_version(ctx, current.version)?;
         let (next, event) = current.handle(command, Utc::now()).map_err(|r| CommandError::Invalid(r.0))?;
-        if !authors::update(&*tx, id, &next).await.map_err(db_error)? {
+        if !authors::update(&tx, id, &next).await.map_err(db_error)? {
             return Err(CommandError::Internal("author row changed under its lock".into()));
         }
         self.finish(tx, ctx, author_written(&next, event.name())).await
@@ -197,7 +200,7 @@ impl CommandService {
         while published < limit as usize {
             let mut client = self.connection().await?;
             let tx = client.transaction().await.map_err(db_error)?;
-            let Some(current) = articles::due_for_update(&*tx, 1).await.map_err(db_error)?.pop() else {
+            let Some(current) = articles::due_for_update(&tx, 1).await.map_err(db_error)?.pop() else {
                 break;
             };
             let (next, event) = current
@@ -205,7 +208,7 @@ impl CommandService {
                 .map_err(|r| CommandError::Internal(format!("scheduled publish refused: {:?}", r.0)))?;
             let id: Uuid =
                 current.id.parse().map_err(|e| CommandError::Internal(format!("article id {}: {e}", current.id)))?;
-            articles::update(&*tx, id, &next).await.map_err(db_error)?;
+            articles::update(&tx, id, &next).await.map_err(db_error)?;
             self.finish(tx, &CommandContext::default(), article_written(&next, event)).await?;
             published += 1;
         }
@@ -214,17 +217,14 @@ impl CommandService {
 
     pub async fn purge_expired_keys(&self) -> Result<u64, CommandError> {
         let client = self.connection().await?;
-        idempotency::purge_expired(&**client, self.idempotency_ttl).await.map_err(db_error)
+        idempotency::purge_expired(&client, self.idempotency_ttl).await.map_err(db_error)
     }
 
     async fn claim(&self, tx: &Transaction<'_>, ctx: &CommandContext) -> Result<Option<Answer>, CommandError> {
         let Some(k) = &ctx.idempotency else {
             return Ok(None);
         };
-        match idempotency::claim(&**tx, &k.scope, &k.key, &k.request_hash, self.idempotency_ttl)
-            .await
-            .map_err(db_error)?
-        {
+        match idempotency::claim(tx, &k.scope, &k.key, &k.request_hash, self.idempotency_ttl).await.map_err(db_error)? {
             Claim::Claimed => Ok(None),
             Claim::Replay(answer) => Ok(Some(answer)),
             Claim::Mismatch => Err(CommandError::Invalid(vec![Reason::new(
@@ -252,8 +252,11 @@ impl CommandService {
             OutboxEvent::new(w.aggregate_type, w.id, w.event, w.version, payload)
         }
         .with_traceparent(ctx.traceparent.as_deref());
-        sluice_outbox::append(&*tx, &self.outbox, &event).await.map_err(|e| CommandError::Internal(e.to_string()))?;
-        changes::append(&*tx, w.aggregate_type, w.id, w.version, w.event, &snapshot).await.map_err(db_error)?;
+        let insert = tx.prepare_cached(&self.outbox_insert).await.map_err(db_error)?;
+        sluice_outbox::append_with(&*tx, &insert, &self.outbox, &event)
+            .await
+            .map_err(|e| CommandError::Internal(e.to_string()))?;
+        changes::append(&tx, w.aggregate_type, w.id, w.version, w.event, &snapshot).await.map_err(db_error)?;
         let token =
             ConsistencyToken { aggregate_type: w.aggregate_type.into(), aggregate_id: w.id.into(), version: w.version };
         let answer = Answer {
@@ -263,7 +266,7 @@ impl CommandService {
             body: json!({"status": "accepted", "id": w.id, "version": w.version, "consistency_token": token.encode()}),
         };
         if let Some(k) = &ctx.idempotency {
-            idempotency::complete(&*tx, &k.scope, &k.key, &answer).await.map_err(db_error)?;
+            idempotency::complete(&tx, &k.scope, &k.key, &answer).await.map_err(db_error)?;
         }
         tx.commit().await.map_err(db_error)?;
         Ok(answer)

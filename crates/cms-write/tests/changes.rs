@@ -193,7 +193,8 @@ async fn the_migration_orders_rows_written_before_it() {
 
     let outbox = sluice_outbox::OutboxTable::parse("cms.outbox").expect("outbox name");
     assert_eq!(cms_write::migrations::migrate(&mut client, &outbox).await.expect("migrate"), [3]);
-    let page = cms_write::store::changes::page(&client, Default::default(), 100).await.expect("page");
+    let reader = cms_write::connect_pool(&url, 1).expect("pool").get().await.expect("connect");
+    let page = cms_write::store::changes::page(&reader, Default::default(), 100).await.expect("page");
     let versions: Vec<i64> = page.iter().map(|c| c.version).collect();
     assert_eq!(versions, [1, 2, 3]);
 }

@@ -53,7 +53,7 @@ fn step() -> impl Strategy<Value = Step> {
 
 /// A test transaction left open.
 struct Held {
-    client: tokio_postgres::Client,
+    client: deadpool_postgres::Object,
     aggregate: Option<usize>,
 }
 

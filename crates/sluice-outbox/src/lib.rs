@@ -75,18 +75,39 @@ pub struct OutboxError {
     source: tokio_postgres::Error,
 }
 
-/// Inserts `event` through `client`, which should be the caller's open
-/// transaction.
-pub async fn append<C: GenericClient>(client: &C, table: &OutboxTable, event: &OutboxEvent) -> Result<(), OutboxError> {
-    let sql = format!(
+/// The INSERT of one outbox row into `table` ($1..$7 as [`append_with`]
+/// binds them): prepare it once per connection (e.g. deadpool's
+/// `prepare_cached`) and pass the statement to [`append_with`].
+pub fn insert_sql(table: &OutboxTable) -> String {
+    format!(
         "insert into {} (id, aggregatetype, aggregateid, type, payload, aggregate_version, headers) \
          values ($1, $2, $3, $4, $5, $6, $7)",
         table.qualified()
-    );
+    )
+}
+
+/// Inserts `event` through `client`, which should be the caller's open
+/// transaction.
+pub async fn append<C: GenericClient>(client: &C, table: &OutboxTable, event: &OutboxEvent) -> Result<(), OutboxError> {
+    append_with(client, insert_sql(table).as_str(), table, event).await
+}
+
+/// [`append`] with `statement`: [`insert_sql`], prepared by the caller (one
+/// round trip per row instead of two) or as text.
+pub async fn append_with<C, S>(
+    client: &C,
+    statement: &S,
+    table: &OutboxTable,
+    event: &OutboxEvent,
+) -> Result<(), OutboxError>
+where
+    C: GenericClient,
+    S: tokio_postgres::ToStatement + ?Sized + Sync + Send,
+{
     let headers = serde_json::Value::Object(event.headers.clone());
     client
         .execute(
-            &sql,
+            statement,
             &[
                 &event.id,
                 &event.aggregate_type,

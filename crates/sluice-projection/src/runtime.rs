@@ -24,6 +24,8 @@ const REGISTRY_BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// Pause before a new session, so that a store that keeps disagreeing with
 /// the projector cannot make it spin.
 const RESTART_PAUSE: Duration = Duration::from_millis(200);
+/// After a consumer error (brokers down), before reading on.
+const CONSUMER_ERROR_PAUSE: Duration = Duration::from_secs(1);
 /// A replica that stops heart-beating (killed, frozen) loses its partitions
 /// to the others after this long (librdkafka's default is 45 s). tansu 0.6
 /// evicts such a member only when another member joins after it expired.
@@ -38,6 +40,10 @@ pub struct ProjectorConfig {
     pub projection: String,
     pub brokers: String,
     pub group_id: String,
+    /// Static group membership (`group.instance.id`): a restarted process
+    /// with the same id takes its partitions back at once instead of
+    /// waiting for the old member to expire. Unique per live replica.
+    pub group_instance_id: Option<String>,
     pub registry_url: String,
     /// Deadline of one schema look-up; a registry that does not answer in
     /// time is retried like one that is down.
@@ -170,6 +176,23 @@ impl std::fmt::Display for Restart {
     }
 }
 
+/// An error the consumer reported. Those of consumption (brokers down or
+/// restarting, a coordinator moving) are informational: librdkafka
+/// reconnects and goes on from where it was, and the same consumer keeps its
+/// group membership (a new one may not be given partitions by a broker that
+/// restarted while the old member was still in the group: tansu 0.6.0 never
+/// expires it). So the session goes on after a pause; other errors end it.
+async fn consumer_error(e: sluice_kafka::rdkafka::error::KafkaError, projection: &str) -> anyhow::Result<()> {
+    match e {
+        sluice_kafka::rdkafka::error::KafkaError::MessageConsumption(code) => {
+            tracing::warn!(projection, error = %code, "consumer error; going on once the brokers answer");
+            tokio::time::sleep(CONSUMER_ERROR_PAUSE).await;
+            Ok(())
+        }
+        other => Err(anyhow::Error::new(other).context("consume")),
+    }
+}
+
 /// Joins the projector's consumer group and consumes the partitions it is
 /// given, each from the position the store holds, until shutdown or until
 /// the store refuses a batch.
@@ -191,7 +214,11 @@ async fn session<S: ProjectionStore + 'static>(
         runtime: tokio::runtime::Handle::current(),
         projection: config.projection.clone(),
     };
-    let consumer: StreamConsumer<GroupContext<S>> = sluice_kafka::consumer_config(&config.brokers, &config.group_id)
+    let mut consumer_config = sluice_kafka::consumer_config(&config.brokers, &config.group_id);
+    if let Some(instance) = &config.group_instance_id {
+        consumer_config.set("group.instance.id", instance);
+    }
+    let consumer: StreamConsumer<GroupContext<S>> = consumer_config
         .set("session.timeout.ms", GROUP_SESSION_TIMEOUT.as_millis().to_string())
         // librdkafka prefetches up to 64 MiB by default: a store slower than
         // the broker (PostgreSQL) would hold that much in memory.
@@ -205,7 +232,13 @@ async fn session<S: ProjectionStore + 'static>(
     loop {
         let first = tokio::select! {
             _ = shutdown.cancelled() => return Ok(SessionEnd::Shutdown),
-            m = consumer.recv() => Some(m.context("consume")?.detach()),
+            m = consumer.recv() => match m {
+                Ok(m) => Some(m.detach()),
+                Err(e) => {
+                    consumer_error(e, &config.projection).await?;
+                    None
+                }
+            },
             // Quiet topics: an empty batch still compares the positions.
             _ = tokio::time::sleep(config.idle_check) => None,
         };
@@ -217,7 +250,13 @@ async fn session<S: ProjectionStore + 'static>(
             while batch.len() < config.batch_size {
                 tokio::select! {
                     _ = &mut deadline => break,
-                    m = consumer.recv() => batch.push(m.context("consume")?.detach()),
+                    m = consumer.recv() => match m {
+                        Ok(m) => batch.push(m.detach()),
+                        Err(e) => {
+                            consumer_error(e, &config.projection).await?;
+                            break;
+                        }
+                    },
                 }
             }
         }

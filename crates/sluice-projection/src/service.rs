@@ -45,6 +45,14 @@ pub struct ServiceConfig<S> {
     /// SLUICE_PROJECTION: the read model's name (its positions and marker
     /// are stored under it).
     pub projection: String,
+    /// SLUICE_GROUP_INSTANCE_ID: static membership of the consumer group
+    /// (Kafka's `group.instance.id`), unique per live replica, e.g. a
+    /// StatefulSet's pod name: a replica that crashed and restarts takes its
+    /// partitions back at once. Empty (the default): dynamic membership, and
+    /// a replica killed without leaving the group holds its partitions until
+    /// its session expires (tansu 0.6.0 never expires a member that was in
+    /// the group when the broker restarted).
+    pub group_instance_id: String,
     pub batch_size: usize,
     pub batch_wait_ms: u64,
     /// SLUICE_IDLE_CHECK_MS: while no record comes, how often the stored
@@ -71,6 +79,7 @@ impl<S: StoreSettings> Default for ServiceConfig<S> {
             topic_prefix: "sluice".into(),
             aggregates: S::DEFAULT_AGGREGATES.into(),
             projection: "cms".into(),
+            group_instance_id: String::new(),
             batch_size: 500,
             batch_wait_ms: 5,
             idle_check_ms: 5_000,
@@ -89,6 +98,10 @@ impl<S: StoreSettings> Validate for ServiceConfig<S> {
         check_not_empty("SLUICE_BROKERS", &self.brokers)?;
         check_not_empty("SLUICE_AGGREGATES", &self.aggregates)?;
         check_not_empty("SLUICE_PROJECTION", &self.projection)?;
+        let id = &self.group_instance_id;
+        if !id.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) || id.len() > 249 {
+            return Err("SLUICE_GROUP_INSTANCE_ID may hold up to 249 letters, digits, '.', '_' and '-'".into());
+        }
         if self.partitions < 1 {
             return Err("SLUICE_PARTITIONS must be at least 1".into());
         }
@@ -145,6 +158,7 @@ impl<S: StoreSettings> ServiceConfig<S> {
     pub fn runtime_config(&self) -> anyhow::Result<ProjectorConfig> {
         Ok(ProjectorConfig {
             group_id: format!("sluice-{}-{}", S::SERVICE, self.projection),
+            group_instance_id: Some(self.group_instance_id.clone()).filter(|id| !id.is_empty()),
             projection: self.projection.clone(),
             brokers: self.brokers.clone(),
             registry_url: self.registry_url.clone(),
@@ -208,6 +222,11 @@ mod tests {
         config.reader_versions = "article=2".into();
         config.projection = "a:b".into();
         assert!(config.validate().is_err_and(|e| e.contains("SLUICE_PROJECTION")));
+        config.projection = "cms".into();
+        config.group_instance_id = "projector-redis-0".into();
+        assert_eq!(config.validate(), Ok(()));
+        config.group_instance_id = "pod 0".into();
+        assert!(config.validate().is_err_and(|e| e.contains("SLUICE_GROUP_INSTANCE_ID")));
     }
 
     #[test]
@@ -220,6 +239,7 @@ mod tests {
         };
         let runtime = config.runtime_config().expect("runtime config");
         assert_eq!(runtime.group_id, "sluice-projector-plain-cms");
+        assert_eq!(runtime.group_instance_id, None, "dynamic membership unless asked");
         assert_eq!(runtime.topics, ["p.article.state", "p.author.state"]);
         let fields = |topic: &str| match &runtime.readers[topic] {
             Schema::Record(record) => record.fields.iter().map(|f| f.name.clone()).collect::<Vec<_>>(),

@@ -14,6 +14,6 @@ mod wait;
 
 pub use error::StackError;
 pub use launch::{Launch, Lifetime, pid_alive, signal_pid, spawn, stop_pid, stop_pid_with};
-pub use libc::{SIGCONT, SIGINT, SIGKILL, SIGSTOP, SIGTERM};
+pub use libc::{SIGCONT, SIGINT, SIGKILL, SIGQUIT, SIGSTOP, SIGTERM};
 pub use tools::{find_tool, free_port};
 pub use wait::wait_for_tcp;

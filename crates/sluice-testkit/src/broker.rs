@@ -1,7 +1,12 @@
 use crate::START_DEADLINE;
 use crate::process::{Managed, expect_ready};
+use sluice_kafka::rdkafka::consumer::Consumer;
+use sluice_kafka::rdkafka::message::{Message, OwnedMessage};
+use sluice_kafka::rdkafka::{Offset, TopicPartitionList};
 use sluice_kafka::{CleanupPolicy, TopicSpec};
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::Duration;
 use tempfile::TempDir;
 
 /// An own tansu broker with sqlite storage and the header index.
@@ -73,5 +78,35 @@ impl TestBroker {
         sluice_kafka::ensure_topics(&self.bootstrap(), &[spec])
             .await
             .unwrap_or_else(|e| panic!("create topic {name}: {e}"));
+    }
+
+    /// Every record of `topic` from the start of each partition up to its end
+    /// as of now (offsets may have gaps: tansu compacts when it starts). A
+    /// topic that does not exist reads as empty.
+    pub async fn read_to_end(&self, topic: &str) -> Vec<OwnedMessage> {
+        let consumer = sluice_kafka::consumer(&self.bootstrap(), &crate::random_name("reader")).expect("consumer");
+        let Ok(marks) = sluice_kafka::watermarks(&consumer, topic) else { return Vec::new() };
+        let mut unread: HashMap<i32, i64> =
+            marks.iter().filter(|w| w.high > w.low).map(|w| (w.partition, w.high)).collect();
+        let mut assignment = TopicPartitionList::new();
+        for w in &marks {
+            assignment.add_partition_offset(topic, w.partition, Offset::Beginning).expect("assign");
+        }
+        consumer.assign(&assignment).expect("assign");
+        let mut seen = Vec::new();
+        let start = tokio::time::Instant::now();
+        let deadline = START_DEADLINE * 4;
+        while !unread.is_empty() {
+            assert!(start.elapsed() < deadline, "{topic}: partitions {unread:?} not read to their end in {deadline:?}");
+            let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await else { continue };
+            let Some(&end) = unread.get(&m.partition()) else { continue };
+            if m.offset() + 1 >= end {
+                unread.remove(&m.partition());
+            }
+            if m.offset() < end {
+                seen.push(m.detach());
+            }
+        }
+        seen
     }
 }

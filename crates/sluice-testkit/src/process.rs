@@ -39,14 +39,18 @@ impl Managed {
 
     /// SIGTERM, then waits (SIGKILL after 60 s) and returns the exit status.
     pub(crate) fn terminate(&mut self) -> std::process::ExitStatus {
-        sluice_stack::signal_pid(self.child.id(), sluice_stack::SIGTERM);
+        self.signal_and_wait(sluice_stack::SIGTERM);
+        self.child.wait().expect("exit status")
+    }
+
+    /// Sends `signal` and waits for the process to exit (SIGKILL after 60 s).
+    pub(crate) fn signal_and_wait(&mut self, signal: i32) {
+        sluice_stack::signal_pid(self.child.id(), signal);
         let start = std::time::Instant::now();
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status;
-            }
+        while !matches!(self.child.try_wait(), Ok(Some(_))) {
             if start.elapsed() > Duration::from_secs(60) {
-                let _ = self.child.kill();
+                self.kill_hard();
+                return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }

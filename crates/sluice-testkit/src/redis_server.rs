@@ -64,9 +64,20 @@ impl TestRedis {
         RedisSnapshot { path }
     }
 
-    /// Kills the server: Redis down, until the test ends.
+    /// Kills the server: Redis down, until the test ends or
+    /// [`TestRedis::start_again`].
     pub fn stop(&mut self) {
         self.process.kill_hard();
+    }
+
+    /// Starts the server again on the same port after [`TestRedis::stop`]:
+    /// empty, since nothing was saved (a cache node that crashed).
+    pub async fn start_again(&mut self) {
+        self.process.kill_hard();
+        // (A file an earlier snapshot saved would be loaded.)
+        let _ = std::fs::remove_file(self.dir.path().join("dump.rdb"));
+        self.process.respawn(&self.launch);
+        self.wait_loaded().await;
     }
 
     /// Kills the server (nothing is saved), puts `snapshot` in place of its
@@ -77,10 +88,14 @@ impl TestRedis {
         self.process.kill_hard();
         std::fs::copy(&snapshot.path, self.dir.path().join("dump.rdb")).expect("restore dump.rdb");
         self.process.respawn(&self.launch);
+        self.wait_loaded().await;
+    }
+
+    async fn wait_loaded(&mut self) {
         Self::wait_listening(&mut self.process, self.port, &self.log);
         // It listens before it has loaded the file, answering LOADING meanwhile.
         let client = redis::Client::open(self.url()).expect("redis url");
-        crate::wait_until("redis-server to load the restored snapshot", START_DEADLINE, || {
+        crate::wait_until("redis-server to load its data", START_DEADLINE, || {
             let client = client.clone();
             async move {
                 let mut conn = client.get_multiplexed_async_connection().await.ok()?;

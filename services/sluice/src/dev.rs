@@ -68,6 +68,8 @@ fn services(schemas_dir: &Path) -> Vec<Service> {
                 ("SLUICE_BROKERS", DEFAULT_BROKERS.into()),
                 ("SLUICE_REGISTRY_URL", registry.clone()),
                 ("SLUICE_SCHEMAS_DIR", schemas_dir.display().to_string()),
+                // One replica: restarted after a crash, it takes its partitions back at once.
+                ("SLUICE_GROUP_INSTANCE_ID", "dev-projector-redis".into()),
             ],
         },
         Service {
@@ -80,6 +82,7 @@ fn services(schemas_dir: &Path) -> Vec<Service> {
                 ("SLUICE_BROKERS", DEFAULT_BROKERS.into()),
                 ("SLUICE_REGISTRY_URL", registry.clone()),
                 ("SLUICE_SCHEMAS_DIR", schemas_dir.display().to_string()),
+                ("SLUICE_GROUP_INSTANCE_ID", "dev-projector-postgres".into()),
             ],
         },
         Service { name: "lag-exporter", port: 9094, env: vec![("SLUICE_BROKERS", DEFAULT_BROKERS.into())] },

@@ -273,7 +273,7 @@ pub async fn list_changes(
         return Err(CommandError::BadRequest("limit must be between 1 and 1000".into()));
     }
     let client = s.service.connection().await?;
-    let page = changes::page(&**client, after, limit).await.map_err(crate::service::db_error)?;
+    let page = changes::page(&client, after, limit).await.map_err(crate::service::db_error)?;
     let next_cursor = page.last().map_or(after.to_string(), |c| c.cursor.clone());
     Ok(Json(ChangesPage { changes: page, next_cursor }))
 }
@@ -296,7 +296,7 @@ fn snapshot<T: Serialize>(item: &T, version: i64) -> Response {
 pub async fn get_article(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, CommandError> {
     let id = parse_id(&id)?;
     let client = s.service.connection().await?;
-    let article = crate::store::articles::load(&**client, id).await.map_err(crate::service::db_error)?;
+    let article = crate::store::articles::load(&client, id).await.map_err(crate::service::db_error)?;
     let article = article.ok_or(CommandError::NotFound)?;
     Ok(snapshot(&article, article.version))
 }
@@ -309,7 +309,7 @@ pub async fn get_article(State(s): State<AppState>, Path(id): Path<String>) -> R
 pub async fn get_author(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, CommandError> {
     let id = parse_id(&id)?;
     let client = s.service.connection().await?;
-    let author = crate::store::authors::load(&**client, id).await.map_err(crate::service::db_error)?;
+    let author = crate::store::authors::load(&client, id).await.map_err(crate::service::db_error)?;
     let author = author.ok_or(CommandError::NotFound)?;
     Ok(snapshot(&author, author.version))
 }

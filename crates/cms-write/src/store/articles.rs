@@ -1,7 +1,8 @@
 use super::{to_micros, to_time};
 use chrono::{DateTime, Utc};
 use cms_domain::{Article, ArticleStatus};
-use tokio_postgres::{GenericClient, Row};
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Row;
 use uuid::Uuid;
 
 const COLUMNS: &str =
@@ -28,13 +29,13 @@ fn from_row(row: &Row) -> Result<Article, tokio_postgres::Error> {
 /// The article as it is now (None: never written, or erased).
 pub async fn load<C: GenericClient>(client: &C, id: Uuid) -> Result<Option<Article>, tokio_postgres::Error> {
     let sql = format!("select {COLUMNS} from articles where id = $1");
-    client.query_opt(&sql, &[&id]).await?.as_ref().map(from_row).transpose()
+    client.query_opt(&client.prepare_cached(&sql).await?, &[&id]).await?.as_ref().map(from_row).transpose()
 }
 
 /// The article, locked for the rest of the transaction.
 pub async fn load_for_update<C: GenericClient>(tx: &C, id: Uuid) -> Result<Option<Article>, tokio_postgres::Error> {
     let sql = format!("select {COLUMNS} from articles where id = $1 for update");
-    tx.query_opt(&sql, &[&id]).await?.as_ref().map(from_row).transpose()
+    tx.query_opt(&tx.prepare_cached(&sql).await?, &[&id]).await?.as_ref().map(from_row).transpose()
 }
 
 /// Scheduled articles whose time has come, locked; rows another worker holds
@@ -44,7 +45,7 @@ pub async fn due_for_update<C: GenericClient>(tx: &C, limit: i64) -> Result<Vec<
         "select {COLUMNS} from articles where status = 'SCHEDULED' and scheduled_at <= now()
          order by scheduled_at limit $1 for update skip locked"
     );
-    tx.query(&sql, &[&limit]).await?.iter().map(from_row).collect()
+    tx.query(&tx.prepare_cached(&sql).await?, &[&limit]).await?.iter().map(from_row).collect()
 }
 
 /// Inserts a new article; false when its slug is taken.
@@ -56,7 +57,7 @@ pub async fn insert<C: GenericClient>(tx: &C, id: Uuid, a: &Article) -> Result<b
     );
     let n = tx
         .execute(
-            &sql,
+            &tx.prepare_cached(&sql).await?,
             &[
                 &id,
                 &a.slug,
@@ -80,9 +81,12 @@ pub async fn insert<C: GenericClient>(tx: &C, id: Uuid, a: &Article) -> Result<b
 pub async fn update<C: GenericClient>(tx: &C, id: Uuid, a: &Article) -> Result<bool, tokio_postgres::Error> {
     let n = tx
         .execute(
-            "update articles set slug = $2, title = $3, body = $4, status = $5, version = $6, updated_at = $7,
+            &tx.prepare_cached(
+                "update articles set slug = $2, title = $3, body = $4, status = $5, version = $6, updated_at = $7,
                     published_at = $8, tags = $9, scheduled_at = $10
              where id = $1 and version = $6::bigint - 1",
+            )
+            .await?,
             &[
                 &id,
                 &a.slug,
@@ -102,12 +106,15 @@ pub async fn update<C: GenericClient>(tx: &C, id: Uuid, a: &Article) -> Result<b
 
 /// Whether another article already uses `slug`.
 pub async fn slug_taken<C: GenericClient>(tx: &C, slug: &str, except: Uuid) -> Result<bool, tokio_postgres::Error> {
-    Ok(tx.query_opt("select 1 from articles where slug = $1 and id <> $2", &[&slug, &except]).await?.is_some())
+    Ok(tx
+        .query_opt(&tx.prepare_cached("select 1 from articles where slug = $1 and id <> $2").await?, &[&slug, &except])
+        .await?
+        .is_some())
 }
 
 /// Whether the article exists (a foreign key check for commands that name one).
 pub async fn exists<C: GenericClient>(tx: &C, id: Uuid) -> Result<bool, tokio_postgres::Error> {
-    Ok(tx.query_opt("select 1 from articles where id = $1", &[&id]).await?.is_some())
+    Ok(tx.query_opt(&tx.prepare_cached("select 1 from articles where id = $1").await?, &[&id]).await?.is_some())
 }
 
 /// Erases the article: its row, and its copies in the catch-up log and in
@@ -116,9 +123,13 @@ pub async fn exists<C: GenericClient>(tx: &C, id: Uuid) -> Result<bool, tokio_po
 /// ahead of the erasure's own event, so the topic still ends with it.
 pub async fn erase<C: GenericClient>(tx: &C, id: Uuid, outbox: &str) -> Result<(), tokio_postgres::Error> {
     let key = id.to_string();
-    tx.execute("delete from articles where id = $1", &[&id]).await?;
-    tx.execute("delete from changes where aggregate_type = 'article' and aggregate_id = $1", &[&key]).await?;
+    tx.execute(&tx.prepare_cached("delete from articles where id = $1").await?, &[&id]).await?;
+    tx.execute(
+        &tx.prepare_cached("delete from changes where aggregate_type = 'article' and aggregate_id = $1").await?,
+        &[&key],
+    )
+    .await?;
     let sql = format!("delete from {outbox} where aggregatetype = 'article' and aggregateid = $1");
-    tx.execute(&sql, &[&key]).await?;
+    tx.execute(&tx.prepare_cached(&sql).await?, &[&key]).await?;
     Ok(())
 }

@@ -21,8 +21,8 @@
 //!   `order_txid >= its own id >= that xmin`, so no row ever appears behind a
 //!   cursor that was handed out: a late commit is never skipped.
 
+use deadpool_postgres::GenericClient;
 use serde::Serialize;
-use tokio_postgres::GenericClient;
 
 /// Position after a change: its `order_txid` and its sequence.
 /// Rendered as `<order_txid>.<seq>`; clients treat it as opaque.
@@ -72,10 +72,13 @@ pub async fn append<C: GenericClient>(
     snapshot: &serde_json::Value,
 ) -> Result<(), tokio_postgres::Error> {
     tx.execute(
-        "insert into changes (aggregate_type, aggregate_id, version, event_type, snapshot, order_txid)
+        &tx.prepare_cached(
+            "insert into changes (aggregate_type, aggregate_id, version, event_type, snapshot, order_txid)
          values ($1, $2, $3, $4, $5, greatest(pg_current_xact_id(),
              (select order_txid from changes where aggregate_type = $1 and aggregate_id = $2
               order by version desc limit 1)))",
+        )
+        .await?,
         &[&aggregate_type, &aggregate_id, &version, &event_type, snapshot],
     )
     .await?;
@@ -91,13 +94,13 @@ pub async fn page<C: GenericClient>(
 ) -> Result<Vec<Change>, tokio_postgres::Error> {
     let rows = client
         .query(
-            "select order_txid::text::bigint as order_txid, seq, aggregate_type, aggregate_id, version, event_type,
+            &client.prepare_cached("select order_txid::text::bigint as order_txid, seq, aggregate_type, aggregate_id, version, event_type,
                     snapshot, created_at
              from changes
              where order_txid < pg_snapshot_xmin(pg_current_snapshot())
                and (order_txid > $1::text::xid8 or (order_txid = $1::text::xid8 and seq > $2))
              order by order_txid, seq
-             limit $3",
+             limit $3").await?,
             &[&after.order_txid.to_string(), &after.seq, &limit],
         )
         .await?;

@@ -1,7 +1,7 @@
 //! Idempotency keys: the first accepted answer to a command, replayed to retries.
 
+use deadpool_postgres::GenericClient;
 use std::time::Duration;
-use tokio_postgres::GenericClient;
 
 /// A stored first answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,13 +33,16 @@ pub async fn claim<C: GenericClient>(
 ) -> Result<Claim, tokio_postgres::Error> {
     let ttl_secs = ttl.as_secs_f64();
     tx.execute(
-        "delete from idempotency_keys where scope = $1 and key = $2 and created_at < now() - make_interval(secs => $3)",
+        &tx.prepare_cached("delete from idempotency_keys where scope = $1 and key = $2 and created_at < now() - make_interval(secs => $3)").await?,
         &[&scope, &key, &ttl_secs],
     )
     .await?;
     let inserted = tx
         .execute(
-            "insert into idempotency_keys (scope, key, request_hash) values ($1, $2, $3) on conflict do nothing",
+            &tx.prepare_cached(
+                "insert into idempotency_keys (scope, key, request_hash) values ($1, $2, $3) on conflict do nothing",
+            )
+            .await?,
             &[&scope, &key, &request_hash],
         )
         .await?;
@@ -48,7 +51,10 @@ pub async fn claim<C: GenericClient>(
     }
     let row = tx
         .query_one(
-            "select request_hash, status, location, response from idempotency_keys where scope = $1 and key = $2",
+            &tx.prepare_cached(
+                "select request_hash, status, location, response from idempotency_keys where scope = $1 and key = $2",
+            )
+            .await?,
             &[&scope, &key],
         )
         .await?;
@@ -73,7 +79,10 @@ pub async fn complete<C: GenericClient>(
 ) -> Result<(), tokio_postgres::Error> {
     let status = i32::from(answer.status);
     tx.execute(
-        "update idempotency_keys set status = $3, location = $4, response = $5 where scope = $1 and key = $2",
+        &tx.prepare_cached(
+            "update idempotency_keys set status = $3, location = $4, response = $5 where scope = $1 and key = $2",
+        )
+        .await?,
         &[&scope, &key, &status, &answer.location, &answer.body],
     )
     .await?;
@@ -84,7 +93,9 @@ pub async fn complete<C: GenericClient>(
 pub async fn purge_expired<C: GenericClient>(client: &C, ttl: Duration) -> Result<u64, tokio_postgres::Error> {
     client
         .execute(
-            "delete from idempotency_keys where created_at < now() - make_interval(secs => $1)",
+            &client
+                .prepare_cached("delete from idempotency_keys where created_at < now() - make_interval(secs => $1)")
+                .await?,
             &[&ttl.as_secs_f64()],
         )
         .await

@@ -59,11 +59,9 @@ impl Harness {
     }
 
     /// A connection working in the write schema.
-    pub async fn client(&self) -> tokio_postgres::Client {
-        let url = format!("{}?options=-csearch_path%3Dcms", self.db_url);
-        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect");
-        tokio::spawn(conn);
-        client
+    /// A session like the service's own (search path `cms`, statement cache).
+    pub async fn client(&self) -> deadpool_postgres::Object {
+        cms_write::connect_pool(&self.db_url, 1).expect("pool").get().await.expect("connect")
     }
 
     pub async fn send(

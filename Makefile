@@ -4,7 +4,7 @@ CARGO ?= cargo
 SLUICE := target/debug/sluice
 export PATH := /opt/sluice/bin:$(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: setup build test lint demo up status down clean openapi bench rules-check docker-check chart-check
+.PHONY: setup build test lint demo up status down clean openapi bench chaos rules-check docker-check chart-check
 
 setup: ## Install the broker and system packages (idempotent)
 	@bash deploy/setup.sh
@@ -54,6 +54,11 @@ clean: down
 openapi: build ## Regenerate the checked-in OpenAPI documents of the command and query APIs
 	target/debug/command-api openapi > services/command-api/openapi.json
 	target/debug/query-api openapi > services/query-api/openapi.json
+
+CHAOS_FAULTS ?= 56
+chaos: setup build ## The chaos suite: CHAOS_FAULTS (56) crashes under load, then nothing lost or applied twice; prints its table
+	CHAOS_FAULTS=$(CHAOS_FAULTS) CHAOS_SUMMARY=$(CURDIR)/target/chaos-summary.txt $(CARGO) nextest run --workspace -E 'binary(chaos)' --no-capture --status-level fail --final-status-level fail
+	@cat target/chaos-summary.txt
 
 bench: setup ## Benchmarks on a release build of a fresh local stack: our figures beside raw baselines
 	$(CARGO) build --release --workspace --bins

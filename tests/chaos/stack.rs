@@ -96,10 +96,10 @@ impl Stack {
         // The topics exist before the projectors start.
         common::command(&http, &command.base_url(), "/authors", Some(json!({"name": "First author"}))).await;
         let projection = random_name("proj");
-        // Each projector restarts as the same member of its group, as a
-        // container restarted in its pod with SLUICE_GROUP_INSTANCE_ID set
-        // from the pod's name (see SLUICE_GROUP_INSTANCE_ID).
-        let member = |name: &str| [("SLUICE_GROUP_INSTANCE_ID", name.to_string())];
+        // One replica of each projector, reading every partition itself:
+        // tansu 0.6.0's group coordination does not survive its restarts
+        // (see SLUICE_ASSIGNMENT).
+        let member = |_: &str| [("SLUICE_ASSIGNMENT", "all".to_string())];
         let projector_redis =
             common::projector_with(&broker, &redis, &registry_url, &prefix, &projection, &member("redis-0")).await;
         let read_db = common::database_with_roles(&pg).await;
@@ -195,7 +195,8 @@ impl Stack {
         start.elapsed()
     }
 
-    /// The last lines of every service's log.
+    /// Writes every service's whole log to `target/tmp/chaos-logs/` and
+    /// returns their last lines.
     pub fn logs(&self) -> String {
         let services = [
             ("outbox-relay", &self.relay),
@@ -205,7 +206,13 @@ impl Stack {
             ("schema-registry", &self.registry),
             ("command-api", &self.command),
         ];
-        services.iter().map(|(name, s)| format!("--- {name}\n{}\n", s.log_tail())).collect()
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("chaos-logs");
+        let _ = std::fs::create_dir_all(&dir);
+        for (name, s) in &services {
+            let _ = std::fs::write(dir.join(format!("{name}.log")), s.log_text());
+        }
+        let tails: String = services.iter().map(|(name, s)| format!("--- {name}\n{}\n", s.log_tail())).collect();
+        format!("{tails}(whole logs in {})", dir.display())
     }
 
     /// The author topic's watermarks beside the positions the Redis

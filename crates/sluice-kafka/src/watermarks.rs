@@ -13,7 +13,10 @@ pub struct PartitionWatermark {
 }
 
 /// Number of partitions of `topic`, from the broker's metadata.
-pub fn partition_count<C: Consumer>(consumer: &C, topic: &str) -> Result<i32, KafkaError> {
+pub fn partition_count<X: rdkafka::consumer::ConsumerContext, C: Consumer<X>>(
+    consumer: &C,
+    topic: &str,
+) -> Result<i32, KafkaError> {
     let metadata = consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT)?;
     let found = metadata
         .topics()

@@ -71,7 +71,7 @@ impl<S: ProjectionStore + 'static> ConsumerContext for GroupContext<S> {
 impl<S: ProjectionStore + 'static> GroupContext<S> {
     /// Sets each assigned partition's fetch offset to the position the store
     /// holds now (the beginning where it holds none), and records it.
-    fn position(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
+    pub(crate) fn position<C: Consumer<Self>>(&self, consumer: &C, tpl: &mut TopicPartitionList) {
         let assigned: Vec<(String, i32)> =
             tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
         let store = self.store.clone();

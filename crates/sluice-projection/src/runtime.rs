@@ -25,7 +25,7 @@ const REGISTRY_BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// the projector cannot make it spin.
 const RESTART_PAUSE: Duration = Duration::from_millis(200);
 /// After a consumer error (brokers down), before reading on.
-const CONSUMER_ERROR_PAUSE: Duration = Duration::from_secs(1);
+const CONSUMER_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// A replica that stops heart-beating (killed, frozen) loses its partitions
 /// to the others after this long (librdkafka's default is 45 s). tansu 0.6
 /// evicts such a member only when another member joins after it expired.
@@ -44,6 +44,9 @@ pub struct ProjectorConfig {
     /// with the same id takes its partitions back at once instead of
     /// waiting for the old member to expire. Unique per live replica.
     pub group_instance_id: Option<String>,
+    /// Read every partition of the topics without the group's coordination
+    /// (one replica only; see `SLUICE_ASSIGNMENT`).
+    pub assign_all: bool,
     pub registry_url: String,
     /// Deadline of one schema look-up; a registry that does not answer in
     /// time is retried like one that is down.
@@ -176,6 +179,25 @@ impl std::fmt::Display for Restart {
     }
 }
 
+/// Takes every partition of `topics`, each from the position the store
+/// holds, as the group's assignment callback does for its share.
+fn assign_all<S: ProjectionStore + 'static>(
+    consumer: &StreamConsumer<GroupContext<S>>,
+    topics: &[&str],
+) -> anyhow::Result<()> {
+    let mut tpl = TopicPartitionList::new();
+    for topic in topics {
+        let partitions = tokio::task::block_in_place(|| sluice_kafka::partition_count(consumer, topic))
+            .with_context(|| format!("the partitions of {topic}"))?;
+        for partition in 0..partitions {
+            tpl.add_partition(topic, partition);
+        }
+    }
+    consumer.context().position(consumer, &mut tpl);
+    consumer.assign(&tpl).context("assign the partitions")?;
+    Ok(())
+}
+
 /// An error the consumer reported. Those of consumption (brokers down or
 /// restarting, a coordinator moving) are informational: librdkafka
 /// reconnects and goes on from where it was, and the same consumer keeps its
@@ -204,7 +226,7 @@ async fn session<S: ProjectionStore + 'static>(
 ) -> anyhow::Result<SessionEnd> {
     let config = ctx.config;
     let metrics = ctx.metrics;
-    // A fresh consumer (and group membership) per session: nothing fetched
+    // A fresh consumer per session: nothing fetched
     // for an earlier session's positions can reach this one.
     let owned = Arc::new(Mutex::new(Owned::default()));
     let context = GroupContext {
@@ -225,7 +247,11 @@ async fn session<S: ProjectionStore + 'static>(
         .set("queued.max.messages.kbytes", PREFETCH_KIB.to_string())
         .create_with_context(context)?;
     let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
-    consumer.subscribe(&topics).context("subscribe to the topics")?;
+    if config.assign_all {
+        assign_all(&consumer, &topics)?;
+    } else {
+        consumer.subscribe(&topics).context("subscribe to the topics")?;
+    }
     tracing::info!(projection = %config.projection, topics = ?config.topics, group = %config.group_id, "projection started");
     let mut bootstrap = Bootstrap { done: false, last_log: None };
 

@@ -46,13 +46,24 @@ pub struct ServiceConfig<S> {
     /// are stored under it).
     pub projection: String,
     /// SLUICE_GROUP_INSTANCE_ID: static membership of the consumer group
-    /// (Kafka's `group.instance.id`), unique per live replica, e.g. a
-    /// StatefulSet's pod name: a replica that crashed and restarts takes its
-    /// partitions back at once. Empty (the default): dynamic membership, and
-    /// a replica killed without leaving the group holds its partitions until
-    /// its session expires (tansu 0.6.0 never expires a member that was in
-    /// the group when the broker restarted).
+    /// (Kafka's `group.instance.id`). It must be unique among live
+    /// processes (a StatefulSet's pod name; never shared by a Deployment's
+    /// replicas: the broker fences one of the two and it exits). A replica
+    /// that crashed and restarts within the session timeout (10 s) takes its
+    /// partitions back at once; a static member never leaves the group on
+    /// shutdown, so after a scale-down its partitions wait for that timeout.
+    /// Empty (the default): dynamic membership, and a replica killed without
+    /// leaving holds its partitions until its session expires.
     pub group_instance_id: String,
+    /// SLUICE_ASSIGNMENT: `group` (the default): replicas share the
+    /// partitions through the consumer group. `all`: this process reads every
+    /// partition itself, from the positions its store holds, without the
+    /// group's coordination (the group is still used for the monitoring
+    /// commits): for a single replica, and for brokers whose group
+    /// coordination cannot be relied on (tansu 0.6.0 after a restart). Two
+    /// replicas with `all` would refuse each other's batches (safely, but
+    /// neither would make progress for long).
+    pub assignment: String,
     pub batch_size: usize,
     pub batch_wait_ms: u64,
     /// SLUICE_IDLE_CHECK_MS: while no record comes, how often the stored
@@ -80,6 +91,7 @@ impl<S: StoreSettings> Default for ServiceConfig<S> {
             aggregates: S::DEFAULT_AGGREGATES.into(),
             projection: "cms".into(),
             group_instance_id: String::new(),
+            assignment: "group".into(),
             batch_size: 500,
             batch_wait_ms: 5,
             idle_check_ms: 5_000,
@@ -98,6 +110,9 @@ impl<S: StoreSettings> Validate for ServiceConfig<S> {
         check_not_empty("SLUICE_BROKERS", &self.brokers)?;
         check_not_empty("SLUICE_AGGREGATES", &self.aggregates)?;
         check_not_empty("SLUICE_PROJECTION", &self.projection)?;
+        if !matches!(self.assignment.as_str(), "group" | "all") {
+            return Err(format!("SLUICE_ASSIGNMENT is `group` or `all`, not `{}`", self.assignment));
+        }
         let id = &self.group_instance_id;
         if !id.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) || id.len() > 249 {
             return Err("SLUICE_GROUP_INSTANCE_ID may hold up to 249 letters, digits, '.', '_' and '-'".into());
@@ -159,6 +174,7 @@ impl<S: StoreSettings> ServiceConfig<S> {
         Ok(ProjectorConfig {
             group_id: format!("sluice-{}-{}", S::SERVICE, self.projection),
             group_instance_id: Some(self.group_instance_id.clone()).filter(|id| !id.is_empty()),
+            assign_all: self.assignment == "all",
             projection: self.projection.clone(),
             brokers: self.brokers.clone(),
             registry_url: self.registry_url.clone(),
@@ -227,6 +243,9 @@ mod tests {
         assert_eq!(config.validate(), Ok(()));
         config.group_instance_id = "pod 0".into();
         assert!(config.validate().is_err_and(|e| e.contains("SLUICE_GROUP_INSTANCE_ID")));
+        config.group_instance_id = String::new();
+        config.assignment = "each".into();
+        assert!(config.validate().is_err_and(|e| e.contains("SLUICE_ASSIGNMENT")));
     }
 
     #[test]
@@ -240,6 +259,7 @@ mod tests {
         let runtime = config.runtime_config().expect("runtime config");
         assert_eq!(runtime.group_id, "sluice-projector-plain-cms");
         assert_eq!(runtime.group_instance_id, None, "dynamic membership unless asked");
+        assert!(!runtime.assign_all, "the group shares the partitions unless asked");
         assert_eq!(runtime.topics, ["p.article.state", "p.author.state"]);
         let fields = |topic: &str| match &runtime.readers[topic] {
             Schema::Record(record) => record.fields.iter().map(|f| f.name.clone()).collect::<Vec<_>>(),

@@ -68,8 +68,9 @@ fn services(schemas_dir: &Path) -> Vec<Service> {
                 ("SLUICE_BROKERS", DEFAULT_BROKERS.into()),
                 ("SLUICE_REGISTRY_URL", registry.clone()),
                 ("SLUICE_SCHEMAS_DIR", schemas_dir.display().to_string()),
-                // One replica: restarted after a crash, it takes its partitions back at once.
-                ("SLUICE_GROUP_INSTANCE_ID", "dev-projector-redis".into()),
+                // One replica, reading every partition itself: tansu's group
+                // coordination does not survive its restarts.
+                ("SLUICE_ASSIGNMENT", "all".into()),
             ],
         },
         Service {
@@ -82,7 +83,7 @@ fn services(schemas_dir: &Path) -> Vec<Service> {
                 ("SLUICE_BROKERS", DEFAULT_BROKERS.into()),
                 ("SLUICE_REGISTRY_URL", registry.clone()),
                 ("SLUICE_SCHEMAS_DIR", schemas_dir.display().to_string()),
-                ("SLUICE_GROUP_INSTANCE_ID", "dev-projector-postgres".into()),
+                ("SLUICE_ASSIGNMENT", "all".into()),
             ],
         },
         Service { name: "lag-exporter", port: 9094, env: vec![("SLUICE_BROKERS", DEFAULT_BROKERS.into())] },

@@ -2,15 +2,21 @@
 //! against the local stack (`make bench` starts a release build of it).
 
 mod commands;
+mod e2e;
 mod projectors;
 mod reads;
 mod relay;
+mod report;
 mod stats;
 
 #[derive(clap::Subcommand)]
 pub enum Bench {
     /// create-article commands/s over HTTP vs the same INSERTs without HTTP.
     Commands(commands::CommandsArgs),
+    /// Command answered -> visible in each read model at steady rates,
+    /// beside the broker's own produce -> consumable latency; peak RSS of
+    /// every service.
+    E2e(e2e::E2eArgs),
     /// Relay throughput vs a raw producer, and commit-to-consumable latency
     /// at a steady rate beside the broker's own floor.
     Relay(relay::RelayArgs),
@@ -25,6 +31,7 @@ pub enum Bench {
 pub async fn run(bench: Bench) -> anyhow::Result<()> {
     match bench {
         Bench::Commands(args) => commands::run(args).await,
+        Bench::E2e(args) => e2e::run(args).await,
         Bench::Relay(args) => relay::run(args).await,
         Bench::Projectors(args) => projectors::run(args).await,
         Bench::Reads(args) => reads::run(args).await,

@@ -115,8 +115,9 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     );
 
     // Latency at a steady rate.
-    let floor = raw_latency(&args, &producer, &raw_topic).await?;
-    let relay = relay_latency(&args, &db, &aggregate, &relay_topic).await?;
+    let floor =
+        percentiles(&mut raw_latency(&args.brokers, &raw_topic, args.rate, args.seconds, args.payload_bytes).await?);
+    let relay = percentiles(&mut relay_latency(&args, &db, &aggregate, &relay_topic).await?);
     println!("latency at {} rows/s for {} s (p50 / p99)", args.rate, args.seconds);
     println!("  broker floor, produce -> consumable : {:>7.1} / {:>7.1} ms", ms(floor.0), ms(floor.1));
     println!("  relay, commit -> consumable         : {:>7.1} / {:>7.1} ms", ms(relay.0), ms(relay.1));
@@ -249,8 +250,8 @@ impl AckProbe {
     }
 }
 
-fn fresh_consumer(args: &RelayArgs, topic: &str) -> anyhow::Result<StreamConsumer> {
-    let consumer = sluice_kafka::consumer(&args.brokers, &format!("bench-{}-{topic}", std::process::id()))?;
+fn fresh_consumer(brokers: &str, topic: &str) -> anyhow::Result<StreamConsumer> {
+    let consumer = sluice_kafka::consumer(brokers, &format!("bench-{}-{topic}", std::process::id()))?;
     consumer.subscribe(&[topic])?;
     Ok(consumer)
 }
@@ -270,18 +271,25 @@ async fn collect(consumer: StreamConsumer, expected: usize, deadline: Duration) 
     seen
 }
 
-async fn raw_latency(
-    args: &RelayArgs,
-    producer: &sluice_kafka::rdkafka::producer::FutureProducer,
+/// The broker's own produce -> consumable latency of `payload_bytes`
+/// records sent to `topic` at `rate` for `seconds`: one sample per record.
+pub(super) async fn raw_latency(
+    brokers: &str,
     topic: &str,
-) -> anyhow::Result<(Duration, Duration)> {
-    let consumer = fresh_consumer(args, topic)?;
-    let total = (args.rate * args.seconds) as usize;
-    let receiver = tokio::spawn(collect(consumer, total, Duration::from_secs(args.seconds + 60)));
+    rate: u64,
+    seconds: u64,
+    payload_bytes: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let spec = TopicSpec { name: topic.to_string(), partitions: 3, cleanup: CleanupPolicy::Compact };
+    sluice_kafka::ensure_topics(brokers, &[spec]).await?;
+    let producer = sluice_kafka::producer(brokers, "sluice-bench-floor")?;
+    let consumer = fresh_consumer(brokers, topic)?;
+    let total = (rate * seconds) as usize;
+    let receiver = tokio::spawn(collect(consumer, total, Duration::from_secs(seconds + 60)));
     tokio::time::sleep(Duration::from_secs(2)).await; // let the consumer join
     let mut sent = HashMap::new();
-    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / args.rate));
-    let payload = vec![b'x'; args.payload_bytes];
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
+    let payload = vec![b'x'; payload_bytes];
     for i in 0..total {
         tick.tick().await;
         let key = format!("lat-{i}");
@@ -297,8 +305,8 @@ async fn relay_latency(
     db: &tokio_postgres::Client,
     aggregate: &str,
     topic: &str,
-) -> anyhow::Result<(Duration, Duration)> {
-    let consumer = fresh_consumer(args, topic)?;
+) -> anyhow::Result<Vec<Duration>> {
+    let consumer = fresh_consumer(&args.brokers, topic)?;
     let total = (args.rate * args.seconds) as usize;
     let receiver = tokio::spawn(collect(consumer, total, Duration::from_secs(args.seconds + 60)));
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -321,16 +329,16 @@ async fn relay_latency(
     Ok(latencies(&committed, &received))
 }
 
-fn latencies(start: &HashMap<String, Instant>, end: &HashMap<String, Instant>) -> (Duration, Duration) {
-    let mut samples: Vec<Duration> =
+fn latencies(start: &HashMap<String, Instant>, end: &HashMap<String, Instant>) -> Vec<Duration> {
+    let samples: Vec<Duration> =
         start.iter().filter_map(|(k, t0)| end.get(k).map(|t1| t1.saturating_duration_since(*t0))).collect();
     if samples.len() < start.len() {
         eprintln!("warning: {} of {} records were not received in time", start.len() - samples.len(), start.len());
     }
-    percentiles(&mut samples)
+    samples
 }
 
-fn peak_rss_kib(pid: u32) -> Option<u64> {
+pub(super) fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()

@@ -1,0 +1,255 @@
+//! End-to-end latency: a create-article command's 202 answer (its
+//! transaction committed just before) until the article is in the Redis read
+//! model and in the PostgreSQL read model, at steady rates, beside the
+//! broker's own produce -> consumable latency at the same rate and payload
+//! size; then the peak RSS of every service of the local stack.
+
+use super::relay::raw_latency;
+use super::report::{self, Quantiles};
+use super::stats::ms;
+use futures::StreamExt;
+use serde_json::json;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+#[derive(clap::Args)]
+pub struct E2eArgs {
+    /// Steady command rates, per second.
+    #[arg(long, value_delimiter = ',', default_values_t = [500u64, 1000])]
+    pub rates: Vec<u64>,
+    /// How long each rate is held.
+    #[arg(long, default_value_t = 20)]
+    pub seconds: u64,
+    #[command(flatten)]
+    pub target: crate::load::CommandTarget,
+    /// The PostgreSQL read model's database.
+    #[arg(long, env = "SLUICE_DATABASE_URL", default_value = crate::dev::DEV_DATABASE_URL)]
+    pub database_url: String,
+    #[arg(long, default_value = sluice_store_postgres::DEFAULT_SCHEMA)]
+    pub pg_schema: String,
+    #[arg(long, env = "SLUICE_REDIS_URL", default_value = crate::dev::DEFAULT_REDIS_URL)]
+    pub redis_url: String,
+    /// The Redis projection (its serving alias).
+    #[arg(long, default_value = "cms")]
+    pub projection: String,
+    #[arg(long, env = "SLUICE_BROKERS", default_value = crate::dev::DEFAULT_BROKERS)]
+    pub brokers: String,
+    /// Where the figures are merged in, as the `e2e` section.
+    #[arg(long, default_value = "bench/results.json")]
+    pub results: std::path::PathBuf,
+}
+
+/// Bytes of the Avro snapshot a create-article command with a 500-byte body
+/// writes (the broker floor sends payloads of this size).
+const SNAPSHOT_BYTES: usize = 600;
+
+/// How long a command may take to show up before it counts as missing.
+const VISIBLE_DEADLINE: Duration = Duration::from_secs(120);
+
+pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
+    let mut figures = Vec::new();
+    for &rate in &args.rates {
+        let ours = commands_at(&args, rate).await?;
+        let floor = raw_latency(
+            &args.brokers,
+            &format!("bench.e2e{}.floor", std::process::id()),
+            rate,
+            args.seconds,
+            SNAPSHOT_BYTES,
+        )
+        .await?;
+        let floor = Quantiles::of(floor);
+        println!(
+            "end-to-end at {rate} commands/s for {} s: {} accepted ({:.0}/s achieved), 202 -> visible (p50 / p95 / p99)",
+            args.seconds, ours.accepted, ours.achieved
+        );
+        for (name, q) in [
+            ("Redis read model", &ours.redis),
+            ("PostgreSQL read model", &ours.postgres),
+            ("broker floor, produce -> consumable", &floor),
+        ] {
+            println!(
+                "  {name:<36}: {:>7.1} / {:>7.1} / {:>7.1} ms ({} samples)",
+                ms(q.p50),
+                ms(q.p95),
+                ms(q.p99),
+                q.samples
+            );
+        }
+        figures.push(json!({
+            "rate": rate,
+            "seconds": args.seconds,
+            "accepted": ours.accepted,
+            "achieved_per_second": ours.achieved,
+            "redis_ms": ours.redis.json(),
+            "postgres_ms": ours.postgres.json(),
+            "broker_floor_ms": floor.json(),
+        }));
+    }
+    let rss = peak_rss();
+    println!("peak RSS since start (VmHWM):");
+    for (name, mib) in &rss {
+        println!("  {name:<20}: {mib:>7.1} MiB");
+    }
+    let rss: serde_json::Map<String, serde_json::Value> =
+        rss.into_iter().map(|(n, m)| (n.to_string(), json!(m))).collect();
+    report::record(&args.results, "e2e", json!({"latency": figures, "peak_rss_mib": rss})).await?;
+    Ok(())
+}
+
+struct Measured {
+    accepted: usize,
+    achieved: f64,
+    redis: Quantiles,
+    postgres: Quantiles,
+}
+
+/// Sends create-article commands at `rate` for the run's seconds; each
+/// accepted id goes to both watchers with the time of its answer.
+async fn commands_at(args: &E2eArgs, rate: u64) -> anyhow::Result<Measured> {
+    let (to_redis, redis_ids) = mpsc::unbounded_channel();
+    let (to_pg, pg_ids) = mpsc::unbounded_channel();
+    let redis = tokio::spawn(watch_redis(args.redis_url.clone(), args.projection.clone(), redis_ids));
+    let postgres = tokio::spawn(watch_postgres(args.database_url.clone(), args.pg_schema.clone(), pg_ids));
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+    let url = args.target.articles_url();
+    let total = (rate * args.seconds) as usize;
+    let run = format!("{}-{rate}", std::process::id());
+    let start = Instant::now();
+    let first = tokio::time::Instant::now();
+    let step = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
+    let accepted = futures::stream::iter(0..total)
+        .then(|i| async move {
+            tokio::time::sleep_until(first + step * i as u32).await;
+            i
+        })
+        .map(|i| {
+            let (http, url, token, run) = (http.clone(), url.clone(), args.target.token.clone(), run.clone());
+            let (to_redis, to_pg) = (to_redis.clone(), to_pg.clone());
+            async move {
+                let body = json!({"title": format!("E2e {run}-{i}"), "body": "x".repeat(500)});
+                let answer = http.post(&url).bearer_auth(token).json(&body).send().await.ok()?;
+                if answer.status() != 202 {
+                    return None;
+                }
+                let answered = Instant::now();
+                let id = answer.json::<serde_json::Value>().await.ok()?["id"].as_str()?.to_string();
+                let _ = to_redis.send((id.clone(), answered));
+                let _ = to_pg.send((id, answered));
+                Some(())
+            }
+        })
+        .buffer_unordered(args.target.concurrency.max(1) * 4)
+        .filter(|ok| std::future::ready(ok.is_some()))
+        .count()
+        .await;
+    let achieved = accepted as f64 / start.elapsed().as_secs_f64();
+    drop((to_redis, to_pg));
+    let (redis, postgres) = (redis.await??, postgres.await??);
+    anyhow::ensure!(accepted > 0, "no command was accepted at {}", args.target.command_url);
+    Ok(Measured { accepted, achieved, redis: Quantiles::of(redis), postgres: Quantiles::of(postgres) })
+}
+
+/// Ids waiting to be seen, with the time their command was answered.
+type Pending = HashMap<String, Instant>;
+
+/// Takes new ids from `ids` and polls for the pending ones with `seen`
+/// until every id was seen (or waited `VISIBLE_DEADLINE` after the last
+/// one came); how long each took.
+async fn watch<F, Fut>(
+    mut ids: mpsc::UnboundedReceiver<(String, Instant)>,
+    every: Duration,
+    mut seen: F,
+) -> anyhow::Result<Vec<Duration>>
+where
+    F: FnMut(Vec<String>) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Vec<String>>>,
+{
+    let mut pending = Pending::new();
+    let mut took = Vec::new();
+    let mut open = true;
+    let mut last_new = Instant::now();
+    while open || !pending.is_empty() {
+        while let Ok((id, at)) = ids.try_recv() {
+            pending.insert(id, at);
+            last_new = Instant::now();
+        }
+        if open && ids.is_closed() && ids.is_empty() {
+            open = false;
+        }
+        if !pending.is_empty() {
+            let now_seen = seen(pending.keys().cloned().collect()).await?;
+            let now = Instant::now();
+            for id in now_seen {
+                if let Some(at) = pending.remove(&id) {
+                    took.push(now.saturating_duration_since(at));
+                }
+            }
+        }
+        if !open && last_new.elapsed() > VISIBLE_DEADLINE {
+            eprintln!(
+                "warning: {} articles were not visible {VISIBLE_DEADLINE:?} after the last command",
+                pending.len()
+            );
+            break;
+        }
+        tokio::time::sleep(every).await;
+    }
+    Ok(took)
+}
+
+async fn watch_redis(
+    url: String,
+    alias: String,
+    ids: mpsc::UnboundedReceiver<(String, Instant)>,
+) -> anyhow::Result<Vec<Duration>> {
+    let client = redis::Client::open(url)?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let generation = sluice_store_redis::generation::serving(&mut conn, &alias).await?;
+    let key = sluice_store_redis::keys::ids(&generation, "article");
+    watch(ids, Duration::from_millis(2), |pending| {
+        let (mut conn, key) = (conn.clone(), key.clone());
+        async move {
+            let members: Vec<bool> = redis::cmd("SMISMEMBER").arg(&key).arg(&pending).query_async(&mut conn).await?;
+            Ok(pending.into_iter().zip(members).filter(|(_, m)| *m).map(|(id, _)| id).collect())
+        }
+    })
+    .await
+}
+
+async fn watch_postgres(
+    url: String,
+    schema: String,
+    ids: mpsc::UnboundedReceiver<(String, Instant)>,
+) -> anyhow::Result<Vec<Duration>> {
+    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    let statement = db.prepare(&format!("select id from \"{schema}\".articles where id = any($1::text[])")).await?;
+    watch(ids, Duration::from_millis(5), |pending| {
+        let (db, statement) = (&db, &statement);
+        async move { Ok(db.query(statement, &[&pending]).await?.iter().map(|r| r.get(0)).collect()) }
+    })
+    .await
+}
+
+/// Peak resident memory (VmHWM) of each process of the local stack, MiB.
+fn peak_rss() -> Vec<(&'static str, f64)> {
+    const PROCESSES: [&str; 8] = [
+        "command-api",
+        "outbox-relay",
+        "schema-registry",
+        "projector-redis",
+        "projector-postgres",
+        "query-api",
+        "lag-exporter",
+        "tansu",
+    ];
+    PROCESSES
+        .into_iter()
+        .filter_map(|name| {
+            let pid = crate::dev::dev_pid(name).ok()?;
+            Some((name, super::relay::peak_rss_kib(pid)? as f64 / 1024.0))
+        })
+        .collect()
+}

@@ -1,0 +1,81 @@
+//! `bench/results.json`: each benchmark merges its section in, beside what
+//! was measured on: commit, cores, versions of Sluice, PostgreSQL, Redis and
+//! the broker.
+
+use anyhow::Context;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::Duration;
+
+/// p50 / p95 / p99 / max of a set of latencies.
+pub struct Quantiles {
+    pub p50: Duration,
+    pub p95: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+    pub samples: usize,
+}
+
+impl Quantiles {
+    pub fn of(mut samples: Vec<Duration>) -> Quantiles {
+        samples.sort();
+        let at = |q: f64| {
+            if samples.is_empty() { Duration::ZERO } else { samples[((samples.len() - 1) as f64 * q).round() as usize] }
+        };
+        Quantiles { p50: at(0.50), p95: at(0.95), p99: at(0.99), max: at(1.0), samples: samples.len() }
+    }
+
+    pub fn json(&self) -> Value {
+        let ms = |d: Duration| (d.as_secs_f64() * 1e4).round() / 10.0;
+        json!({"p50": ms(self.p50), "p95": ms(self.p95), "p99": ms(self.p99), "max": ms(self.max), "samples": self.samples})
+    }
+}
+
+/// Puts `value` under `section` of the results file at `path` (made when
+/// missing), with the run's metadata under `meta.<section>`.
+pub async fn record(path: &Path, section: &str, value: Value) -> anyhow::Result<()> {
+    let mut results: Value = match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?,
+        Err(_) => json!({}),
+    };
+    let meta = metadata().await;
+    let object = results.as_object_mut().with_context(|| format!("{} is not a JSON object", path.display()))?;
+    object.insert(section.to_string(), value);
+    object.entry("meta").or_insert_with(|| json!({}))[section] = meta;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, serde_json::to_string_pretty(&results)? + "\n")
+        .with_context(|| format!("write {}", path.display()))?;
+    println!("(figures written to {}, section {section})", path.display());
+    Ok(())
+}
+
+async fn metadata() -> Value {
+    let command = |program: &str, args: &[&str]| {
+        std::process::Command::new(program)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let postgres = server_version().await;
+    json!({
+        "measured_at": chrono::Utc::now().to_rfc3339(),
+        "commit": command("git", &["rev-parse", "--short", "HEAD"]),
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "sluice": env!("CARGO_PKG_VERSION"),
+        "tansu": command("tansu", &["--version"]),
+        "redis_server": command("redis-server", &["--version"]),
+        "postgresql": postgres,
+        "rustc": command("rustc", &["--version"]),
+    })
+}
+
+/// The local stack's PostgreSQL version.
+async fn server_version() -> Option<String> {
+    let (db, connection) = tokio_postgres::connect(crate::dev::DEV_DATABASE_URL, tokio_postgres::NoTls).await.ok()?;
+    tokio::spawn(connection);
+    db.query_one("show server_version", &[]).await.ok().map(|r| r.get(0))
+}

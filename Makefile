@@ -4,7 +4,7 @@ CARGO ?= cargo
 SLUICE := target/debug/sluice
 export PATH := /opt/sluice/bin:$(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: setup build test lint demo up status down clean openapi bench chaos rules-check docker-check chart-check
+.PHONY: setup build test lint demo up status down clean openapi bench bench-quick chaos rules-check docker-check chart-check
 
 setup: ## Install the broker and system packages (idempotent)
 	@bash deploy/setup.sh
@@ -69,4 +69,17 @@ bench: setup ## Benchmarks on a release build of a fresh local stack: our figure
 	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench relay --large-rows 1000000
 	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench projectors
 	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench reads
+	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench e2e --rates 500,1000 --seconds 20
+	SLUICE_DEV_DIR=.sluice/bench target/release/sluice dev down
+
+bench-quick: setup ## Every benchmark at a small size (about two minutes once built): for regular use
+	$(CARGO) build --release --workspace --bins
+	@if [ -x $(SLUICE) ]; then $(SLUICE) dev down >/dev/null; fi
+	rm -rf .sluice/bench
+	SLUICE_DEV_DIR=.sluice/bench target/release/sluice dev up
+	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench commands --commands 1000
+	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench relay --rows 10000 --seconds 3
+	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench projectors --records 10000 --bootstrap-records 20000 --keys 2000
+	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench reads --articles 200 --reads 3000 --refreshes 50
+	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench e2e --rates 200 --seconds 5 --results bench/results-quick.json
 	SLUICE_DEV_DIR=.sluice/bench target/release/sluice dev down

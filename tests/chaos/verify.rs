@@ -140,11 +140,21 @@ fn version_header<M: Message>(m: &M) -> i64 {
         .expect("every record carries its version header")
 }
 
+/// Records in the relay's and the projectors' dead-letter topics (a topic
+/// nothing was dead-lettered to may not exist).
 fn dead_letters(stack: &Stack) -> i64 {
+    use sluice_kafka::rdkafka::consumer::Consumer;
     let consumer = sluice_kafka::metadata_client(&stack.broker.bootstrap()).expect("client");
+    let metadata = consumer.fetch_metadata(None, Duration::from_secs(30)).expect("the broker's metadata");
+    let existing: BTreeSet<&str> = metadata.topics().iter().map(|t| t.name()).collect();
     let mut topics = vec![format!("{}.relay.dlq", stack.prefix)];
     topics.extend(AGGREGATES.map(|a| format!("{}.dlq", sluice_core::topics::state_topic(&stack.prefix, a))));
-    topics.iter().filter_map(|t| sluice_kafka::watermarks(&consumer, t).ok()).flatten().map(|w| w.high - w.low).sum()
+    topics
+        .iter()
+        .filter(|t| existing.contains(t.as_str()))
+        .flat_map(|t| sluice_kafka::watermarks(&consumer, t).unwrap_or_else(|e| panic!("watermarks of {t}: {e}")))
+        .map(|w| w.high - w.low)
+        .sum()
 }
 
 async fn source(stack: &Stack) -> Source {

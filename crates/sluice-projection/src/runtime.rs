@@ -8,6 +8,7 @@ use sluice_avro::{AvroError, Decoded, RegistryDecoder, Schema, avro_to_json};
 use sluice_core::topics::{dlq_topic, retried_topic, retry_topic};
 use sluice_core::{ErrorKind, headers};
 use sluice_kafka::rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use sluice_kafka::rdkafka::error::KafkaError;
 use sluice_kafka::rdkafka::message::{Headers, Message, OwnedMessage};
 use sluice_kafka::rdkafka::producer::FutureProducer;
 use sluice_kafka::rdkafka::{Offset, TopicPartitionList};
@@ -139,6 +140,8 @@ enum Restart {
         expected: Option<i64>,
         stored: Option<i64>,
     },
+    /// The consumer reported an error that may have skipped records.
+    Consumer(String),
 }
 
 impl Restart {
@@ -148,6 +151,7 @@ impl Restart {
             Restart::Retired => "generation_retired",
             Restart::Rebalance(_) => "rebalance",
             Restart::PositionMismatch { .. } => "position_mismatch",
+            Restart::Consumer(_) => "consumer_error",
         }
     }
 }
@@ -167,6 +171,7 @@ impl std::fmt::Display for Restart {
                 "a blue/green rebuild retired the generation this projector wrote to: following the serving pointer"
             ),
             Restart::Rebalance(reason) => write!(f, "{reason}"),
+            Restart::Consumer(error) => write!(f, "the consumer reported {error}"),
             Restart::PositionMismatch { topic, partition, expected, stored } => write!(
                 f,
                 "the store holds position {} for {topic}/{partition} where {} was expected: it rolled back \
@@ -198,19 +203,38 @@ fn assign_all<S: ProjectionStore + 'static>(
     Ok(())
 }
 
-/// An error the consumer reported. Those of consumption (brokers down or
-/// restarting, a coordinator moving) are informational: librdkafka
-/// reconnects and goes on from where it was, and the same consumer keeps its
-/// group membership (a new one may not be given partitions by a broker that
-/// restarted while the old member was still in the group: tansu 0.6.0 never
-/// expires it). So the session goes on after a pause; other errors end it.
-async fn consumer_error(e: sluice_kafka::rdkafka::error::KafkaError, projection: &str) -> anyhow::Result<()> {
+/// An error the consumer reported. Those of an unreachable or restarting
+/// broker are informational: librdkafka reconnects and goes on from where it
+/// was, so the session goes on after a short pause (a new consumer would
+/// join the group again, which tansu 0.6.0 may never complete after its
+/// restart). Any other consumption error (a corrupt or oversized message, an
+/// offset reset, a refused authorization...) may mean records were skipped:
+/// the session starts again from the store's positions, which checks them
+/// against the partitions' ends. Errors that are not about consumption end
+/// the process.
+async fn consumer_error(e: KafkaError, projection: &str) -> anyhow::Result<Option<Restart>> {
+    use sluice_kafka::rdkafka::types::RDKafkaErrorCode as Code;
     match e {
-        sluice_kafka::rdkafka::error::KafkaError::MessageConsumption(code) => {
-            tracing::warn!(projection, error = %code, "consumer error; going on once the brokers answer");
+        KafkaError::MessageConsumption(
+            code @ (Code::AllBrokersDown
+            | Code::BrokerTransportFailure
+            | Code::Resolve
+            | Code::OperationTimedOut
+            | Code::RequestTimedOut
+            | Code::NetworkException
+            | Code::BrokerNotAvailable
+            | Code::NotCoordinator
+            | Code::CoordinatorNotAvailable
+            | Code::CoordinatorLoadInProgress
+            | Code::LeaderNotAvailable
+            | Code::NotLeaderForPartition
+            | Code::RebalanceInProgress),
+        ) => {
+            tracing::warn!(projection, error = %code, "broker unreachable; going on once it answers");
             tokio::time::sleep(CONSUMER_ERROR_PAUSE).await;
-            Ok(())
+            Ok(None)
         }
+        KafkaError::MessageConsumption(code) => Ok(Some(Restart::Consumer(code.to_string()))),
         other => Err(anyhow::Error::new(other).context("consume")),
     }
 }
@@ -260,10 +284,10 @@ async fn session<S: ProjectionStore + 'static>(
             _ = shutdown.cancelled() => return Ok(SessionEnd::Shutdown),
             m = consumer.recv() => match m {
                 Ok(m) => Some(m.detach()),
-                Err(e) => {
-                    consumer_error(e, &config.projection).await?;
-                    None
-                }
+                Err(e) => match consumer_error(e, &config.projection).await? {
+                    Some(why) => return Ok(SessionEnd::Restart(why)),
+                    None => None,
+                },
             },
             // Quiet topics: an empty batch still compares the positions.
             _ = tokio::time::sleep(config.idle_check) => None,
@@ -278,10 +302,11 @@ async fn session<S: ProjectionStore + 'static>(
                     _ = &mut deadline => break,
                     m = consumer.recv() => match m {
                         Ok(m) => batch.push(m.detach()),
-                        Err(e) => {
-                            consumer_error(e, &config.projection).await?;
-                            break;
-                        }
+                        Err(e) => match consumer_error(e, &config.projection).await? {
+                            // What this batch holds is dropped, read again from the store's positions.
+                            Some(why) => return Ok(SessionEnd::Restart(why)),
+                            None => break,
+                        },
                     },
                 }
             }

@@ -17,11 +17,17 @@ pub struct Ledger {
     pub accepted: u64,
     /// 4xx: refused by a business rule (publishing an archived article...).
     pub refused: u64,
-    /// No answer, or a 5xx: the outcome is unknown to the client (the
-    /// command API or its database was down), so it counts as neither.
+    /// Still no answer (or a 5xx) after every retry: the outcome is unknown
+    /// to the client, so it counts as neither.
     pub unanswered: u64,
+    /// Attempts answered with nothing or a 5xx (the command API or its
+    /// database down), each sent again with the same Idempotency-Key.
+    pub retried: u64,
     /// Per (aggregate type, id), the highest version answered 202.
     pub versions: HashMap<(String, String), i64>,
+    /// Per (aggregate type, id), how many commands were accepted: each
+    /// accepted command adds exactly one version.
+    pub commands: HashMap<(String, String), i64>,
     articles: Vec<String>,
     authors: Vec<String>,
 }
@@ -31,6 +37,11 @@ const TAGS: [&str; 4] = ["rust", "cqrs", "kafka", "postgres"];
 /// How many commands may wait for an answer at once (a stalled command API
 /// does not make the load burst when it comes back).
 const IN_FLIGHT: usize = 8;
+
+/// A command without an answer is sent again, with the same key, this often
+/// and this many times (the longest outage is PostgreSQL's, about 6 s).
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+const ATTEMPTS: u32 = 120;
 
 /// Sends commands at `per_second` until `stop` turns true; the ledger of
 /// every answer. Which command and on which aggregate comes from `seed`.
@@ -49,22 +60,19 @@ pub async fn run(command_api: String, seed: u64, per_second: u64, mut stop: watc
         let (path, body, kind) = next_command(&ledger.lock().expect("ledger"), &mut dice, seed, n);
         let permit = slots.clone().acquire_owned().await.expect("semaphore");
         let (http, url, ledger) = (http.clone(), format!("{command_api}{path}"), ledger.clone());
+        let key = format!("chaos-{seed}-{n}");
         tokio::spawn(async move {
-            let answer = http.post(url).bearer_auth(TOKEN).json(&body).send().await;
-            let outcome = match answer {
-                Ok(r) if r.status() == 202 => r.json::<Value>().await.ok(),
-                Ok(r) if r.status().is_client_error() => {
-                    ledger.lock().expect("ledger").refused += 1;
-                    drop(permit);
-                    return;
+            let outcome = send(&http, &url, &key, &body, &ledger).await;
+            {
+                let mut ledger = ledger.lock().expect("ledger");
+                match outcome {
+                    Outcome::Accepted(id, version) => ledger.record(kind, id, version),
+                    Outcome::Refused => ledger.refused += 1,
+                    Outcome::Unanswered => ledger.unanswered += 1,
                 }
-                _ => None,
-            };
-            let mut ledger = ledger.lock().expect("ledger");
-            match outcome.as_ref().and_then(|a| Some((a["id"].as_str()?.to_string(), a["version"].as_i64()?))) {
-                Some((id, version)) => ledger.record(kind, id, version),
-                None => ledger.unanswered += 1,
             }
+            // The ledger's last clone goes before the slot is given back.
+            drop(ledger);
             drop(permit);
         });
     }
@@ -73,9 +81,42 @@ pub async fn run(command_api: String, seed: u64, per_second: u64, mut stop: watc
     Arc::try_unwrap(ledger).expect("no command in flight").into_inner().expect("ledger")
 }
 
+enum Outcome {
+    Accepted(String, i64),
+    Refused,
+    Unanswered,
+}
+
+/// Sends one command until it is answered: a command whose answer was lost
+/// (its transaction may have committed) is sent again with the same
+/// Idempotency-Key, which must replay the first answer, not run it twice.
+async fn send(http: &reqwest::Client, url: &str, key: &str, body: &Value, ledger: &Mutex<Ledger>) -> Outcome {
+    for _ in 0..ATTEMPTS {
+        let answer = http.post(url).bearer_auth(TOKEN).header("idempotency-key", key).json(body).send().await;
+        match answer {
+            Ok(r) if r.status() == 202 => {
+                let accepted = r
+                    .json::<Value>()
+                    .await
+                    .ok()
+                    .and_then(|a| Some((a["id"].as_str()?.to_string(), a["version"].as_i64()?)));
+                if let Some((id, version)) = accepted {
+                    return Outcome::Accepted(id, version);
+                }
+            }
+            Ok(r) if r.status().is_client_error() => return Outcome::Refused,
+            _ => {}
+        }
+        ledger.lock().expect("ledger").retried += 1;
+        tokio::time::sleep(RETRY_PAUSE).await;
+    }
+    Outcome::Unanswered
+}
+
 impl Ledger {
     fn record(&mut self, kind: &'static str, id: String, version: i64) {
         self.accepted += 1;
+        *self.commands.entry((kind.to_string(), id.clone())).or_default() += 1;
         if version == 1 {
             match kind {
                 "author" => self.authors.push(id.clone()),

@@ -20,7 +20,8 @@ pub fn render(seed: u64, elapsed: Duration, ledger: &Ledger, recoveries: &Recove
     let _ = writeln!(w, "chaos run: seed {seed}, {} faults in {:.0} s", recoveries.len(), elapsed.as_secs_f64());
     let _ = writeln!(w, "  commands accepted (202)           : {}", ledger.accepted);
     let _ = writeln!(w, "  commands refused by a rule (4xx)  : {}", ledger.refused);
-    let _ = writeln!(w, "  commands unanswered during faults : {}", ledger.unanswered);
+    let _ = writeln!(w, "  commands never answered           : {}", ledger.unanswered);
+    let _ = writeln!(w, "  attempts sent again (same key)    : {}", ledger.retried);
     let _ = writeln!(w, "  aggregates written                : {}", ledger.versions.len());
     let _ = writeln!(w);
     let _ = writeln!(w, "  {:<36} {:>6} {:>14} {:>14}", "fault", "count", "recovery p50", "recovery max");
@@ -43,7 +44,11 @@ pub fn render(seed: u64, elapsed: Duration, ledger: &Ledger, recoveries: &Recove
     for (model, behind) in &found.behind {
         let _ = writeln!(w, "    behind the source in {model:<10} : {}", behind.len());
     }
-    let _ = writeln!(w, "  duplicate effects (author counts) : {}", found.duplicate_effects());
+    let _ = writeln!(w, "  duplicate effects                 : {}", found.duplicate_effects());
+    let _ = writeln!(w, "    a command that ran twice        : {}", found.applied_twice.len());
+    for (model, miscounted) in &found.miscounted {
+        let _ = writeln!(w, "    author counts off in {model:<10} : {}", miscounted.len());
+    }
     let _ = writeln!(w, "  versions the source never had     : {}", found.foreign_versions());
     let _ = writeln!(w, "  dead letters                      : {}", found.dead_letters);
     let _ = writeln!(w, "  records delivered twice (absorbed): {}", found.redelivered);

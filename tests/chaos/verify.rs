@@ -49,6 +49,9 @@ pub struct Findings {
     pub foreign: BTreeMap<&'static str, Vec<String>>,
     /// Per read model: author counts that differ from the source's.
     pub miscounted: BTreeMap<&'static str, Vec<String>>,
+    /// Aggregates with more versions in the source than commands accepted
+    /// on them: a command (retried with its Idempotency-Key) ran twice.
+    pub applied_twice: Vec<String>,
     /// Records in any dead-letter topic.
     pub dead_letters: i64,
 }
@@ -59,7 +62,7 @@ impl Findings {
     }
 
     pub fn duplicate_effects(&self) -> usize {
-        self.miscounted.values().map(Vec::len).sum()
+        self.applied_twice.len() + self.miscounted.values().map(Vec::len).sum::<usize>()
     }
 
     pub fn foreign_versions(&self) -> usize {
@@ -87,6 +90,22 @@ async fn compare(stack: &Stack, ledger: &Ledger, source: &Source, models: [(&'st
     for ((kind, id), version) in &ledger.versions {
         if source.versions.get(&(kind.clone(), id.clone())).is_none_or(|held| held < version) {
             found.accepted_lost.push(format!("{kind} {id} v{version}"));
+        }
+    }
+    // Each accepted command adds exactly one version (every command of the
+    // load changes something). Only exact when every command was answered
+    // in the end: one left without an answer may have run.
+    if ledger.unanswered == 0 {
+        for (aggregate, accepted) in &ledger.commands {
+            match source.versions.get(aggregate) {
+                Some(held) if held > accepted => {
+                    found.applied_twice.push(format!("{aggregate:?}: v{held} after {accepted} accepted commands"))
+                }
+                Some(held) if held < accepted => {
+                    found.accepted_lost.push(format!("{aggregate:?}: v{held} after {accepted} accepted commands"))
+                }
+                _ => {}
+            }
         }
     }
     let mut delivered = BTreeSet::new();

@@ -94,3 +94,39 @@ async fn an_article_posted_to_the_command_api_is_served_by_the_query_api() {
         .expect("HGETALL");
     assert!(!positions.is_empty(), "no positions stored");
 }
+
+/// Headers are an optimisation: with a relay that sends none, both read
+/// models still hold every aggregate at its version (read from the snapshot)
+/// and the author's name fans out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_models_are_right_without_any_header() {
+    let mut ws = common::WriteSide::start("bare").await;
+    ws.relay.terminate();
+    ws.relay =
+        common::relay_with(&ws.db, &ws.broker.bootstrap(), &ws.prefix, &[("SLUICE_HEADERS", "none".into())]).await;
+    let author = ws.send("/authors", Some(json!({"name": "Ada"}))).await["id"].as_str().expect("id").to_string();
+    let id = ws.create_article(json!({"title": "First", "author_id": author})).await;
+    ws.send(&format!("/articles/{id}/edit"), Some(json!({"title": "Second"}))).await;
+    ws.send(&format!("/articles/{id}/publish"), Some(json!({}))).await;
+    ws.send(&format!("/authors/{author}/rename"), Some(json!({"name": "Ada L."}))).await;
+    let _redis = ws.projector().await;
+    let (_pg, url, _) = ws.projector_postgres().await;
+
+    let doc = wait_until("the article at version 3 in Redis", DEADLINE, || async {
+        common::try_doc(&ws.redis, &ws.projection, &id).await.filter(|d| d["version"] == 3)
+    })
+    .await;
+    assert_eq!((doc["title"].as_str(), doc["status"].as_str()), (Some("Second"), Some("PUBLISHED")));
+    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("read model");
+    tokio::spawn(connection);
+    let row = wait_until("the article and its author's name in PostgreSQL", DEADLINE, || async {
+        let row = db
+            .query_opt("select version, title, author_name from cms_read.articles where id = $1", &[&id])
+            .await
+            .ok()??;
+        let (version, title, name): (i64, String, Option<String>) = (row.get(0), row.get(1), row.get(2));
+        (version == 3 && name.as_deref() == Some("Ada L.")).then_some(title)
+    })
+    .await;
+    assert_eq!(row, "Second");
+}

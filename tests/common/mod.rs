@@ -34,17 +34,20 @@ pub async fn command_api(db: &str, registry_url: &str, prefix: &str, query_base_
 
 /// A relay on its own slot and publication.
 pub async fn relay(db: &str, brokers: &str, prefix: &str) -> ServiceHandle {
-    ServiceHandle::start(
-        "outbox-relay",
-        &[
-            ("SLUICE_DATABASE_URL", db.to_string()),
-            ("SLUICE_BROKERS", brokers.to_string()),
-            ("SLUICE_TOPIC_PREFIX", prefix.to_string()),
-            ("SLUICE_SLOT", random_name("slot")),
-            ("SLUICE_PUBLICATION", random_name("pub")),
-        ],
-    )
-    .await
+    relay_with(db, brokers, prefix, &[]).await
+}
+
+/// [`relay`] with more variables.
+pub async fn relay_with(db: &str, brokers: &str, prefix: &str, more: &[(&str, String)]) -> ServiceHandle {
+    let mut env = vec![
+        ("SLUICE_DATABASE_URL", db.to_string()),
+        ("SLUICE_BROKERS", brokers.to_string()),
+        ("SLUICE_TOPIC_PREFIX", prefix.to_string()),
+        ("SLUICE_SLOT", random_name("slot")),
+        ("SLUICE_PUBLICATION", random_name("pub")),
+    ];
+    env.extend(more.iter().cloned());
+    ServiceHandle::start("outbox-relay", &env).await
 }
 
 /// A ready Redis projector reading the article and author state topics of `prefix`.
@@ -304,6 +307,8 @@ pub struct WriteSide {
     pub registry: ServiceHandle,
     pub command: ServiceHandle,
     pub relay: ServiceHandle,
+    /// The command API's database (the administrator's URL).
+    pub db: String,
     pub prefix: String,
     pub projection: String,
     pub http: reqwest::Client,
@@ -320,7 +325,7 @@ impl WriteSide {
         let command = command_api(&db, &registry.base_url(), &prefix, "http://query.invalid").await;
         let relay = relay(&db, &broker.bootstrap(), &prefix).await;
         let projection = random_name("proj");
-        WriteSide { pg, redis, broker, registry, command, relay, prefix, projection, http: reqwest::Client::new() }
+        WriteSide { pg, redis, broker, registry, command, relay, db, prefix, projection, http: reqwest::Client::new() }
     }
 
     /// A command (see [`command`]).

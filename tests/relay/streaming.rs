@@ -160,3 +160,43 @@ async fn an_invalidated_slot_is_recreated_and_nothing_is_lost() {
     expected.insert("while-down".to_string(), 3);
     assert_per_key_order(&seen, &expected);
 }
+
+/// Operators choose the headers: `SLUICE_HEADERS` for every topic,
+/// `SLUICE_TOPIC_HEADERS` per aggregate type; keys, payloads and order do not
+/// change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_carry_the_headers_operators_chose() {
+    use sluice_kafka::rdkafka::Message;
+    use sluice_kafka::rdkafka::message::Headers;
+    let stack = RelayStack::start().await;
+    let client = stack.client().await;
+    client
+        .execute(
+            "insert into cms.outbox (id, aggregatetype, aggregateid, type, payload, aggregate_version)
+             values (gen_random_uuid(), 'bare', 'b1', 'BareChanged', 'b1:1', 1)",
+            &[],
+        )
+        .await
+        .expect("outbox insert");
+    RelayStack::write(&client, "t1", 1..=2).await;
+    let _relay = stack
+        .relay(&[
+            ("SLUICE_HEADERS", "sluice.aggregate_version+sluice.event_id".into()),
+            ("SLUICE_TOPIC_HEADERS", "bare=none".into()),
+        ])
+        .await;
+    stack.read_until(2, DEADLINE).await;
+    stack.wait_outbox_count(0).await;
+    let names = |m: &sluice_kafka::rdkafka::message::OwnedMessage| -> Vec<String> {
+        m.headers().map(|h| h.iter().map(|x| x.key.to_string()).collect()).unwrap_or_default()
+    };
+    let things = stack.broker.read_to_end(&stack.topic()).await;
+    assert_eq!(things.len(), 2);
+    for m in &things {
+        assert_eq!(names(m), ["sluice.event_id", "sluice.aggregate_version"]);
+    }
+    let bare = stack.broker.read_to_end(&format!("{}.bare.state", stack.prefix)).await;
+    assert_eq!(bare.len(), 1);
+    assert_eq!(names(&bare[0]), Vec::<String>::new(), "no header at all");
+    assert_eq!(bare[0].payload(), Some(&b"b1:1"[..]));
+}

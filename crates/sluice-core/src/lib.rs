@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod error;
+pub mod header_set;
 pub mod headers;
 pub mod partitioner;
 pub mod secret;

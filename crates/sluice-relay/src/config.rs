@@ -1,5 +1,6 @@
 use serde::{Deserialize, Serialize};
 use sluice_core::Secret;
+use sluice_core::header_set::HeaderSelection;
 use sluice_core::validate::{Validate, check_listen, check_not_empty, check_url};
 use sluice_outbox::OutboxTable;
 
@@ -43,6 +44,12 @@ pub struct RelayConfig {
     /// row is dead-lettered. At most the topics' `max.message.bytes`, or the
     /// broker refuses whole batches and the relay cannot move on.
     pub max_record_bytes: u64,
+    /// SLUICE_HEADERS: the headers every record carries: `all` (the
+    /// default), `none`, or names joined by `+` (`sluice.event_id+traceparent`).
+    pub headers: String,
+    /// SLUICE_TOPIC_HEADERS: per aggregate type, instead of SLUICE_HEADERS:
+    /// `article=none;author=sluice.event_id+sluice.aggregate_version`.
+    pub topic_headers: String,
 }
 
 impl Default for RelayConfig {
@@ -63,11 +70,18 @@ impl Default for RelayConfig {
             delivery_timeout_ms: 120_000,
             shutdown_drain_ms: 10_000,
             max_record_bytes: 1_000_000,
+            headers: "all".into(),
+            topic_headers: String::new(),
         }
     }
 }
 
 impl RelayConfig {
+    /// The headers of each aggregate type's records.
+    pub fn header_selection(&self) -> Result<HeaderSelection, String> {
+        HeaderSelection::parse(&self.headers, &self.topic_headers)
+    }
+
     pub fn tables(&self) -> Result<Vec<OutboxTable>, String> {
         self.outbox_tables
             .split(',')
@@ -109,6 +123,7 @@ impl Validate for RelayConfig {
         if self.partitions < 1 {
             return Err("SLUICE_PARTITIONS must be at least 1".into());
         }
+        self.header_selection()?;
         Ok(())
     }
 }

@@ -38,6 +38,7 @@ pub(crate) fn build(
         events_topics: config.events_topics,
         delivery_timeout_ms: config.delivery_timeout_ms,
         max_record_bytes: config.max_record_bytes,
+        headers: config.header_selection().map_err(|e| anyhow::anyhow!(e))?,
     };
     let publisher = Publisher::new(&publisher_config, context, dead_letters.clone(), metrics.clone(), cancel)?;
     let refusals = tokio::spawn(handle_refusals(refusal_rx, dead_letters, finisher, table_names));

@@ -4,6 +4,7 @@
 use crate::ack::{AckContext, RowAck, RowId, TxnAck};
 use crate::dead_letter::{DeadLetters, DeadRow, refused_locally_for_good};
 use crate::{OutboxRow, RelayMetrics};
+use sluice_core::header_set::{HeaderSelection, HeaderSet};
 use sluice_core::{headers, topics};
 use sluice_kafka::rdkafka::ClientConfig;
 use sluice_kafka::rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -31,6 +32,7 @@ pub(crate) struct Publisher {
     prefix: String,
     partitions: i32,
     events_topics: bool,
+    headers: HeaderSelection,
     /// Where each aggregate type seen goes (its state topic, and events
     /// topic when enabled); topics are created on first sight. `Err` holds
     /// why the aggregate type cannot be a topic.
@@ -49,12 +51,15 @@ pub(crate) struct PublisherConfig<'a> {
     pub events_topics: bool,
     pub delivery_timeout_ms: u64,
     pub max_record_bytes: u64,
+    pub headers: HeaderSelection,
 }
 
-/// A topic with its record counter, looked up once rather than per record.
+/// A topic with its record counter and headers, looked up once rather than
+/// per record.
 struct Destination {
     topic: String,
     records: IntCounter,
+    headers: HeaderSet,
 }
 
 /// Where a row was read from, for the headers and dead letters.
@@ -102,6 +107,7 @@ impl Publisher {
             prefix: config.prefix.into(),
             partitions: config.partitions,
             events_topics: config.events_topics,
+            headers: config.headers.clone(),
             destinations: HashMap::new(),
             metrics,
             cancel,
@@ -207,15 +213,20 @@ impl Publisher {
     ) -> anyhow::Result<Result<(), String>> {
         let topic = destination.topic.as_str();
         let version = row.aggregate_version.to_string();
-        let mut record_headers = OwnedHeaders::new_with_capacity(7)
-            .insert(Header { key: headers::EVENT_ID, value: Some(row.id.as_str()) })
-            .insert(Header { key: headers::EVENT_TYPE, value: Some(row.event_type.as_str()) })
-            .insert(Header { key: headers::AGGREGATE_TYPE, value: Some(row.aggregate_type.as_str()) })
-            .insert(Header { key: headers::AGGREGATE_VERSION, value: Some(version.as_str()) })
-            .insert(Header { key: headers::SOURCE_LSN, value: Some(source.lsn) })
-            .insert(Header { key: headers::COMMITTED_AT, value: Some(source.committed_at) });
-        if let Some(tp) = &row.traceparent {
-            record_headers = record_headers.insert(Header { key: headers::TRACEPARENT, value: Some(tp.as_str()) });
+        let values = [
+            (headers::EVENT_ID, Some(row.id.as_str())),
+            (headers::EVENT_TYPE, Some(row.event_type.as_str())),
+            (headers::AGGREGATE_TYPE, Some(row.aggregate_type.as_str())),
+            (headers::AGGREGATE_VERSION, Some(version.as_str())),
+            (headers::SOURCE_LSN, Some(source.lsn)),
+            (headers::COMMITTED_AT, Some(source.committed_at)),
+            (headers::TRACEPARENT, row.traceparent.as_deref()),
+        ];
+        let mut record_headers = OwnedHeaders::new_with_capacity(values.len());
+        for (key, value) in values {
+            if let Some(value) = value.filter(|_| destination.headers.contains(key)) {
+                record_headers = record_headers.insert(Header { key, value: Some(value) });
+            }
         }
         let mut record: BaseRecord<'_, str, [u8], Arc<RowAck>> =
             BaseRecord::with_opaque_to(topic, ack.clone()).key(row.aggregate_id.as_str()).headers(record_headers);
@@ -284,6 +295,7 @@ impl Publisher {
             .map(|spec| Destination {
                 records: self.metrics.records.with_label_values(&[spec.name.as_str()]),
                 topic: spec.name,
+                headers: self.headers.for_aggregate(aggregate_type),
             })
             .collect();
         self.destinations.insert(aggregate_type.to_string(), Ok(destinations));
@@ -343,6 +355,7 @@ mod tests {
                 events_topics: false,
                 delivery_timeout_ms: 1000,
                 max_record_bytes,
+                headers: HeaderSelection::default(),
             };
             let settings = producer_config(&config);
             let queue: u64 = settings.get("queue.buffering.max.kbytes").expect("set").parse().expect("a number");

@@ -96,8 +96,9 @@ async fn an_article_posted_to_the_command_api_is_served_by_the_query_api() {
 }
 
 /// Headers are an optimisation: with a relay that sends none, both read
-/// models still hold every aggregate at its version (read from the snapshot)
-/// and the author's name fans out.
+/// models still hold every aggregate at its version (read from the snapshot),
+/// the author's name fans out, and an erasure (a tombstone: no snapshot, so
+/// its version header is always sent) is held at its own version.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_models_are_right_without_any_header() {
     let mut ws = common::WriteSide::start("bare").await;
@@ -109,6 +110,8 @@ async fn read_models_are_right_without_any_header() {
     ws.send(&format!("/articles/{id}/edit"), Some(json!({"title": "Second"}))).await;
     ws.send(&format!("/articles/{id}/publish"), Some(json!({}))).await;
     ws.send(&format!("/authors/{author}/rename"), Some(json!({"name": "Ada L."}))).await;
+    let gone = ws.create_article(json!({"title": "Gone"})).await;
+    ws.send(&format!("/articles/{gone}"), None).await;
     let _redis = ws.projector().await;
     let (_pg, url, _) = ws.projector_postgres().await;
 
@@ -129,4 +132,19 @@ async fn read_models_are_right_without_any_header() {
     })
     .await;
     assert_eq!(row, "Second");
+    let erased = wait_until("the erasure in PostgreSQL", DEADLINE, || async {
+        let row = db.query_opt("select version from cms_read.erased where id = $1", &[&gone]).await.ok()??;
+        Some(row.get::<_, i64>(0))
+    })
+    .await;
+    assert_eq!(erased, 2, "erased at its own version, not at the end of time");
+    let key = format!("sluice:{{{}}}:article:{gone}", ws.projection);
+    let held = wait_until("the erasure in Redis", DEADLINE, || async {
+        let mut conn = ws.redis.connection().await;
+        let erased: Option<String> = redis::cmd("HGET").arg(&key).arg("erased").query_async(&mut conn).await.ok()?;
+        erased?;
+        redis::cmd("HGET").arg(&key).arg("version").query_async::<Option<i64>>(&mut conn).await.ok()?
+    })
+    .await;
+    assert_eq!(held, 2, "erased at its own version, not at the end of time");
 }

@@ -1,7 +1,10 @@
 //! Which `sluice.*` headers a relayed record carries: every one by default;
 //! operators may send fewer, per aggregate type (Debezium's
 //! `table.fields.additional.placement` is the precedent). Consumers stay
-//! correct without any: the version is also in the snapshot.
+//! correct without them: the version is also in the snapshot, a tombstone
+//! (which has none) always carries `sluice.aggregate_version`, and the
+//! aggregate type is the topic's (`<prefix>.<type>.state`) when its name is
+//! lower case without dots; other types need `sluice.aggregate_type`.
 
 use crate::headers::{AGGREGATE_TYPE, AGGREGATE_VERSION, COMMITTED_AT, EVENT_ID, EVENT_TYPE, SOURCE_LSN, TRACEPARENT};
 use std::collections::BTreeMap;
@@ -66,9 +69,13 @@ impl HeaderSelection {
         for entry in topic_headers.split(';').map(str::trim).filter(|e| !e.is_empty()) {
             let (aggregate, set) = entry
                 .split_once('=')
+                .map(|(a, s)| (a.trim().to_ascii_lowercase(), s.trim()))
+                .filter(|(a, s)| !a.is_empty() && !s.is_empty())
                 .ok_or_else(|| format!("SLUICE_TOPIC_HEADERS: `{entry}` is not aggregate=headers"))?;
             let set = HeaderSet::parse(set).map_err(|e| format!("SLUICE_TOPIC_HEADERS, {aggregate}: {e}"))?;
-            by_aggregate.insert(aggregate.trim().to_ascii_lowercase(), set);
+            if by_aggregate.insert(aggregate.clone(), set).is_some() {
+                return Err(format!("SLUICE_TOPIC_HEADERS names {aggregate} twice"));
+            }
         }
         Ok(HeaderSelection { default, by_aggregate })
     }
@@ -102,7 +109,9 @@ mod tests {
         assert_eq!(selection.for_aggregate("author"), HeaderSet::ALL);
         assert_eq!(selection.for_aggregate("tag").names(), [EVENT_ID]);
         assert_eq!(HeaderSelection::parse("", "").expect("defaults"), HeaderSelection::default());
-        assert!(HeaderSelection::parse("all", "article").is_err_and(|e| e.contains("SLUICE_TOPIC_HEADERS")));
+        for bad in ["article", "article=", "=none", "article=none;Article=all"] {
+            assert!(HeaderSelection::parse("all", bad).is_err_and(|e| e.contains("SLUICE_TOPIC_HEADERS")), "{bad}");
+        }
         assert!(HeaderSelection::parse("x", "").is_err_and(|e| e.starts_with("SLUICE_HEADERS")));
     }
 }

@@ -25,6 +25,8 @@ const REGISTRY_BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// Pause before a new session, so that a store that keeps disagreeing with
 /// the projector cannot make it spin.
 const RESTART_PAUSE: Duration = Duration::from_millis(200);
+/// After a consumption error that restarts the session.
+const CONSUMER_RESTART_PAUSE: Duration = Duration::from_secs(2);
 /// After a consumer error (brokers down), before reading on.
 const CONSUMER_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// A replica that stops heart-beating (killed, frozen) loses its partitions
@@ -113,7 +115,7 @@ pub async fn run_projector<S: ProjectionStore + 'static>(
                 tracing::warn!(projection = %config.projection, reason = %why, "starting again from the positions the store holds");
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(RESTART_PAUSE) => {}
+                    _ = tokio::time::sleep(why.pause()) => {}
                 }
             }
         }
@@ -152,6 +154,15 @@ impl Restart {
             Restart::Rebalance(_) => "rebalance",
             Restart::PositionMismatch { .. } => "position_mismatch",
             Restart::Consumer(_) => "consumer_error",
+        }
+    }
+
+    /// How long to wait before the next session: an error that recurs
+    /// (a deleted topic, a refused authorization) must not spin.
+    fn pause(&self) -> Duration {
+        match self {
+            Restart::Consumer(_) => CONSUMER_RESTART_PAUSE,
+            _ => RESTART_PAUSE,
         }
     }
 }

@@ -223,8 +223,12 @@ impl Publisher {
             (headers::TRACEPARENT, row.traceparent.as_deref()),
         ];
         let mut record_headers = OwnedHeaders::new_with_capacity(values.len());
+        // A tombstone (an erasure) has no snapshot to carry its version:
+        // it always carries the header, or consumers could not order it.
+        let tombstone = row.payload.is_none();
         for (key, value) in values {
-            if let Some(value) = value.filter(|_| destination.headers.contains(key)) {
+            let chosen = destination.headers.contains(key) || (tombstone && key == headers::AGGREGATE_VERSION);
+            if let Some(value) = value.filter(|_| chosen) {
                 record_headers = record_headers.insert(Header { key, value: Some(value) });
             }
         }

@@ -36,17 +36,25 @@ impl Quantiles {
 pub async fn record(path: &Path, section: &str, value: Value) -> anyhow::Result<()> {
     let mut results: Value = match std::fs::read_to_string(path) {
         Ok(text) => serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?,
-        Err(_) => json!({}),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => json!({}),
+        Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
     };
     let meta = metadata().await;
     let object = results.as_object_mut().with_context(|| format!("{} is not a JSON object", path.display()))?;
     object.insert(section.to_string(), value);
-    object.entry("meta").or_insert_with(|| json!({}))[section] = meta;
+    let metas = object.entry("meta").or_insert_with(|| json!({}));
+    metas
+        .as_object_mut()
+        .with_context(|| format!("`meta` of {} is not an object", path.display()))?
+        .insert(section.into(), meta);
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(path, serde_json::to_string_pretty(&results)? + "\n")
-        .with_context(|| format!("write {}", path.display()))?;
+    // Written beside and renamed: a reader never sees half a file.
+    let partial = path.with_extension("json.partial");
+    std::fs::write(&partial, serde_json::to_string_pretty(&results)? + "\n")
+        .with_context(|| format!("write {}", partial.display()))?;
+    std::fs::rename(&partial, path).with_context(|| format!("write {}", path.display()))?;
     println!("(figures written to {}, section {section})", path.display());
     Ok(())
 }

@@ -3,9 +3,10 @@
 
 use crate::harness::{DEADLINE, RelayStack, assert_last_record_is_newest};
 
-fn replay(stack: &RelayStack, since: &str, until: &str) -> std::process::Output {
+fn replay(stack: &RelayStack, since: &str, until: &str, more: &[&str]) -> std::process::Output {
     std::process::Command::new(sluice_testkit::service_binary("sluice"))
         .args(["relay", "replay", "--since", since, "--until", until])
+        .args(more)
         .args(["--database-url", &stack.relay_db, "--brokers", &stack.broker.bootstrap()])
         .args(["--topic-prefix", &stack.prefix, "--slot", &stack.slot])
         .output()
@@ -29,12 +30,13 @@ async fn replay_of_old_versions_ends_with_each_keys_newest_version() {
     stack.read_until(7, DEADLINE).await;
 
     // Refused while the relay streams: its records could land after ours.
-    let refused = replay(&stack, &since, &until);
+    let refused = replay(&stack, &since, &until, &[]);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success() && stderr.contains("--force"), "{stderr}");
 
     assert!(relay.terminate().success());
-    let out = replay(&stack, &since, &until);
+    // With the relay's header selection, as its settings say.
+    let out = replay(&stack, &since, &until, &["--headers", "sluice.aggregate_version"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(
@@ -47,4 +49,11 @@ async fn replay_of_old_versions_ends_with_each_keys_newest_version() {
     assert_eq!(new_versions, [1, 2, 3, 4, 1, 2, 4]);
     assert_eq!(seen.iter().filter(|s| s.key == "old").count(), 3);
     assert_last_record_is_newest(&seen);
+    use sluice_kafka::rdkafka::message::{Headers, Message};
+    let records: Vec<_> =
+        stack.broker.read_to_end(&stack.topic()).await.into_iter().filter(|m| m.key() == Some(&b"new"[..])).collect();
+    for replayed in &records[records.len() - 3..] {
+        let names: Vec<&str> = replayed.headers().map(|h| h.iter().map(|x| x.key).collect()).unwrap_or_default();
+        assert_eq!(names, ["sluice.aggregate_version"], "the replay sends the headers chosen");
+    }
 }

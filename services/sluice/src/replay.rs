@@ -33,6 +33,12 @@ pub struct ReplayArgs {
     /// The relay's slot (its lock tells whether a relay is active).
     #[arg(long, env = "SLUICE_SLOT", default_value = "sluice_outbox")]
     pub slot: String,
+    /// The headers records carry, as the relay's (`all`, `none`, or names joined by `+`).
+    #[arg(long, env = "SLUICE_HEADERS", default_value = "all")]
+    pub headers: String,
+    /// Per aggregate type, as the relay's (`article=none;author=...`).
+    #[arg(long, env = "SLUICE_TOPIC_HEADERS", default_value = "")]
+    pub topic_headers: String,
     /// Replay even while a relay is active on the slot.
     #[arg(long)]
     pub force: bool,
@@ -46,8 +52,11 @@ pub async fn run(action: Action) -> anyhow::Result<()> {
         topic_prefix: args.topic_prefix,
         outbox_tables: args.outbox_tables,
         slot: args.slot,
+        headers: args.headers,
+        topic_headers: args.topic_headers,
         ..RelayConfig::default()
     };
+    config.header_selection().map_err(|e| anyhow::anyhow!(e))?;
     let until = args.until.unwrap_or_else(Utc::now);
     let metrics = RelayMetrics::register(&sluice_telemetry::prometheus::Registry::new())?;
     let done = sluice_relay::replay(&config, args.since, until, args.force, metrics).await?;

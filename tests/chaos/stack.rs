@@ -82,16 +82,9 @@ impl Stack {
         registry.wait_ready().await;
         let registry_url = registry.base_url();
         let command = common::command_api(&source_url, &registry_url, &prefix, "http://query.invalid").await;
-        let relay = ServiceHandle::start(
-            "outbox-relay",
-            &[
-                ("SLUICE_DATABASE_URL", source_url.clone()),
-                ("SLUICE_BROKERS", broker.bootstrap()),
-                ("SLUICE_TOPIC_PREFIX", prefix.clone()),
-                ("SLUICE_EVENTS_TOPICS", "true".into()),
-            ],
-        )
-        .await;
+        let relay =
+            common::relay_with(&source_url, &broker.bootstrap(), &prefix, &[("SLUICE_EVENTS_TOPICS", "true".into())])
+                .await;
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("HTTP client");
         // The topics exist before the projectors start.
         common::command(&http, &command.base_url(), "/authors", Some(json!({"name": "First author"}))).await;
@@ -99,21 +92,12 @@ impl Stack {
         // One replica of each projector, reading every partition itself:
         // tansu 0.6.0's group coordination does not survive its restarts
         // (see SLUICE_ASSIGNMENT).
-        let member = |_: &str| [("SLUICE_ASSIGNMENT", "all".to_string())];
-        let projector_redis =
-            common::projector_with(&broker, &redis, &registry_url, &prefix, &projection, &member("redis-0")).await;
+        let all = [("SLUICE_ASSIGNMENT", "all".to_string())];
+        let projector_redis = common::projector_with(&broker, &redis, &registry_url, &prefix, &projection, &all).await;
         let read_db = common::database_with_roles(&pg).await;
         let read_url = common::projector_pg_url(&pg, &read_db);
-        let projector_pg = common::projector_postgres_with(
-            &broker,
-            &read_url,
-            &registry_url,
-            &prefix,
-            "cms",
-            READ_SCHEMA,
-            &member("postgres-0"),
-        )
-        .await;
+        let projector_pg =
+            common::projector_postgres_with(&broker, &read_url, &registry_url, &prefix, "cms", READ_SCHEMA, &all).await;
         let query = common::query_api(&broker, &redis, &prefix, &projection, &command.base_url(), &[]).await;
         Stack {
             pg,

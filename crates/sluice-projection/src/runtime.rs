@@ -261,8 +261,8 @@ async fn session<S: ProjectionStore + 'static>(
 ) -> anyhow::Result<SessionEnd> {
     let config = ctx.config;
     let metrics = ctx.metrics;
-    // A fresh consumer per session: nothing fetched
-    // for an earlier session's positions can reach this one.
+    // A fresh consumer per session: nothing fetched for an earlier session's
+    // positions can reach this one.
     let owned = Arc::new(Mutex::new(Owned::default()));
     let context = GroupContext {
         store: store.clone(),

@@ -81,11 +81,12 @@ impl TestBroker {
     }
 
     /// Every record of `topic` from the start of each partition up to its end
-    /// as of now (offsets may have gaps: tansu compacts when it starts). A
-    /// topic that does not exist reads as empty.
+    /// as of now (offsets may have gaps: tansu compacts when it starts).
+    /// Fails when the topic's watermarks cannot be read (an empty answer
+    /// would make a check of the records pass without any).
     pub async fn read_to_end(&self, topic: &str) -> Vec<OwnedMessage> {
         let consumer = sluice_kafka::consumer(&self.bootstrap(), &crate::random_name("reader")).expect("consumer");
-        let Ok(marks) = sluice_kafka::watermarks(&consumer, topic) else { return Vec::new() };
+        let marks = sluice_kafka::watermarks(&consumer, topic).unwrap_or_else(|e| panic!("watermarks of {topic}: {e}"));
         let mut unread: HashMap<i32, i64> =
             marks.iter().filter(|w| w.high > w.low).map(|w| (w.partition, w.high)).collect();
         let mut assignment = TopicPartitionList::new();

@@ -5,8 +5,8 @@
 //! size; then the peak RSS of every service of the local stack.
 
 use super::relay::raw_latency;
-use super::report::{self, Quantiles};
-use super::stats::ms;
+use super::report;
+use super::stats::{Quantiles, ms};
 use futures::StreamExt;
 use serde_json::json;
 use std::collections::HashMap;

@@ -5,31 +5,6 @@
 use anyhow::Context;
 use serde_json::{Value, json};
 use std::path::Path;
-use std::time::Duration;
-
-/// p50 / p95 / p99 / max of a set of latencies.
-pub struct Quantiles {
-    pub p50: Duration,
-    pub p95: Duration,
-    pub p99: Duration,
-    pub max: Duration,
-    pub samples: usize,
-}
-
-impl Quantiles {
-    pub fn of(mut samples: Vec<Duration>) -> Quantiles {
-        samples.sort();
-        let at = |q: f64| {
-            if samples.is_empty() { Duration::ZERO } else { samples[((samples.len() - 1) as f64 * q).round() as usize] }
-        };
-        Quantiles { p50: at(0.50), p95: at(0.95), p99: at(0.99), max: at(1.0), samples: samples.len() }
-    }
-
-    pub fn json(&self) -> Value {
-        let ms = |d: Duration| (d.as_secs_f64() * 1e4).round() / 10.0;
-        json!({"p50": ms(self.p50), "p95": ms(self.p95), "p99": ms(self.p99), "max": ms(self.max), "samples": self.samples})
-    }
-}
 
 /// Puts `value` under `section` of the results file at `path` (made when
 /// missing), with the run's metadata under `meta.<section>`.

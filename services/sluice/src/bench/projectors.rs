@@ -38,6 +38,8 @@ pub struct ProjectorsArgs {
     pub database_url: String,
     #[arg(long, default_value = "schemas")]
     pub schemas_dir: String,
+    #[command(flatten)]
+    pub output: super::report::Output,
 }
 
 const PARTITIONS: i32 = 3;
@@ -105,6 +107,18 @@ pub async fn run(args: ProjectorsArgs) -> anyhow::Result<()> {
     for p in projectors {
         p.stop();
     }
+    let mut table = vec![];
+    for (store, applied, raw_store) in [("redis", applied[0], redis_raw), ("postgres", applied[1], pg_raw)] {
+        let (slower, which) =
+            if consume >= raw_store { (consume, "raw consume") } else { (raw_store, "raw store writes") };
+        table.push(super::report::row(
+            &format!("projector-{store}, {}-record backlog applied", args.records),
+            "/s",
+            rate(applied),
+            &format!("the slower of raw consume and raw {store} ({which})"),
+            Some(rate(slower)),
+        ));
+    }
 
     // Bootstrap from scratch of the whole topic, beside raw consume of it.
     let total = args.bootstrap_records.max(args.records);
@@ -128,8 +142,24 @@ pub async fn run(args: ProjectorsArgs) -> anyhow::Result<()> {
             rate(took),
             rate(took) / rate(consume)
         );
+        table.push(super::report::row(
+            &format!("projector-{store}, bootstrap of {total} records"),
+            "/s",
+            rate(took),
+            "raw consume of the topic",
+            Some(rate(consume)),
+        ));
+        table.push(super::report::row(
+            &format!("projector-{store}, peak RSS bootstrapping"),
+            "MiB",
+            rss,
+            "goal",
+            Some(64.0),
+        ));
     }
-    Ok(())
+    let figures =
+        serde_json::json!({"records": args.records, "bootstrap_records": total, "keys": args.keys, "table": table});
+    super::report::record(&args.output.results, "projectors", figures).await
 }
 
 /// The bench's article snapshots: record `i` is version `i / keys + 1` of

@@ -2,6 +2,7 @@
 //! the latency of an on-demand refresh (`at-least` reads of writes the paused
 //! projector has not applied).
 
+use super::report::row;
 use super::stats::{ms, percentiles};
 use crate::load::CommandTarget;
 use futures::StreamExt;
@@ -29,6 +30,8 @@ pub struct ReadsArgs {
     projection: String,
     #[command(flatten)]
     target: CommandTarget,
+    #[command(flatten)]
+    output: super::report::Output,
 }
 
 struct Written {
@@ -162,7 +165,22 @@ pub async fn run(args: ReadsArgs) -> anyhow::Result<()> {
         ms(p99),
         latencies.len()
     );
-    Ok(())
+    let table = [
+        row(
+            "query-api eventual GET /articles/{id}",
+            "/s",
+            ours_rate,
+            "raw Redis HGET of the same keys",
+            Some(raw_rate),
+        ),
+        row("query-api eventual GET /articles/{id}", "/s", ours_rate, "HTTP floor (GET /healthz)", Some(floor_rate)),
+        row("query-api read p99", "ms", ms(ours_p99), "raw Redis HGET p99", Some(ms(raw_p99))),
+        row("on-demand refresh p50", "ms", ms(p50), "", None),
+        row("on-demand refresh p99", "ms", ms(p99), "", None),
+    ];
+    let figures =
+        serde_json::json!({"articles": args.articles, "reads": args.reads, "readers": args.readers, "table": table});
+    super::report::record(&args.output.results, "reads", figures).await
 }
 
 /// Runs `read` on every item, `readers` at a time: each one's latency and

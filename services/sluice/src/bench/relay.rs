@@ -2,6 +2,7 @@
 //! to the same broker, and commit-to-consumable latency at a steady rate
 //! beside the broker's own produce-to-consumable floor, in one run.
 
+use super::report::row;
 use super::stats::{ms, percentiles};
 use anyhow::Context;
 use futures::StreamExt;
@@ -34,6 +35,8 @@ pub struct RelayArgs {
     pub brokers: String,
     #[arg(long, default_value = "http://127.0.0.1:9090/metrics")]
     pub relay_metrics: String,
+    #[command(flatten)]
+    pub output: super::report::Output,
 }
 
 const KEYS: usize = 1000;
@@ -132,10 +135,31 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     println!("  broker floor, produce -> consumable : {:>7.1} / {:>7.1} ms", ms(floor.0), ms(floor.1));
     println!("  relay, commit -> consumable         : {:>7.1} / {:>7.1} ms", ms(relay.0), ms(relay.1));
 
+    let backlog = format!("relay, {}-row backlog, every header", args.rows);
+    let mut table = vec![
+        row(&backlog, "/s", relay_rate, "raw producer, the same 7 headers", Some(raw_headers_rate)),
+        row(&backlog, "/s", relay_rate, "raw producer, no header", Some(raw_rate)),
+        row(
+            &format!("relay commit -> consumable p50 at {}/s", args.rate),
+            "ms",
+            ms(relay.0),
+            "broker floor p50",
+            Some(ms(floor.0)),
+        ),
+        row(
+            &format!("relay commit -> consumable p99 at {}/s", args.rate),
+            "ms",
+            ms(relay.1),
+            "broker floor p99",
+            Some(ms(floor.1)),
+        ),
+    ];
     if let Some(rows) = args.large_rows {
-        large_transaction(&probe, &db, &aggregate, rows, relay_pid).await?;
+        table.extend(large_transaction(&probe, &db, &aggregate, rows, relay_pid).await?);
     }
-    Ok(())
+    let figures =
+        serde_json::json!({"rows": args.rows, "payload_bytes": args.payload_bytes, "rate": args.rate, "table": table});
+    super::report::record(&args.output.results, "relay", figures).await
 }
 
 fn relay_pid() -> anyhow::Result<u32> {
@@ -382,7 +406,7 @@ async fn large_transaction(
     aggregate: &str,
     rows: usize,
     pid: u32,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<serde_json::Value>> {
     let before_rss = peak_rss_kib(pid).unwrap_or(0);
     let before = probe.acknowledged().await?;
     let payload = vec![b'x'; 100];
@@ -399,5 +423,8 @@ async fn large_transaction(
         before_rss as f64 / 1024.0,
         after_rss as f64 / 1024.0
     );
-    Ok(())
+    Ok(vec![
+        row(&format!("relay, one {rows}-row transaction"), "/s", rows as f64 / total.as_secs_f64(), "", None),
+        row("relay peak RSS after it", "MiB", after_rss as f64 / 1024.0, "goal", Some(64.0)),
+    ])
 }

@@ -4,7 +4,54 @@
 
 use anyhow::Context;
 use serde_json::{Value, json};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Where a bench merges its figures.
+#[derive(clap::Args, Clone)]
+pub struct Output {
+    /// The results file; each bench writes its own section.
+    #[arg(long, default_value = "bench/results.json")]
+    pub results: PathBuf,
+}
+
+/// The sections of the summary table, in the order they are printed.
+pub const SECTIONS: [&str; 6] = ["commands", "relay", "debezium", "projectors", "reads", "e2e"];
+
+/// One line of the summary table: our figure beside its baseline (`None`
+/// where there is none).
+pub fn row(figure: &str, unit: &str, ours: f64, baseline: &str, raw: Option<f64>) -> Value {
+    let round = |v: f64| (v * 10.0).round() / 10.0;
+    json!({"figure": figure, "unit": unit, "ours": round(ours), "baseline": baseline, "raw": raw.map(round)})
+}
+
+/// Prints the `table` rows of every section of `results`, with ratios.
+pub fn print_summary(results: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(results).with_context(|| format!("read {}", results.display()))?;
+    let results: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", results.display()))?;
+    println!("{:<58} {:>10} {:<8} {:>10}  {:<44} {:>6}", "figure", "ours", "unit", "baseline", "(what)", "ratio");
+    for section in SECTIONS {
+        let Some(rows) = results[section]["table"].as_array() else {
+            println!("-- {section}: not measured");
+            continue;
+        };
+        let commit = results["meta"][section]["commit"].as_str().unwrap_or("?");
+        println!("-- {section} (commit {commit})");
+        for r in rows {
+            let ours = r["ours"].as_f64().unwrap_or(f64::NAN);
+            let raw = r["raw"].as_f64();
+            println!(
+                "{:<58} {:>10.1} {:<8} {:>10}  {:<44} {:>6}",
+                r["figure"].as_str().unwrap_or("?"),
+                ours,
+                r["unit"].as_str().unwrap_or(""),
+                raw.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into()),
+                r["baseline"].as_str().unwrap_or(""),
+                raw.filter(|v| *v != 0.0).map(|v| format!("{:.2}", ours / v)).unwrap_or_else(|| "-".into())
+            );
+        }
+    }
+    Ok(())
+}
 
 /// Puts `value` under `section` of the results file at `path` (made when
 /// missing), with the run's metadata under `meta.<section>`.
@@ -37,7 +84,7 @@ pub async fn record(path: &Path, section: &str, value: Value) -> anyhow::Result<
 /// Where a plot named `name` goes beside the results file: `bench/e2e.svg`
 /// beside `bench/results.json`, `bench/e2e-quick.svg` beside
 /// `bench/results-quick.json`.
-pub fn plot_path(results: &Path, name: &str) -> std::path::PathBuf {
+pub fn plot_path(results: &Path, name: &str) -> PathBuf {
     let stem = results.file_stem().and_then(|s| s.to_str()).unwrap_or("results");
     let file = match stem.strip_prefix("results") {
         Some(rest) => format!("{name}{rest}.svg"),

@@ -70,7 +70,7 @@ bench: setup ## Benchmarks on a release build of a fresh local stack: our figure
 	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench debezium
 	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench projectors
 	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench reads
-	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench e2e --rates 500,1000 --seconds 20
+	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench e2e --rates 500,1000 --seconds 20 --find-max-seconds 10
 	SLUICE_DEV_DIR=.sluice/bench target/release/sluice dev down
 	target/release/sluice bench summary
 

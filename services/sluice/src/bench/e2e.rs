@@ -35,6 +35,10 @@ pub struct E2eArgs {
     pub projection: String,
     #[arg(long, env = "SLUICE_BROKERS", default_value = crate::dev::DEFAULT_BROKERS)]
     pub brokers: String,
+    /// Then search for the highest rate the whole system sustains, holding
+    /// each candidate this many seconds (0: no search).
+    #[arg(long, default_value_t = 0)]
+    pub find_max_seconds: u64,
     #[command(flatten)]
     pub output: report::Output,
 }
@@ -50,7 +54,7 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
     let mut figures = Vec::new();
     let mut distributions = Vec::new();
     for &rate in &args.rates {
-        let ours = commands_at(&args, rate).await?;
+        let ours = commands_at(&args, rate, args.seconds).await?;
         let floor = raw_latency(
             &args.brokers,
             &format!("bench.e2e{}.floor", std::process::id()),
@@ -59,11 +63,12 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
             SNAPSHOT_BYTES,
         )
         .await?;
-        distributions.push((format!("Redis read model, {rate}/s"), ours.redis.clone()));
-        distributions.push((format!("PostgreSQL read model, {rate}/s"), ours.postgres.clone()));
+        let (redis, postgres) = (durations(&ours.redis), durations(&ours.postgres));
+        distributions.push((format!("Redis read model, {rate}/s"), redis.clone()));
+        distributions.push((format!("PostgreSQL read model, {rate}/s"), postgres.clone()));
         distributions.push((format!("broker floor, {rate}/s"), floor.clone()));
         let floor = Quantiles::of(floor);
-        let (redis, postgres) = (Quantiles::of(ours.redis), Quantiles::of(ours.postgres));
+        let (redis, postgres) = (Quantiles::of(redis), Quantiles::of(postgres));
         println!(
             "end-to-end at {rate} commands/s for {} s: {} accepted ({:.0}/s achieved), 202 -> visible (p50 / p95 / p99)",
             args.seconds, ours.accepted, ours.achieved
@@ -101,9 +106,15 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
     }
     let rss: serde_json::Map<String, serde_json::Value> =
         rss.into_iter().map(|(n, m)| (n.to_string(), json!(m))).collect();
-    let table = rows(&figures, &rss);
-    report::record(&args.output.results, "e2e", json!({"latency": figures, "peak_rss_mib": rss, "table": table}))
-        .await?;
+    let mut table = rows(&figures, &rss);
+    let mut section = json!({"latency": figures, "peak_rss_mib": rss});
+    if args.find_max_seconds > 0 {
+        let found = super::sustained::search(&args).await?;
+        table.push(found.row(&args.output.results));
+        section["max_sustained"] = found.json();
+    }
+    section["table"] = json!(table);
+    report::record(&args.output.results, "e2e", section).await?;
     Ok(())
 }
 
@@ -136,25 +147,32 @@ fn rows(figures: &[serde_json::Value], rss: &serde_json::Map<String, serde_json:
     table
 }
 
-struct Measured {
-    accepted: usize,
-    achieved: f64,
-    /// 202 -> visible, one sample per accepted command.
-    redis: Vec<Duration>,
-    postgres: Vec<Duration>,
+/// When a command was answered and how long it took to become visible.
+pub(super) type Samples = Vec<(Instant, Duration)>;
+
+pub(super) fn durations(samples: &Samples) -> Vec<Duration> {
+    samples.iter().map(|s| s.1).collect()
+}
+
+pub(super) struct Measured {
+    pub accepted: usize,
+    pub achieved: f64,
+    /// 202 -> visible, one sample per command seen.
+    pub redis: Samples,
+    pub postgres: Samples,
 }
 
 /// Sends create-article commands at `rate` for the run's seconds; each
 /// accepted id goes to both watchers with the time of its answer.
-async fn commands_at(args: &E2eArgs, rate: u64) -> anyhow::Result<Measured> {
+pub(super) async fn commands_at(args: &E2eArgs, rate: u64, seconds: u64) -> anyhow::Result<Measured> {
     let (to_redis, redis_ids) = mpsc::unbounded_channel();
     let (to_pg, pg_ids) = mpsc::unbounded_channel();
     let redis = tokio::spawn(watch_redis(args.redis_url.clone(), args.projection.clone(), redis_ids));
     let postgres = tokio::spawn(watch_postgres(args.database_url.clone(), args.pg_schema.clone(), pg_ids));
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
     let url = args.target.articles_url();
-    let total = (rate * args.seconds) as usize;
-    let run = format!("{}-{rate}", std::process::id());
+    let total = (rate * seconds) as usize;
+    let run = format!("{}-{rate}-{seconds}", std::process::id());
     let start = Instant::now();
     let first = tokio::time::Instant::now();
     let step = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
@@ -200,7 +218,7 @@ async fn watch<F, Fut>(
     mut ids: mpsc::UnboundedReceiver<(String, Instant)>,
     every: Duration,
     mut seen: F,
-) -> anyhow::Result<Vec<Duration>>
+) -> anyhow::Result<Samples>
 where
     F: FnMut(Vec<String>) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<Vec<String>>>,
@@ -222,7 +240,7 @@ where
             let now = Instant::now();
             for id in now_seen {
                 if let Some(at) = pending.remove(&id) {
-                    took.push(now.saturating_duration_since(at));
+                    took.push((at, now.saturating_duration_since(at)));
                 }
             }
         }
@@ -242,7 +260,7 @@ async fn watch_redis(
     url: String,
     alias: String,
     ids: mpsc::UnboundedReceiver<(String, Instant)>,
-) -> anyhow::Result<Vec<Duration>> {
+) -> anyhow::Result<Samples> {
     let client = redis::Client::open(url)?;
     let mut conn = client.get_multiplexed_async_connection().await?;
     let generation = sluice_store_redis::generation::serving(&mut conn, &alias).await?;
@@ -261,7 +279,7 @@ async fn watch_postgres(
     url: String,
     schema: String,
     ids: mpsc::UnboundedReceiver<(String, Instant)>,
-) -> anyhow::Result<Vec<Duration>> {
+) -> anyhow::Result<Samples> {
     let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
     tokio::spawn(connection);
     let statement = db.prepare(&format!("select id from \"{schema}\".articles where id = any($1::text[])")).await?;

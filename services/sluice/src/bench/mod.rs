@@ -11,6 +11,7 @@ mod reads;
 mod relay;
 mod report;
 mod stats;
+mod sustained;
 
 #[derive(clap::Subcommand)]
 pub enum Bench {

@@ -162,3 +162,26 @@ fn slowest_raw_stage(results: &Path) -> Option<(String, f64)> {
         .filter_map(|r| Some((r["baseline"].as_str()?.to_string(), r["raw"].as_f64()?)))
         .min_by(|a, b| a.1.total_cmp(&b.1))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::quarters;
+    use std::time::{Duration, Instant};
+
+    fn samples(latency_ms: impl Fn(u64) -> u64) -> super::Samples {
+        let start = Instant::now();
+        // Out of answer order, as the watchers see them.
+        (0..100u64)
+            .rev()
+            .map(|i| (start + Duration::from_millis(i * 10), Duration::from_millis(latency_ms(i))))
+            .collect()
+    }
+
+    #[test]
+    fn a_steady_lag_has_equal_quarters_and_a_growing_one_does_not() {
+        assert_eq!(quarters(&samples(|_| 40)), (40.0, 40.0));
+        let (first, last) = quarters(&samples(|i| 10 + i * 20));
+        assert!(first < 300.0 && last > 1500.0, "{first} / {last}");
+        assert_eq!(quarters(&samples(|_| 1)[..3].to_vec()), (0.0, 0.0));
+    }
+}

@@ -19,17 +19,17 @@
 // Prints `started` once the engine's task runs, then `acked <total>` after
 // every batch the broker acknowledged, and `failed <reason>` on an error.
 
-import io.debezium.engine.ChangeEvent;
 import io.debezium.engine.DebeziumEngine;
 import io.debezium.engine.RecordChangeEvent;
 import io.debezium.engine.format.ChangeEventFormat;
-import io.debezium.engine.format.Connect;
+import io.debezium.embedded.Connect;
 import java.io.PrintStream;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Properties;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import org.apache.kafka.clients.producer.KafkaProducer;
@@ -85,6 +85,12 @@ public class DebeziumOutbox {
     engine.setProperty("publication.autocreate.mode", "filtered");
     engine.setProperty("table.include.list", env("DBZ_TABLE"));
     engine.setProperty("snapshot.mode", "no_data");
+    // pgoutput hands over every logical decoding message in the WAL, whatever
+    // the publication (the relays' heartbeats among them): not outbox rows.
+    engine.setProperty("message.prefix.exclude.list", ".*");
+    // Without the four __debezium.context.* headers: the record carries the
+    // EventRouter's own (id and the placements), as the relay's chosen set.
+    engine.setProperty("extended.headers.enabled", "false");
     engine.setProperty("transforms", "outbox");
     engine.setProperty("transforms.outbox.type", "io.debezium.transforms.outbox.EventRouter");
     engine.setProperty("transforms.outbox.route.topic.replacement", env("DBZ_TOPIC"));
@@ -136,7 +142,12 @@ public class DebeziumOutbox {
                     sends.add(producer.send(out));
                   }
                   for (Future<RecordMetadata> send : sends) {
-                    send.get();
+                    try {
+                      send.get();
+                    } catch (ExecutionException e) {
+                      // Not marked processed: the engine stops and says why.
+                      throw new RuntimeException("the broker refused a record", e.getCause());
+                    }
                   }
                   for (RecordChangeEvent<SourceRecord> event : records) {
                     committer.markProcessed(event);

@@ -14,20 +14,29 @@ pub fn schemas_dir() -> String {
 
 /// A ready command API writing to `db`, registering its schemas itself.
 pub async fn command_api(db: &str, registry_url: &str, prefix: &str, query_base_url: &str) -> ServiceHandle {
-    let mut command = ServiceHandle::start(
-        "command-api",
-        &[
-            ("SLUICE_DATABASE_URL", db.to_string()),
-            ("SLUICE_REGISTRY_URL", registry_url.to_string()),
-            ("SLUICE_QUERY_BASE_URL", query_base_url.to_string()),
-            ("SLUICE_TOPIC_PREFIX", prefix.to_string()),
-            ("SLUICE_AUTO_REGISTER", "true".to_string()),
-            ("SLUICE_SCHEMAS_DIR", schemas_dir()),
-            ("SLUICE_WRITE_TOKENS", TOKEN.to_string()),
-            ("SLUICE_READ_TOKENS", READ_TOKEN.to_string()),
-        ],
-    )
-    .await;
+    command_api_with(db, registry_url, prefix, query_base_url, &[]).await
+}
+
+/// [`command_api`] with more variables.
+pub async fn command_api_with(
+    db: &str,
+    registry_url: &str,
+    prefix: &str,
+    query_base_url: &str,
+    more: &[(&str, String)],
+) -> ServiceHandle {
+    let mut env = vec![
+        ("SLUICE_DATABASE_URL", db.to_string()),
+        ("SLUICE_REGISTRY_URL", registry_url.to_string()),
+        ("SLUICE_QUERY_BASE_URL", query_base_url.to_string()),
+        ("SLUICE_TOPIC_PREFIX", prefix.to_string()),
+        ("SLUICE_AUTO_REGISTER", "true".to_string()),
+        ("SLUICE_SCHEMAS_DIR", schemas_dir()),
+        ("SLUICE_WRITE_TOKENS", TOKEN.to_string()),
+        ("SLUICE_READ_TOKENS", READ_TOKEN.to_string()),
+    ];
+    env.extend(more.iter().cloned());
+    let mut command = ServiceHandle::start("command-api", &env).await;
     command.wait_ready().await;
     command
 }

@@ -10,6 +10,7 @@ mod health;
 pub mod http_metrics;
 mod logging;
 mod ops;
+pub mod rate_limit;
 mod shutdown;
 
 pub use health::{Readiness, ops_router};

@@ -33,6 +33,11 @@ pub struct Config {
     /// Register the writer schemas at start. Off in production, where
     /// `sluice schema register` does it under review; the API only looks them up.
     pub auto_register: bool,
+    /// SLUICE_RATE_LIMIT: requests per second per caller (bearer token, or
+    /// address without one); 0 = no limit.
+    pub rate_limit: f64,
+    /// SLUICE_RATE_BURST: requests a caller may send at once.
+    pub rate_burst: u32,
 }
 
 impl Default for Config {
@@ -53,6 +58,8 @@ impl Default for Config {
             idempotency_ttl_secs: 24 * 3600,
             schedule_interval_ms: 1000,
             auto_register: false,
+            rate_limit: 0.0,
+            rate_burst: 100,
         }
     }
 }
@@ -66,6 +73,7 @@ impl Config {
 impl Validate for Config {
     fn validate(&self) -> Result<(), String> {
         check_listen("SLUICE_LISTEN", &self.listen)?;
+        sluice_telemetry::rate_limit::RateLimit::new(self.rate_limit, self.rate_burst)?;
         check_url("SLUICE_DATABASE_URL", self.database_url.expose(), &["postgres", "postgresql"])?;
         check_url("SLUICE_REGISTRY_URL", &self.registry_url, &["http", "https"])?;
         check_url("SLUICE_QUERY_BASE_URL", &self.query_base_url, &["http", "https"])?;

@@ -54,6 +54,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let registry = Registry::new();
     let http = sluice_telemetry::http_metrics::HttpMetrics::register(&registry, "command_api")?;
     let api = cms_write::router(AppState { service }, tokens, config.max_body_bytes, config.auth_disabled);
+    let api = sluice_telemetry::rate_limit::layer(
+        sluice_telemetry::rate_limit::RateLimit::new(config.rate_limit, config.rate_burst)
+            .map_err(anyhow::Error::msg)?,
+        api,
+    );
     let app = http.layer(api).merge(sluice_telemetry::ops_router(registry, readiness.clone()));
     readiness.set_ready(true);
     let served = sluice_telemetry::serve(&config.listen, app, shutdown.clone()).await;

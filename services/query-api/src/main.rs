@@ -12,6 +12,7 @@ use sluice_query::{Query, QueryState};
 use sluice_telemetry::Readiness;
 use sluice_telemetry::auth::Tokens;
 use sluice_telemetry::prometheus::Registry;
+use sluice_telemetry::rate_limit::{self, RateLimit};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +51,11 @@ struct Config {
     /// SLUICE_READ_TOKENS: comma-separated bearer tokens; when set, every
     /// read needs one (empty: reads are open).
     read_tokens: Secret,
+    /// SLUICE_RATE_LIMIT: requests per second per caller (bearer token, or
+    /// address without one); 0 = no limit.
+    rate_limit: f64,
+    /// SLUICE_RATE_BURST: requests a caller may send at once.
+    rate_burst: u32,
 }
 
 impl Default for Config {
@@ -69,6 +75,8 @@ impl Default for Config {
             watermark_cache_ms: 250,
             wait_deadline_ms: 2_000,
             read_tokens: Secret::default(),
+            rate_limit: 0.0,
+            rate_burst: 100,
         }
     }
 }
@@ -76,6 +84,7 @@ impl Default for Config {
 impl Validate for Config {
     fn validate(&self) -> Result<(), String> {
         check_listen("SLUICE_LISTEN", &self.listen)?;
+        RateLimit::new(self.rate_limit, self.rate_burst)?;
         if self.redis_url.is_empty() && self.postgres_url.is_empty() {
             return Err("set SLUICE_REDIS_URL or SLUICE_POSTGRES_URL (or both): there is no read model to serve".into());
         }
@@ -159,8 +168,10 @@ fn main() -> ExitCode {
             tracing::warn!("reads are open to anyone: SLUICE_READ_TOKENS is empty");
         }
         let http = sluice_telemetry::http_metrics::HttpMetrics::register(&registry, "query")?;
-        let app =
-            http.layer(sluice_query::router(query, tokens)).merge(sluice_telemetry::ops_router(registry, readiness));
+        let limit = RateLimit::new(config.rate_limit, config.rate_burst).map_err(anyhow::Error::msg)?;
+        let app = http
+            .layer(rate_limit::layer(limit, sluice_query::router(query, tokens)))
+            .merge(sluice_telemetry::ops_router(registry, readiness));
         sluice_telemetry::serve(&config.listen, app, shutdown).await
     })
 }

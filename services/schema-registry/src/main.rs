@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use sluice_core::validate::{Validate, check_listen, check_not_empty, check_url};
 use sluice_registry::{Leader, Registry};
 use sluice_telemetry::prometheus::Registry as Metrics;
+use sluice_telemetry::rate_limit::{self, RateLimit};
 use std::process::ExitCode;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -17,6 +18,11 @@ struct Config {
     topic: String,
     /// SLUICE_LEADER_URL: empty for the leader; a follower forwards writes there.
     leader_url: String,
+    /// SLUICE_RATE_LIMIT: requests per second per caller (bearer token, or
+    /// address without one); 0 = no limit.
+    rate_limit: f64,
+    /// SLUICE_RATE_BURST: requests a caller may send at once.
+    rate_burst: u32,
 }
 
 impl Default for Config {
@@ -26,6 +32,8 @@ impl Default for Config {
             brokers: "127.0.0.1:9092".into(),
             topic: "_schemas".into(),
             leader_url: String::new(),
+            rate_limit: 0.0,
+            rate_burst: 100,
         }
     }
 }
@@ -33,6 +41,7 @@ impl Default for Config {
 impl Validate for Config {
     fn validate(&self) -> Result<(), String> {
         check_listen("SLUICE_LISTEN", &self.listen)?;
+        RateLimit::new(self.rate_limit, self.rate_burst)?;
         check_not_empty("SLUICE_BROKERS", &self.brokers)?;
         check_not_empty("SLUICE_TOPIC", &self.topic)?;
         if !self.leader_url.is_empty() {
@@ -72,7 +81,8 @@ fn main() -> ExitCode {
             tracing::info!(leader = %l.url, "follower: writes are forwarded to the leader");
         }
         readiness.set_ready(true);
-        let app = http.layer(sluice_registry::router(registry, leader)).merge(ops);
+        let limit = RateLimit::new(config.rate_limit, config.rate_burst).map_err(anyhow::Error::msg)?;
+        let app = http.layer(rate_limit::layer(limit, sluice_registry::router(registry, leader))).merge(ops);
         sluice_telemetry::serve(&config.listen, app, shutdown).await
     })
 }

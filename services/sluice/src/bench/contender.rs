@@ -115,10 +115,15 @@ impl Contender {
                     state_schema: Some(state_schema),
                     counter: Counter::Relay(probe),
                 };
+                // Ready once it streams: a row committed before would be
+                // relayed by its initial snapshot, which the acknowledged
+                // records counter does not count.
+                let ready = format!("http://127.0.0.1:{port}/readyz");
+                let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
                 let start = Instant::now();
-                while contender.acknowledged().await.is_err() {
+                while !http.get(&ready).send().await.is_ok_and(|r| r.status().is_success()) {
                     contender.check_running()?;
-                    anyhow::ensure!(start.elapsed() < Duration::from_secs(60), "the relay did not answer in 60 s");
+                    anyhow::ensure!(start.elapsed() < Duration::from_secs(60), "the relay was not ready in 60 s");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Ok(contender)

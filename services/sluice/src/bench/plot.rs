@@ -78,7 +78,17 @@ fn lines(area: &Area, title: &str, x: &str, y: &str, series: &[Series]) -> anyho
         .y_label_area_size(70)
         .build_cartesian_2d(0.0..max(|p| p.0), 0.0..max(|p| p.1))
         .map_err(plot_error)?;
-    chart.configure_mesh().x_desc(x).y_desc(y).draw().map_err(plot_error)?;
+    let y_max = max(|p| p.1);
+    let whole = |v: &f64| format!("{v:.0}");
+    let tenths = |v: &f64| format!("{v:.1}");
+    chart
+        .configure_mesh()
+        .x_desc(x)
+        .y_desc(y)
+        .x_label_formatter(&whole)
+        .y_label_formatter(if y_max > 10.0 { &whole } else { &tenths })
+        .draw()
+        .map_err(plot_error)?;
     for (i, s) in series.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
         chart

@@ -1,0 +1,107 @@
+//! Request rate limits (SLUICE_RATE_LIMIT, SLUICE_RATE_BURST): a caller over
+//! its allowance is answered 429 with Retry-After before anything runs, so a
+//! refused command writes nothing; another caller keeps its own allowance;
+//! the ops endpoints are never limited.
+
+use serde_json::{Value, json};
+use sluice_testkit::{ServiceHandle, TestBroker, TestPostgres, TestRedis, random_name};
+
+mod common;
+
+/// One request per 50 s after a burst of 3: within the test only the burst
+/// is served, whatever the machine's speed.
+fn limits() -> [(&'static str, String); 2] {
+    [("SLUICE_RATE_LIMIT", "0.02".into()), ("SLUICE_RATE_BURST", "3".into())]
+}
+
+/// The statuses of `n` requests made by `send`, and the 429 answers.
+async fn statuses(n: usize, send: impl Fn() -> reqwest::RequestBuilder) -> (Vec<u16>, Vec<(String, Value)>) {
+    let mut codes = Vec::new();
+    let mut refused = Vec::new();
+    for _ in 0..n {
+        let answer = send().send().await.expect("request");
+        codes.push(answer.status().as_u16());
+        if answer.status() == 429 {
+            let retry = answer.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+            refused.push((retry.expect("a 429 without Retry-After"), answer.json().await.expect("a JSON 429")));
+        }
+    }
+    (codes, refused)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_over_its_rate_limit_is_refused_and_its_commands_write_nothing() {
+    let pg = TestPostgres::start();
+    let broker = TestBroker::start();
+    let db = pg.create_database().await;
+    let prefix = random_name("limits");
+    let registry = ServiceHandle::start("schema-registry", &[("SLUICE_BROKERS", broker.bootstrap())]).await;
+    let command = common::command_api_with(&db, &registry.base_url(), &prefix, "http://query.invalid", &limits()).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/articles", command.base_url());
+
+    let (codes, refused) =
+        statuses(8, || http.post(&url).bearer_auth(common::TOKEN).json(&json!({"title": "Limited", "body": "text"})))
+            .await;
+    assert_eq!(codes, [202, 202, 202, 429, 429, 429, 429, 429], "a burst of 3, then refused");
+    for (retry_after, body) in &refused {
+        let seconds: u64 = retry_after.parse().expect("Retry-After in seconds");
+        assert!((1..=50).contains(&seconds), "Retry-After {seconds}");
+        assert_eq!(body["status"], "rejected");
+        assert!(body["error"].as_str().unwrap().contains("rate limit"), "{body}");
+    }
+    let (admin, connection) = tokio_postgres::connect(&db, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let count = |table: &'static str| {
+        let admin = &admin;
+        async move { admin.query_one(&format!("select count(*) from cms.{table}"), &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    assert_eq!(count("articles").await, 3, "a refused command wrote an article");
+    assert_eq!(count("outbox").await, 3, "a refused command wrote an outbox row");
+
+    // The read token is another caller, with its own allowance.
+    let (codes, _) =
+        statuses(3, || http.get(format!("{}/changes", command.base_url())).bearer_auth(common::READ_TOKEN)).await;
+    assert_eq!(codes, [200, 200, 200]);
+    // The ops endpoints are not limited.
+    let (codes, _) = statuses(10, || http.get(format!("{}/healthz", command.base_url()))).await;
+    assert!(codes.iter().all(|c| *c == 200), "{codes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_and_the_query_api_limit_their_callers_too() {
+    let broker = TestBroker::start();
+    let redis = TestRedis::start();
+    let http = reqwest::Client::new();
+    // The registry takes no token: callers are told apart by address.
+    let mut registry_env = vec![("SLUICE_BROKERS", broker.bootstrap())];
+    registry_env.extend(limits());
+    let registry = ServiceHandle::start("schema-registry", &registry_env).await;
+    let (codes, refused) = statuses(5, || http.get(format!("{}/subjects", registry.base_url()))).await;
+    assert_eq!(codes, [200, 200, 200, 429, 429]);
+    assert!(refused.iter().all(|(_, body)| body["error"].as_str().unwrap().contains("rate limit")));
+
+    let query = common::query_api(&broker, &redis, &random_name("limits"), "cms", "", &limits()).await;
+    let missing = format!("{}/articles/00000000-0000-4000-8000-00000000000a", query.base_url());
+    let (codes, _) = statuses(5, || http.get(&missing)).await;
+    assert_eq!(codes, [404, 404, 404, 429, 429]);
+    let (codes, _) = statuses(5, || http.get(format!("{}/readyz", query.base_url()))).await;
+    assert!(codes.iter().all(|c| *c == 200), "{codes:?}");
+}
+
+#[test]
+fn a_wrong_rate_limit_is_refused_at_start() {
+    for binary in ["command-api", "query-api", "schema-registry"] {
+        let out = std::process::Command::new(sluice_testkit::service_binary(binary))
+            .arg("--check-config")
+            .env_clear()
+            .env("SLUICE_DATABASE_URL", "postgres://u@127.0.0.1/db")
+            .env("SLUICE_WRITE_TOKENS", "t")
+            .env("SLUICE_RATE_LIMIT", "-3")
+            .output()
+            .expect("run --check-config");
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(!out.status.success(), "{binary} accepted SLUICE_RATE_LIMIT=-3");
+        assert!(said.contains("SLUICE_RATE_LIMIT"), "{binary}: {said}");
+    }
+}

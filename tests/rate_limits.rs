@@ -4,6 +4,7 @@
 //! the ops endpoints are never limited.
 
 use serde_json::{Value, json};
+use sluice_kafka::CleanupPolicy;
 use sluice_testkit::{ServiceHandle, TestBroker, TestPostgres, TestRedis, random_name};
 
 mod common;
@@ -14,15 +15,17 @@ fn limits() -> [(&'static str, String); 2] {
     [("SLUICE_RATE_LIMIT", "0.02".into()), ("SLUICE_RATE_BURST", "3".into())]
 }
 
-/// The statuses of `n` requests made by `send`, and the 429 answers.
-async fn statuses(n: usize, send: impl Fn() -> reqwest::RequestBuilder) -> (Vec<u16>, Vec<(String, Value)>) {
+/// The statuses of `n` requests made by `send` (given their number), and
+/// the 429 answers.
+async fn statuses(n: usize, send: impl Fn(usize) -> reqwest::RequestBuilder) -> (Vec<u16>, Vec<(String, Value)>) {
     let mut codes = Vec::new();
     let mut refused = Vec::new();
-    for _ in 0..n {
-        let answer = send().send().await.expect("request");
+    for i in 0..n {
+        let answer = send(i).send().await.expect("request");
         codes.push(answer.status().as_u16());
         if answer.status() == 429 {
-            let retry = answer.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+            let retry =
+                answer.headers().get("retry-after").map(|v| v.to_str().expect("an ASCII Retry-After").to_string());
             refused.push((retry.expect("a 429 without Retry-After"), answer.json().await.expect("a JSON 429")));
         }
     }
@@ -40,9 +43,10 @@ async fn a_caller_over_its_rate_limit_is_refused_and_its_commands_write_nothing(
     let http = reqwest::Client::new();
     let url = format!("{}/articles", command.base_url());
 
-    let (codes, refused) =
-        statuses(8, || http.post(&url).bearer_auth(common::TOKEN).json(&json!({"title": "Limited", "body": "text"})))
-            .await;
+    let (codes, refused) = statuses(8, |i| {
+        http.post(&url).bearer_auth(common::TOKEN).json(&json!({"title": format!("Limited {i}"), "body": "text"}))
+    })
+    .await;
     assert_eq!(codes, [202, 202, 202, 429, 429, 429, 429, 429], "a burst of 3, then refused");
     for (retry_after, body) in &refused {
         let seconds: u64 = retry_after.parse().expect("Retry-After in seconds");
@@ -61,10 +65,10 @@ async fn a_caller_over_its_rate_limit_is_refused_and_its_commands_write_nothing(
 
     // The read token is another caller, with its own allowance.
     let (codes, _) =
-        statuses(3, || http.get(format!("{}/changes", command.base_url())).bearer_auth(common::READ_TOKEN)).await;
+        statuses(3, |_| http.get(format!("{}/changes", command.base_url())).bearer_auth(common::READ_TOKEN)).await;
     assert_eq!(codes, [200, 200, 200]);
     // The ops endpoints are not limited.
-    let (codes, _) = statuses(10, || http.get(format!("{}/healthz", command.base_url()))).await;
+    let (codes, _) = statuses(10, |_| http.get(format!("{}/healthz", command.base_url()))).await;
     assert!(codes.iter().all(|c| *c == 200), "{codes:?}");
 }
 
@@ -77,31 +81,46 @@ async fn the_registry_and_the_query_api_limit_their_callers_too() {
     let mut registry_env = vec![("SLUICE_BROKERS", broker.bootstrap())];
     registry_env.extend(limits());
     let registry = ServiceHandle::start("schema-registry", &registry_env).await;
-    let (codes, refused) = statuses(5, || http.get(format!("{}/subjects", registry.base_url()))).await;
+    let (codes, refused) = statuses(5, |_| http.get(format!("{}/subjects", registry.base_url()))).await;
     assert_eq!(codes, [200, 200, 200, 429, 429]);
     assert!(refused.iter().all(|(_, body)| body["error"].as_str().unwrap().contains("rate limit")));
 
-    let query = common::query_api(&broker, &redis, &random_name("limits"), "cms", "", &limits()).await;
+    let prefix = random_name("limits");
+    for aggregate in ["article", "author"] {
+        broker.create_topic(&format!("{prefix}.{aggregate}.state"), 3, CleanupPolicy::Compact).await;
+    }
+    let query = common::query_api(&broker, &redis, &prefix, "cms", "", &limits()).await;
     let missing = format!("{}/articles/00000000-0000-4000-8000-00000000000a", query.base_url());
-    let (codes, _) = statuses(5, || http.get(&missing)).await;
-    assert_eq!(codes, [404, 404, 404, 429, 429]);
-    let (codes, _) = statuses(5, || http.get(format!("{}/readyz", query.base_url()))).await;
+    let (codes, _) = statuses(5, |_| http.get(&missing)).await;
+    // Answered as without a limit (no read model is built here: 503), then refused.
+    assert!(codes[..3].iter().all(|c| *c != 429) && codes[3..] == [429, 429], "{codes:?}");
+    let (codes, _) = statuses(5, |_| http.get(format!("{}/readyz", query.base_url()))).await;
     assert!(codes.iter().all(|c| *c == 200), "{codes:?}");
 }
 
 #[test]
 fn a_wrong_rate_limit_is_refused_at_start() {
-    for binary in ["command-api", "query-api", "schema-registry"] {
-        let out = std::process::Command::new(sluice_testkit::service_binary(binary))
-            .arg("--check-config")
-            .env_clear()
-            .env("SLUICE_DATABASE_URL", "postgres://u@127.0.0.1/db")
-            .env("SLUICE_WRITE_TOKENS", "t")
-            .env("SLUICE_RATE_LIMIT", "-3")
-            .output()
-            .expect("run --check-config");
-        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(!out.status.success(), "{binary} accepted SLUICE_RATE_LIMIT=-3");
-        assert!(said.contains("SLUICE_RATE_LIMIT"), "{binary}: {said}");
+    // What each service needs besides, so that the rate limit is what is wrong.
+    let command_api: &[(&str, &str)] =
+        &[("SLUICE_DATABASE_URL", "postgres://u@127.0.0.1/db"), ("SLUICE_WRITE_TOKENS", "t")];
+    for (binary, env) in [("command-api", command_api), ("query-api", &[]), ("schema-registry", &[])] {
+        let check = |limit: &str, burst: &str| {
+            let out = std::process::Command::new(sluice_testkit::service_binary(binary))
+                .arg("--check-config")
+                .env_clear()
+                .envs(env.iter().copied())
+                .env("SLUICE_RATE_LIMIT", limit)
+                .env("SLUICE_RATE_BURST", burst)
+                .output()
+                .expect("run --check-config");
+            let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            (out.status.success(), said)
+        };
+        let (ok, said) = check("50", "10");
+        assert!(ok, "{binary} refused a right rate limit: {said}");
+        let (ok, said) = check("-3", "10");
+        assert!(!ok && said.contains("SLUICE_RATE_LIMIT must be"), "{binary}: {said}");
+        let (ok, said) = check("5", "0");
+        assert!(!ok && said.contains("SLUICE_RATE_BURST must be"), "{binary}: {said}");
     }
 }

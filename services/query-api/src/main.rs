@@ -168,7 +168,9 @@ fn main() -> ExitCode {
             tracing::warn!("reads are open to anyone: SLUICE_READ_TOKENS is empty");
         }
         let http = sluice_telemetry::http_metrics::HttpMetrics::register(&registry, "query")?;
-        let limit = RateLimit::new(config.rate_limit, config.rate_burst).map_err(anyhow::Error::msg)?;
+        let limit = RateLimit::new(config.rate_limit, config.rate_burst)
+            .map_err(anyhow::Error::msg)?
+            .map(|l| l.knowing(tokens.as_ref().unwrap_or(&Tokens::default())));
         let app = http
             .layer(rate_limit::layer(limit, sluice_query::router(query, tokens)))
             .merge(sluice_telemetry::ops_router(registry, readiness));

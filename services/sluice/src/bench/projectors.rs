@@ -111,12 +111,11 @@ pub async fn run(args: ProjectorsArgs) -> anyhow::Result<()> {
     for (store, applied, raw_store) in [("redis", applied[0], redis_raw), ("postgres", applied[1], pg_raw)] {
         let (slower, which) =
             if consume >= raw_store { (consume, "raw consume") } else { (raw_store, "raw store writes") };
-        table.push(super::report::row(
+        table.push(super::report::stage_row(
             &format!("projector-{store}, {}-record backlog applied", args.records),
-            "/s",
             rate(applied),
             &format!("the slower of raw consume and raw {store} ({which})"),
-            Some(rate(slower)),
+            rate(slower),
         ));
     }
 
@@ -149,13 +148,7 @@ pub async fn run(args: ProjectorsArgs) -> anyhow::Result<()> {
             "raw consume of the topic",
             Some(rate(consume)),
         ));
-        table.push(super::report::row(
-            &format!("projector-{store}, peak RSS bootstrapping"),
-            "MiB",
-            rss,
-            "goal",
-            Some(64.0),
-        ));
+        table.push(super::report::rss_row(&format!("projector-{store}, peak RSS bootstrapping"), rss));
     }
     let figures =
         serde_json::json!({"records": args.records, "bootstrap_records": total, "keys": args.keys, "table": table});

@@ -80,18 +80,12 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     // (Its metrics endpoint does not answer while it is stopped.)
     let before = probe.acknowledged().await?;
     sluice_stack::signal_pid(relay_pid, sluice_stack::SIGSTOP);
-    let inserted = async {
-        for chunk in (0..args.rows).step_by(1000) {
-            insert_rows(&db, OUTBOX, &aggregate, chunk, 1000.min(args.rows - chunk), &payload).await?;
-        }
-        anyhow::Ok(())
-    }
-    .await;
-    sluice_stack::signal_pid(relay_pid, sluice_stack::SIGCONT);
-    inserted?;
-    let start = Instant::now();
+    let inserted = insert_backlog(&db, OUTBOX, &aggregate, args.rows, &payload).await;
     let cpu_before = cpu_seconds(&pids);
-    probe.wait_acknowledged(before + args.rows as u64, Duration::from_secs(600)).await?;
+    sluice_stack::signal_pid(relay_pid, sluice_stack::SIGCONT);
+    let start = Instant::now();
+    inserted?;
+    probe.wait_acknowledged(before + args.rows as u64, Duration::from_secs(3600)).await?;
     let relayed = start.elapsed();
     let cpu_after = cpu_seconds(&pids);
     let raw_rate = args.rows as f64 / raw.as_secs_f64();
@@ -137,7 +131,7 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
 
     let backlog = format!("relay, {}-row backlog, every header", args.rows);
     let mut table = vec![
-        row(&backlog, "/s", relay_rate, "raw producer, the same 7 headers", Some(raw_headers_rate)),
+        super::report::stage_row(&backlog, relay_rate, "raw producer, the same 7 headers", raw_headers_rate),
         row(&backlog, "/s", relay_rate, "raw producer, no header", Some(raw_rate)),
         row(
             &format!("relay commit -> consumable p50 at {}/s", args.rate),
@@ -233,6 +227,28 @@ async fn raw_throughput(
     Ok(elapsed)
 }
 
+/// Commits `rows` rows into `table` in 1,000-row transactions (the
+/// relaying process is paused meanwhile); warns when that took long enough
+/// for PostgreSQL to drop a paused WAL sender's connection.
+pub(super) async fn insert_backlog(
+    db: &tokio_postgres::Client,
+    table: &str,
+    aggregate: &str,
+    rows: usize,
+    payload: &[u8],
+) -> anyhow::Result<()> {
+    let start = Instant::now();
+    for chunk in (0..rows).step_by(1000) {
+        insert_rows(db, table, aggregate, chunk, 1000.min(rows - chunk), payload).await?;
+    }
+    let took = start.elapsed();
+    println!("  ({rows} rows committed in {:.1} s while paused)", took.as_secs_f64());
+    if took > Duration::from_secs(50) {
+        eprintln!("warning: longer than PostgreSQL's default wal_sender_timeout (60 s) allows a paused reader");
+    }
+    Ok(())
+}
+
 /// The stack's outbox table.
 const OUTBOX: &str = "cms.outbox";
 
@@ -280,21 +296,39 @@ impl AckProbe {
     }
 
     async fn wait_acknowledged(&self, target: u64, deadline: Duration) -> anyhow::Result<()> {
-        let start = Instant::now();
-        while self.acknowledged().await? < target {
-            anyhow::ensure!(
-                start.elapsed() < deadline,
-                "the relay did not acknowledge {target} records in {deadline:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        Ok(())
+        wait_count(target, deadline, || self.acknowledged()).await
     }
 }
 
+/// Polls `count` every 5 ms until it reaches `target`; fails after `deadline`.
+pub(super) async fn wait_count<F, Fut>(target: u64, deadline: Duration, mut count: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<u64>>,
+{
+    let start = Instant::now();
+    while count().await? < target {
+        anyhow::ensure!(start.elapsed() < deadline, "{target} records not acknowledged in {deadline:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
+/// A consumer of `topic` from its current end (assigned, no group), so a
+/// latency run does not first read what is already there.
 fn fresh_consumer(brokers: &str, topic: &str) -> anyhow::Result<StreamConsumer> {
-    let consumer = sluice_kafka::consumer(brokers, &format!("bench-{}-{topic}", std::process::id()))?;
-    consumer.subscribe(&[topic])?;
+    use sluice_kafka::rdkafka::{Offset, TopicPartitionList};
+    let consumer: StreamConsumer = sluice_kafka::consumer(brokers, &format!("bench-{}-{topic}", std::process::id()))?;
+    let timeout = Duration::from_secs(10);
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    let partitions = metadata.topics().first().map(|t| t.partitions().len()).unwrap_or(0);
+    anyhow::ensure!(partitions > 0, "topic {topic} has no partitions");
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..partitions as i32 {
+        let (_, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
+        assignment.add_partition_offset(topic, partition, Offset::Offset(high))?;
+    }
+    consumer.assign(&assignment)?;
     Ok(consumer)
 }
 
@@ -425,6 +459,6 @@ async fn large_transaction(
     );
     Ok(vec![
         row(&format!("relay, one {rows}-row transaction"), "/s", rows as f64 / total.as_secs_f64(), "", None),
-        row("relay peak RSS after it", "MiB", after_rss as f64 / 1024.0, "goal", Some(64.0)),
+        super::report::rss_row("relay peak RSS after it", after_rss as f64 / 1024.0),
     ])
 }

@@ -17,10 +17,26 @@ pub struct Output {
 /// The sections of the summary table, in the order they are printed.
 pub const SECTIONS: [&str; 6] = ["commands", "relay", "debezium", "projectors", "reads", "e2e"];
 
+/// The peak RSS each service should stay under, MiB.
+pub const RSS_GOAL_MIB: f64 = 64.0;
+
+/// A [`row`] whose baseline is the raw rate of one stage of the write ->
+/// read path: the slowest such stage bounds the whole system.
+pub fn stage_row(figure: &str, ours: f64, baseline: &str, raw: f64) -> Value {
+    let mut line = row(figure, "/s", ours, baseline, Some(raw));
+    line["stage"] = json!(true);
+    line
+}
+
+/// A peak RSS beside [`RSS_GOAL_MIB`].
+pub fn rss_row(figure: &str, mib: f64) -> Value {
+    row(figure, "MiB", mib, "goal", Some(RSS_GOAL_MIB))
+}
+
 /// One line of the summary table: our figure beside its baseline (`None`
 /// where there is none).
 pub fn row(figure: &str, unit: &str, ours: f64, baseline: &str, raw: Option<f64>) -> Value {
-    let round = |v: f64| (v * 10.0).round() / 10.0;
+    let round = |v: f64| (v * 100.0).round() / 100.0;
     json!({"figure": figure, "unit": unit, "ours": round(ours), "baseline": baseline, "raw": raw.map(round)})
 }
 
@@ -28,7 +44,11 @@ pub fn row(figure: &str, unit: &str, ours: f64, baseline: &str, raw: Option<f64>
 pub fn print_summary(results: &Path) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(results).with_context(|| format!("read {}", results.display()))?;
     let results: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", results.display()))?;
-    println!("{:<58} {:>10} {:<8} {:>10}  {:<44} {:>6}", "figure", "ours", "unit", "baseline", "(what)", "ratio");
+    // The ratio is always ours / baseline; the last column says which way is good.
+    println!(
+        "{:<58} {:>10} {:<5} {:>10}  {:<44} {:>6}  better",
+        "figure", "ours", "unit", "baseline", "(what)", "ratio"
+    );
     for section in SECTIONS {
         let Some(rows) = results[section]["table"].as_array() else {
             println!("-- {section}: not measured");
@@ -39,14 +59,16 @@ pub fn print_summary(results: &Path) -> anyhow::Result<()> {
         for r in rows {
             let ours = r["ours"].as_f64().unwrap_or(f64::NAN);
             let raw = r["raw"].as_f64();
+            let unit = r["unit"].as_str().unwrap_or("");
             println!(
-                "{:<58} {:>10.1} {:<8} {:>10}  {:<44} {:>6}",
+                "{:<58} {:>10.1} {:<5} {:>10}  {:<44} {:>6}  {}",
                 r["figure"].as_str().unwrap_or("?"),
                 ours,
-                r["unit"].as_str().unwrap_or(""),
+                unit,
                 raw.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into()),
                 r["baseline"].as_str().unwrap_or(""),
-                raw.filter(|v| *v != 0.0).map(|v| format!("{:.2}", ours / v)).unwrap_or_else(|| "-".into())
+                raw.filter(|v| *v != 0.0).map(|v| format!("{:.2}", ours / v)).unwrap_or_else(|| "-".into()),
+                if unit == "/s" { "higher" } else { "lower" }
             );
         }
     }
@@ -93,19 +115,25 @@ pub fn plot_path(results: &Path, name: &str) -> PathBuf {
     results.with_file_name(file)
 }
 
+fn command(program: &str, args: &[&str]) -> Option<String> {
+    std::process::Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
+/// The commit the figures are measured on.
+pub fn current_commit() -> Option<String> {
+    command("git", &["rev-parse", "--short", "HEAD"])
+}
+
 async fn metadata() -> Value {
-    let command = |program: &str, args: &[&str]| {
-        std::process::Command::new(program)
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
     let postgres = server_version().await;
     json!({
         "measured_at": chrono::Utc::now().to_rfc3339(),
-        "commit": command("git", &["rev-parse", "--short", "HEAD"]),
+        "commit": current_commit(),
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "sluice": env!("CARGO_PKG_VERSION"),
         "tansu": command("tansu", &["--version"]),

@@ -132,6 +132,9 @@ public class DebeziumOutbox {
                 (success, message, error) -> {
                   if (!success) {
                     OUT.println("failed " + message + (error == null ? "" : ": " + error));
+                    if (error != null) {
+                      error.printStackTrace();
+                    }
                   }
                   OUT.println("stopped");
                 })
@@ -175,7 +178,7 @@ public class DebeziumOutbox {
                     debezium.close();
                     producer.close();
                   } catch (Exception e) {
-                    OUT.println("failed close: " + e);
+                    System.err.println("closing: " + e);
                   }
                 }));
     executor.shutdown();

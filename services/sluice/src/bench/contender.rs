@@ -287,7 +287,7 @@ async fn start_debezium(
         .env("DBZ_PLACEMENT", DEBEZIUM_PLACEMENT)
         .env("DBZ_POLL_MS", args.debezium_poll_ms.to_string())
         .stdout(Stdio::piped())
-        .stderr(log)
+        .stderr(log.try_clone()?)
         .kill_on_drop(true)
         .spawn()
         .context("start java")?;
@@ -297,15 +297,22 @@ async fn start_debezium(
     let (started_tx, started_rx) = tokio::sync::oneshot::channel();
     let mut lines = tokio::io::BufReader::new(child.stdout.take().context("java's stdout")?).lines();
     let (count, failed) = (acked.clone(), failure.clone());
+    let mut log = log;
     tokio::spawn(async move {
+        use std::io::Write;
         let mut started = Some(started_tx);
         while let Ok(Some(line)) = lines.next_line().await {
             if line == "started" {
                 started.take().map(|s| s.send(()));
             } else if let Some(n) = line.strip_prefix("acked ").and_then(|n| n.parse().ok()) {
                 count.store(n, Ordering::SeqCst);
-            } else if let Some(reason) = line.strip_prefix("failed ") {
-                *failed.lock().expect("lock") = Some(reason.to_string());
+            } else {
+                // The engine's own log lines, and the reason it stopped:
+                // the first failure is the one that matters.
+                let _ = writeln!(log, "{line}");
+                if let Some(reason) = line.strip_prefix("failed ") {
+                    failed.lock().expect("lock").get_or_insert_with(|| reason.to_string());
+                }
             }
         }
         failed.lock().expect("lock").get_or_insert_with(|| "the Java program's output ended".into());

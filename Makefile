@@ -60,19 +60,27 @@ chaos: setup build ## The chaos suite: CHAOS_FAULTS (56) crashes under load, the
 	CHAOS_FAULTS=$(CHAOS_FAULTS) CHAOS_SUMMARY=$(CURDIR)/target/chaos-summary.txt $(CARGO) nextest run --workspace -E 'binary(chaos)' --no-capture --status-level fail --final-status-level fail
 	@cat target/chaos-summary.txt
 
+# The bench stack, and a fresh one: each heavy benchmark starts on an empty
+# broker (tansu's store of the millions of records a run leaves behind keeps
+# it compacting for minutes, which would slow the next one down).
+BENCH := SLUICE_DEV_DIR=.sluice/bench target/release/sluice
+BENCH_FRESH := $(BENCH) dev down >/dev/null 2>&1; rm -rf .sluice/bench && $(BENCH) dev up >/dev/null
+
 bench: setup ## Benchmarks on a release build of a fresh local stack: our figures beside raw baselines
 	$(CARGO) build --release --workspace --bins
 	@if [ -x $(SLUICE) ]; then $(SLUICE) dev down >/dev/null; fi
-	rm -rf .sluice/bench
-	SLUICE_DEV_DIR=.sluice/bench target/release/sluice dev up
-	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench commands
-	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench debezium
-	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench projectors
-	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench reads
-	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench e2e --rates 500,1000 --seconds 20 --find-max-seconds 10
-	@# Last: its millions of records leave the broker busy for minutes after.
-	SLUICE_DEV_DIR=.sluice/bench target/release/sluice bench relay --rows 1000000 --large-rows 1000000
-	SLUICE_DEV_DIR=.sluice/bench target/release/sluice dev down
+	$(BENCH_FRESH)
+	$(BENCH) bench commands
+	$(BENCH) bench reads
+	$(BENCH_FRESH)
+	$(BENCH) bench debezium
+	$(BENCH_FRESH)
+	$(BENCH) bench projectors
+	$(BENCH_FRESH)
+	$(BENCH) bench e2e --rates 500,1000 --seconds 20 --find-max-seconds 10
+	$(BENCH_FRESH)
+	$(BENCH) bench relay --rows 1000000 --large-rows 1000000
+	$(BENCH) dev down
 	target/release/sluice bench summary
 
 # make bench-quick's figures stay out of the committed bench/results.json.

@@ -110,7 +110,7 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
     let mut section = json!({"latency": figures, "peak_rss_mib": rss});
     if args.find_max_seconds > 0 {
         let found = super::sustained::search(&args).await?;
-        table.push(found.row(&args.output.results));
+        table.push(found.row());
         section["max_sustained"] = found.json();
     }
     section["table"] = json!(table);

@@ -28,6 +28,26 @@ pub fn stage_row(figure: &str, ours: f64, baseline: &str, raw: f64) -> Value {
     line
 }
 
+/// A rate to be shown beside the slowest stage's raw rate, which
+/// [`print_summary`] finds among the `stage` lines of the whole file.
+pub fn beside_slowest_stage(figure: &str, ours: f64) -> Value {
+    let mut line = row(figure, "/s", ours, "slowest raw stage", None);
+    line["beside_slowest_stage"] = json!(true);
+    line
+}
+
+/// The lowest raw rate among the stages of the write -> read path (the
+/// `stage` lines of every section): what bounds the whole system.
+fn slowest_stage(results: &Value) -> Option<(String, f64)> {
+    SECTIONS
+        .iter()
+        .filter_map(|s| results[*s]["table"].as_array())
+        .flatten()
+        .filter(|r| r["stage"] == true)
+        .filter_map(|r| Some((r["baseline"].as_str()?.to_string(), r["raw"].as_f64()?)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+}
+
 /// A peak RSS beside [`RSS_GOAL_MIB`].
 pub fn rss_row(figure: &str, mib: f64) -> Value {
     row(figure, "MiB", mib, "goal", Some(RSS_GOAL_MIB))
@@ -46,7 +66,7 @@ pub fn print_summary(results: &Path) -> anyhow::Result<()> {
     let results: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", results.display()))?;
     // The ratio is always ours / baseline; the last column says which way is good.
     println!(
-        "{:<58} {:>10} {:<5} {:>10}  {:<44} {:>6}  better",
+        "{:<62} {:>10} {:<5} {:>10}  {:<64} {:>6}  better",
         "figure", "ours", "unit", "baseline", "(what)", "ratio"
     );
     for section in SECTIONS {
@@ -57,11 +77,18 @@ pub fn print_summary(results: &Path) -> anyhow::Result<()> {
         let commit = results["meta"][section]["commit"].as_str().unwrap_or("?");
         println!("-- {section} (commit {commit})");
         for r in rows {
+            let mut r = r.clone();
+            if r["beside_slowest_stage"] == true
+                && let Some((stage, rate)) = slowest_stage(&results)
+            {
+                r["baseline"] = json!(format!("slowest raw stage: {stage}"));
+                r["raw"] = json!(rate);
+            }
             let ours = r["ours"].as_f64().unwrap_or(f64::NAN);
             let raw = r["raw"].as_f64();
             let unit = r["unit"].as_str().unwrap_or("");
             println!(
-                "{:<58} {:>10.1} {:<5} {:>10}  {:<44} {:>6}  {}",
+                "{:<62} {:>10.1} {:<5} {:>10}  {:<64} {:>6}  {}",
                 r["figure"].as_str().unwrap_or("?"),
                 ours,
                 unit,
@@ -125,7 +152,7 @@ fn command(program: &str, args: &[&str]) -> Option<String> {
 }
 
 /// The commit the figures are measured on.
-pub fn current_commit() -> Option<String> {
+fn current_commit() -> Option<String> {
     command("git", &["rev-parse", "--short", "HEAD"])
 }
 
@@ -154,6 +181,20 @@ async fn server_version() -> Option<String> {
 mod tests {
     use super::plot_path;
     use std::path::Path;
+
+    #[test]
+    fn the_slowest_stage_is_the_lowest_raw_rate_of_the_stage_lines() {
+        let results = serde_json::json!({
+            "commands": {"table": [super::stage_row("commands", 1.0, "raw INSERTs", 2000.0)]},
+            "relay": {"table": [
+                super::stage_row("relay", 1.0, "raw producer", 7000.0),
+                super::row("latency", "ms", 1.0, "raw floor", Some(5.0)),
+            ]},
+            "reads": {"table": [super::row("reads", "/s", 1.0, "raw Redis", Some(100.0))]},
+        });
+        assert_eq!(super::slowest_stage(&results), Some(("raw INSERTs".to_string(), 2000.0)));
+        assert_eq!(super::slowest_stage(&serde_json::json!({})), None);
+    }
 
     #[test]
     fn plots_are_named_after_their_results_file() {

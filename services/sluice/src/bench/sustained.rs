@@ -7,7 +7,6 @@
 use super::e2e::{E2eArgs, Samples, commands_at};
 use super::report;
 use serde_json::{Value, json};
-use std::path::Path;
 use std::time::Duration;
 
 const FIRST_RATE: u64 = 250;
@@ -114,17 +113,10 @@ impl Found {
         self.steps.iter().filter(|s| s.sustained).map(|s| s.rate).max().unwrap_or(0)
     }
 
-    /// The summary line, beside the slowest raw stage measured in the same
-    /// results file (the raw baselines of the other benches).
-    pub fn row(&self, results: &Path) -> Value {
-        let slowest = slowest_raw_stage(results);
-        report::row(
-            "highest sustained end-to-end rate (commands/s)",
-            "/s",
-            self.highest() as f64,
-            &slowest.as_ref().map(|(what, _)| format!("slowest raw stage: {what}")).unwrap_or_default(),
-            slowest.map(|(_, rate)| rate),
-        )
+    /// The summary line; `sluice bench summary` sets it beside the slowest
+    /// raw stage of the results file.
+    pub fn row(&self) -> Value {
+        report::beside_slowest_stage("highest sustained end-to-end rate (commands/s)", self.highest() as f64)
     }
 
     pub fn json(&self) -> Value {
@@ -147,22 +139,6 @@ impl Found {
             .collect();
         json!({"highest": self.highest(), "hold_seconds": self.seconds, "steps": steps})
     }
-}
-
-/// The lowest raw rate among the stages of the write -> read path (the
-/// `stage` lines) measured on this commit in the results file.
-fn slowest_raw_stage(results: &Path) -> Option<(String, f64)> {
-    let text = std::fs::read_to_string(results).ok()?;
-    let results: Value = serde_json::from_str(&text).ok()?;
-    let commit = report::current_commit()?;
-    report::SECTIONS
-        .iter()
-        .filter(|s| results["meta"][**s]["commit"].as_str() == Some(commit.as_str()))
-        .filter_map(|s| results[*s]["table"].as_array())
-        .flatten()
-        .filter(|r| r["stage"] == true)
-        .filter_map(|r| Some((r["baseline"].as_str()?.to_string(), r["raw"].as_f64()?)))
-        .min_by(|a, b| a.1.total_cmp(&b.1))
 }
 
 #[cfg(test)]

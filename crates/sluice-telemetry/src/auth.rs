@@ -58,14 +58,17 @@ fn deny(status: StatusCode, message: &str) -> Response {
     r
 }
 
-async fn require(tokens: &Tokens, needed: Access, req: Request, next: Next) -> Response {
-    let presented = req
-        .headers()
+/// The bearer token `req` presents, if any.
+pub(crate) fn bearer(req: &Request) -> Option<&str> {
+    req.headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match presented.and_then(|p| tokens.level(p)) {
+        .map(str::trim)
+}
+
+async fn require(tokens: &Tokens, needed: Access, req: Request, next: Next) -> Response {
+    match bearer(&req).and_then(|p| tokens.level(p)) {
         None => deny(StatusCode::UNAUTHORIZED, "a valid bearer token is required"),
         Some(level) if level < needed => deny(StatusCode::FORBIDDEN, "this token may only read"),
         Some(_) => next.run(req).await,

@@ -95,13 +95,7 @@ impl RateLimit {
     }
 
     fn caller(&self, request: &Request) -> u64 {
-        let token = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        match token.filter(|t| self.tokens.knows(t)) {
+        match crate::auth::bearer(request).filter(|t| self.tokens.knows(t)) {
             Some(token) => self.hasher.hash_one(("token", token)),
             None => {
                 let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());

@@ -146,6 +146,26 @@ impl RelayStack {
             .expect("bulk outbox insert");
     }
 
+    /// Drops the slot, as an operator would after losing it. The relay has
+    /// exited, but PostgreSQL may not have seen its WAL sender go yet: the
+    /// slot stays active (and cannot be dropped) until it has.
+    pub async fn drop_slot(&self) {
+        let client = self.client().await;
+        sluice_testkit::wait_until("the exited relay's slot to be released", DEADLINE, || {
+            let (client, slot) = (&client, &self.slot);
+            async move {
+                let active: bool = client
+                    .query_one("select active from pg_replication_slots where slot_name = $1", &[slot])
+                    .await
+                    .ok()?
+                    .get(0);
+                (!active).then_some(())
+            }
+        })
+        .await;
+        client.execute("select pg_drop_replication_slot($1)", &[&self.slot]).await.expect("drop the slot");
+    }
+
     pub async fn outbox_count(&self) -> i64 {
         self.client().await.query_one("select count(*) from cms.outbox", &[]).await.expect("count").get(0)
     }

@@ -71,7 +71,7 @@ async fn rows_kept_for_a_retention_turned_off_since_are_deleted() {
 
     // And a new snapshot (the slot was lost) ends the key with its newest.
     assert!(relay.terminate().success());
-    client.execute("select pg_drop_replication_slot($1)", &[&stack.slot]).await.expect("drop the slot");
+    stack.drop_slot().await;
     let _relay = stack.relay(&[]).await;
     RelayStack::write(&client, "other", 1..=1).await;
     stack.read_until(4, DEADLINE).await;

@@ -105,7 +105,7 @@ async fn poison_rows_are_dead_lettered_and_the_slot_moves_on() {
     assert!(relay.terminate().success());
     let dead: i64 = client.query_one("select count(*) from sluice_relay.dead_rows", &[]).await.expect("dead").get(0);
     assert_eq!(dead, 4);
-    client.execute("select pg_drop_replication_slot($1)", &[&stack.slot]).await.expect("drop the slot");
+    stack.drop_slot().await;
     let relay = stack.relay(&[("SLUICE_OUTBOX_TABLES", "cms.outbox, loose.outbox".into())]).await;
     sluice_testkit::wait_until("the new snapshot to be relayed", DEADLINE, || {
         let relay = &relay;

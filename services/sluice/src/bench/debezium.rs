@@ -53,6 +53,8 @@ pub(super) struct Outcome {
     /// Records acknowledged since the backlog was released, every 100 ms.
     pub progress: Vec<(f64, u64)>,
     pub latency: Vec<Duration>,
+    /// Its quantiles, computed once.
+    pub quantiles: Quantiles,
     pub peak_rss_kib: u64,
     pub cpu_secs: f64,
 }
@@ -114,6 +116,7 @@ async fn measure(
         headers: header_names(&args.brokers, &topic)?,
         rows_per_sec,
         progress,
+        quantiles: Quantiles::of(latency.clone()),
         latency,
         peak_rss_kib,
         cpu_secs,
@@ -197,7 +200,7 @@ fn print(args: &DebeziumArgs, outcomes: &[Outcome]) {
         "", "headers", "rows/s", "p50 ms", "p99 ms", "peak RSS", "CPU s"
     );
     for o in outcomes {
-        let q = Quantiles::of(o.latency.clone());
+        let q = &o.quantiles;
         println!(
             "  {:<34} {:>7} {:>9.0} {:>8.1} {:>8.1} {:>5.0} MiB {:>6.1}",
             o.name,
@@ -229,10 +232,10 @@ fn print(args: &DebeziumArgs, outcomes: &[Outcome]) {
 /// The summary table's lines: each relay set beside Debezium.
 fn rows(args: &DebeziumArgs, outcomes: &[Outcome]) -> Vec<Value> {
     let Some(dbz) = outcomes.iter().find(|o| o.name == Kind::Debezium.label()) else { return vec![] };
-    let dbz_latency = Quantiles::of(dbz.latency.clone());
+    let dbz_latency = &dbz.quantiles;
     let mut table = Vec::new();
     for o in outcomes.iter().filter(|o| o.name != dbz.name) {
-        let q = Quantiles::of(o.latency.clone());
+        let q = &o.quantiles;
         let versus = format!("Debezium, {} headers", dbz.headers.len());
         table.push(row(
             &format!("{} ({}), {}-row backlog", o.name, o.headers.len(), args.rows),
@@ -269,7 +272,7 @@ fn json(args: &DebeziumArgs, outcomes: &[Outcome]) -> Value {
                 "name": o.name,
                 "headers": o.headers,
                 "rows_per_sec": o.rows_per_sec.round(),
-                "latency_ms": Quantiles::of(o.latency.clone()).json(),
+                "latency_ms": o.quantiles.json(),
                 "peak_rss_mib": (o.peak_rss_kib as f64 / 1024.0 * 10.0).round() / 10.0,
                 "cpu_secs": (o.cpu_secs * 10.0).round() / 10.0,
             })

@@ -133,21 +133,11 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
     let mut table = vec![
         super::report::stage_row(&backlog, relay_rate, "raw producer, the same 7 headers", raw_headers_rate),
         row(&backlog, "/s", relay_rate, "raw producer, no header", Some(raw_rate)),
-        row(
-            &format!("relay commit -> consumable p50 at {}/s", args.rate),
-            "ms",
-            ms(relay.0),
-            "broker floor p50",
-            Some(ms(floor.0)),
-        ),
-        row(
-            &format!("relay commit -> consumable p99 at {}/s", args.rate),
-            "ms",
-            ms(relay.1),
-            "broker floor p99",
-            Some(ms(floor.1)),
-        ),
     ];
+    for (q, ours, broker) in [("p50", relay.0, floor.0), ("p99", relay.1, floor.1)] {
+        let figure = format!("relay commit -> consumable {q} at {}/s", args.rate);
+        table.push(row(&figure, "ms", ms(ours), &format!("broker floor {q}"), Some(ms(broker))));
+    }
     if let Some(rows) = args.large_rows {
         table.extend(large_transaction(&probe, &db, &aggregate, rows, relay_pid).await?);
     }

@@ -4,7 +4,7 @@ CARGO ?= cargo
 SLUICE := target/debug/sluice
 export PATH := /opt/sluice/bin:$(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: setup build test lint demo up status down clean openapi bench bench-quick chaos rules-check docker-check chart-check
+.PHONY: setup build test lint demo up status down clean openapi bench bench-quick chaos fuzz fuzz-check rules-check docker-check chart-check
 
 setup: ## Install the broker and system packages (idempotent)
 	@bash deploy/setup.sh
@@ -17,7 +17,16 @@ test: setup build ## Unit, integration and end-to-end tests against real process
 	target/debug/sluice schema check
 	bash deploy/docker/check.sh
 	$(MAKE) --no-print-directory chart-check
+	$(MAKE) --no-print-directory fuzz-check
 	$(CARGO) nextest run --workspace --no-fail-fast
+
+FUZZ_RUNS ?= 20000
+fuzz-check: setup ## The cargo-fuzz targets (Avro decode, command bodies, consistency header, registry schemas), FUZZ_RUNS inputs each
+	FUZZ_RUNS=$(FUZZ_RUNS) bash fuzz/run.sh
+
+FUZZ_SECONDS ?= 300
+fuzz: setup ## The cargo-fuzz targets for FUZZ_SECONDS (300) each, growing fuzz/corpus
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh
 
 rules-check: setup ## The alerting rules: promtool check and unit tests
 	bash deploy/prometheus/check.sh

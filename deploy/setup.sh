@@ -43,6 +43,17 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   did_something=1
 fi
 
+# cargo-fuzz runs the fuzz targets of fuzz/ (make fuzz-check, in make test).
+CARGO_FUZZ_VERSION=0.13.2
+if [ -x "$TOOLS_DIR/bin/cargo-fuzz" ] && "$TOOLS_DIR/bin/cargo-fuzz" --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
+  :
+else
+  say "installing cargo-fuzz $CARGO_FUZZ_VERSION into $TOOLS_DIR/bin"
+  mkdir -p "$TOOLS_DIR"
+  cargo install "cargo-fuzz@$CARGO_FUZZ_VERSION" --locked --root "$TOOLS_DIR"
+  did_something=1
+fi
+
 # The tansu broker, with its storage engines (the default features have none).
 if [ -x "$TOOLS_DIR/bin/tansu" ] && "$TOOLS_DIR/bin/tansu" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
   :

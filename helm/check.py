@@ -12,7 +12,8 @@ Helm library (helm-python-sdk: Helm v4, no binary, offline):
   with placeholder secrets) pass the service's own configuration loader
   (`<service> --check-config`, the binaries of target/debug);
 - each service has the Secret references it needs, and every `sluice`
-  command of hooks and init containers parses;
+  command of hooks and init containers parses (and presents a registry
+  token where it registers schemas);
 - values-bootstrap.yaml without a registryUrl, an `env` that replaces a
   derived setting or carries a secret, and autoscaling bounds that cannot
   hold are refused with a message;
@@ -54,6 +55,7 @@ REQUIRED_SECRETS = {
     "outbox-relay": {"SLUICE_DATABASE_URL"},
     "projector-postgres": {"SLUICE_DATABASE_URL"},
     "query-api": {"SLUICE_SOURCE_TOKEN", "SLUICE_READ_TOKENS"},
+    "schema-registry": {"SLUICE_WRITE_TOKENS"},
 }
 # What the Secrets a Deployment references would hold.
 SECRET_PLACEHOLDERS = {
@@ -162,6 +164,9 @@ def check_tool_args(docs):
             args = container.get("args") or []
             if args[:1] != ["sluice"]:
                 continue
+            secret = {v["name"] for v in container.get("env") or [] if "secretKeyRef" in (v.get("valueFrom") or {})}
+            if args[1:3] == ["schema", "register"] and "SLUICE_REGISTRY_TOKEN" not in secret:
+                problems.append(f"{doc['kind']} {doc['metadata']['name']}: registers schemas without SLUICE_REGISTRY_TOKEN")
             result = subprocess.run([str(BIN / "sluice"), *args[1:], "--help"], capture_output=True, text=True)
             if result.returncode != 0:
                 problems.append(f"{doc['kind']} {doc['metadata']['name']}: {' '.join(args)}: {result.stderr.strip()}")
@@ -259,6 +264,10 @@ def main():
         "containers": [{"args": ["sluice", "schema", "register", "--no-such-flag"]}]}}}})]
     if not check_tool_args(bad_tool):
         failures.append("the sluice command check accepted `sluice schema register --no-such-flag`")
+    tokenless = [("fixture", {"kind": "Job", "metadata": {"name": "tokenless"}, "spec": {"template": {"spec": {
+        "containers": [{"args": ["sluice", "schema", "register"]}]}}}})]
+    if not any("without SLUICE_REGISTRY_TOKEN" in p for p in check_tool_args(tokenless)):
+        failures.append("the sluice command check accepted `sluice schema register` without a registry token")
 
     broken_config = {"queryApi": {"env": {"SLUICE_NO_SUCH_SETTING": "1"}}}
     if not any("SLUICE_NO_SUCH_SETTING" in p for p in check_configs(manifests(chart, broken_config))):

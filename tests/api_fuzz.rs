@@ -1,11 +1,14 @@
-//! HTTP fuzzing of the command API from its own OpenAPI document
-//! (schemathesis, every check: no server error, answers as documented,
-//! schema-valid requests accepted and schema-violating ones refused, stateful
-//! sequences), then the database held against the answers: every aggregate
-//! there was answered 202 at exactly its version, so no refused request wrote.
+//! HTTP fuzzing of the command API, the query API and the schema registry
+//! from their own OpenAPI documents (schemathesis, every check: no server
+//! error, answers as documented, schema-valid requests accepted and
+//! schema-violating ones refused, writes refused without a token, stateful
+//! sequences), then the stores held against the answers: every aggregate in
+//! the database was answered 202 at exactly its version, every subject in the
+//! registry was registered by a request answered 200, so no refused request
+//! wrote.
 
 use serde_json::Value;
-use sluice_testkit::{ServiceHandle, TestBroker, TestPostgres, random_name};
+use sluice_testkit::{TestBroker, TestPostgres, random_name};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -44,7 +47,7 @@ async fn the_command_api_keeps_its_document_and_refused_requests_write_nothing()
     let pg = TestPostgres::start();
     let broker = TestBroker::start();
     let db = pg.create_database().await;
-    let registry = ServiceHandle::start("schema-registry", &[("SLUICE_BROKERS", broker.bootstrap())]).await;
+    let registry = sluice_testkit::start_registry(&broker.bootstrap()).await;
     let command = common::command_api(&db, &registry.base_url(), &random_name("fuzz"), "http://query.invalid").await;
     let dir = tempfile::tempdir().expect("temp dir");
 
@@ -104,4 +107,77 @@ async fn the_query_api_keeps_its_document() {
     let dir = tempfile::tempdir().expect("temp dir");
     let exchanges = fuzz("services/query-api/openapi.json", &query.base_url(), common::READ_TOKEN, dir.path());
     assert!(exchanges.iter().any(|e| e["response"]["status"] == 200), "schemathesis never got a 200");
+}
+
+/// The schema registry from its own document (Confluent's API), with a
+/// subject to find; then the registry held against the answers: every
+/// subject it holds was registered by a request answered 200, and its
+/// global level is one a 200 answered (or the default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_keeps_its_document_and_refused_writes_write_nothing() {
+    let broker = TestBroker::start();
+    let mut registry = sluice_testkit::start_registry(&broker.bootstrap()).await;
+    registry.wait_ready().await;
+    let schema = std::fs::read_to_string(format!("{}/article/v1.avsc", common::schemas_dir())).expect("schema");
+    let writer = sluice_testkit::registry_writer(&registry);
+    sluice_avro::RegistryEncoder::register(&writer, "articles-value", &schema).await.expect("register");
+    let dir = tempfile::tempdir().expect("temp dir");
+
+    let exchanges =
+        fuzz("crates/sluice-registry/openapi.json", &registry.base_url(), sluice_testkit::REGISTRY_TOKEN, dir.path());
+
+    let path = |e: &Value| {
+        let url = e["request"]["url"].as_str().unwrap_or_default();
+        url.split_once("://").and_then(|(_, rest)| rest.split_once('/')).map_or(String::new(), |(_, p)| format!("/{p}"))
+    };
+    let mut registered = vec!["articles-value".to_string()];
+    let mut levels = vec!["BACKWARD".to_string()];
+    for e in exchanges.iter().filter(|e| e["response"]["status"] == 200) {
+        let (method, path) = (e["request"]["method"].as_str().unwrap_or_default(), path(e));
+        let segments: Vec<&str> = path.split('?').next().unwrap_or_default().split('/').collect();
+        match (method, segments.as_slice()) {
+            ("POST", ["", "subjects", subject, "versions"]) => {
+                registered.push(percent_decode(subject));
+            }
+            ("PUT", ["", "config"]) => {
+                let body: Value = serde_json::from_str(e["response"]["content"]["text"].as_str().unwrap_or("null"))
+                    .unwrap_or_default();
+                levels.push(body["compatibility"].as_str().unwrap_or_default().to_string());
+            }
+            _ => {}
+        }
+    }
+    let http = reqwest::Client::new();
+    let get = |p: &str| http.get(format!("{}{p}", registry.base_url())).send();
+    let subjects: Vec<String> = get("/subjects?deleted=true").await.expect("subjects").json().await.expect("JSON");
+    for subject in &subjects {
+        assert!(
+            registered.contains(subject),
+            "{subject:?} is in the registry, but no registration of it was answered 200"
+        );
+    }
+    let global: Value = get("/config").await.expect("config").json().await.expect("JSON");
+    let level = global["compatibilityLevel"].as_str().expect("a level").to_string();
+    assert!(levels.contains(&level), "the global level {level} was never answered 200");
+}
+
+/// `%XX` escapes of a URL path segment, decoded.
+fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

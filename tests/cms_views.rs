@@ -69,7 +69,7 @@ async fn every_redis_view_follows_the_cms_and_an_erased_article_never_comes_back
     let mut broker = TestBroker::start();
     let db = pg.create_database().await;
     let prefix = random_name("cms");
-    let registry = ServiceHandle::start("schema-registry", &[("SLUICE_BROKERS", broker.bootstrap())]).await;
+    let registry = sluice_testkit::start_registry(&broker.bootstrap()).await;
     let query =
         ServiceHandle::start("query-api", &[("SLUICE_REDIS_URL", redis.url()), ("SLUICE_PROJECTION", "cms".into())])
             .await;

@@ -2,7 +2,7 @@
 //! evolve, refuse, and serialize with one client, deserialize with the other.
 
 use sluice_avro::{RegistryDecoder, RegistryEncoder};
-use sluice_testkit::{ServiceHandle, TestBroker};
+use sluice_testkit::TestBroker;
 
 const VENV_PYTHON: &str = "/opt/sluice/venv/bin/python";
 
@@ -10,7 +10,7 @@ const VENV_PYTHON: &str = "/opt/sluice/venv/bin/python";
 async fn confluent_python_client_and_sluice_avro_interoperate() {
     assert!(std::path::Path::new(VENV_PYTHON).exists(), "{VENV_PYTHON} is missing: run `make setup`");
     let broker = TestBroker::start();
-    let mut registry = ServiceHandle::start("schema-registry", &[("SLUICE_BROKERS", broker.bootstrap())]).await;
+    let mut registry = sluice_testkit::start_registry(&broker.bootstrap()).await;
     registry.wait_ready().await;
     let url = registry.base_url();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -18,7 +18,8 @@ async fn confluent_python_client_and_sluice_avro_interoperate() {
     // Rust writes with the article schema.
     let schema =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/article/v1.avsc")).expect("schema");
-    let encoder = RegistryEncoder::register(&url, "rust-value", &schema).await.expect("register from Rust");
+    let writer = sluice_testkit::registry_writer(&registry);
+    let encoder = RegistryEncoder::register(&writer, "rust-value", &schema).await.expect("register from Rust");
     let article = serde_json::json!({
         "id": "a1", "slug": "s", "title": "hello from rust", "body": "b", "author_id": null,
         "status": "DRAFT", "version": 3, "created_at": 1, "updated_at": 2, "published_at": null
@@ -28,8 +29,13 @@ async fn confluent_python_client_and_sluice_avro_interoperate() {
     std::fs::write(dir.path().join("rust.bin"), &bytes).expect("write");
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/confluent_interop.py");
-    let out =
-        std::process::Command::new(VENV_PYTHON).arg(script).arg(&url).arg(dir.path()).output().expect("run python");
+    let out = std::process::Command::new(VENV_PYTHON)
+        .arg(script)
+        .arg(&url)
+        .arg(sluice_testkit::REGISTRY_TOKEN)
+        .arg(dir.path())
+        .output()
+        .expect("run python");
     assert!(
         out.status.success(),
         "python client failed:\n{}\n{}",

@@ -21,7 +21,7 @@ async fn an_article_posted_to_the_command_api_is_served_by_the_query_api() {
     let prefix = random_name("e2e");
     let projection = random_name("proj");
 
-    let registry = ServiceHandle::start("schema-registry", &[("SLUICE_BROKERS", broker.bootstrap())]).await;
+    let registry = sluice_testkit::start_registry(&broker.bootstrap()).await;
     let query = ServiceHandle::start(
         "query-api",
         &[("SLUICE_REDIS_URL", redis.url()), ("SLUICE_PROJECTION", projection.clone())],

@@ -137,7 +137,7 @@ impl Setup {
     async fn start_with(pg: Option<Pg>) -> Setup {
         let broker = TestBroker::start();
         let redis = TestRedis::start();
-        let mut registry = ServiceHandle::start("schema-registry", &[("SLUICE_BROKERS", broker.bootstrap())]).await;
+        let mut registry = sluice_testkit::start_registry(&broker.bootstrap()).await;
         registry.wait_ready().await;
         let producer = sluice_kafka::producer(&broker.bootstrap(), "idempotency-test").expect("producer");
         Setup { broker, redis, pg, registry, producer }
@@ -159,9 +159,13 @@ impl Setup {
         for (aggregate, schema) in [("article", "article/v3.avsc"), ("author", "author/v2.avsc")] {
             let topic = format!("{prefix}.{aggregate}.state");
             let text = std::fs::read_to_string(format!("{}/{schema}", common::schemas_dir())).expect("schema");
-            let encoder = RegistryEncoder::register(&self.registry.base_url(), &format!("{topic}-value"), &text)
-                .await
-                .expect("register");
+            let encoder = RegistryEncoder::register(
+                &sluice_testkit::registry_writer(&self.registry),
+                &format!("{topic}-value"),
+                &text,
+            )
+            .await
+            .expect("register");
             let spec = TopicSpec { name: topic, partitions: PARTITIONS, cleanup: CleanupPolicy::Compact };
             sluice_kafka::ensure_topics(&self.broker.bootstrap(), &[spec]).await.expect("topic");
             encoders.insert(aggregate, encoder);

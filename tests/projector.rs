@@ -32,14 +32,15 @@ impl Setup {
     async fn start() -> Setup {
         let broker = TestBroker::start();
         let redis = TestRedis::start();
-        let mut registry = ServiceHandle::start("schema-registry", &[("SLUICE_BROKERS", broker.bootstrap())]).await;
+        let mut registry = sluice_testkit::start_registry(&broker.bootstrap()).await;
         registry.wait_ready().await;
         let prefix = random_name("proj");
         let topic = format!("{prefix}.article.state");
         let schema = std::fs::read_to_string(format!("{}/article/v3.avsc", common::schemas_dir())).expect("schema");
-        let encoder = RegistryEncoder::register(&registry.base_url(), &format!("{topic}-value"), &schema)
-            .await
-            .expect("register");
+        let encoder =
+            RegistryEncoder::register(&sluice_testkit::registry_writer(&registry), &format!("{topic}-value"), &schema)
+                .await
+                .expect("register");
         let spec = TopicSpec { name: topic.clone(), partitions: PARTITIONS, cleanup: CleanupPolicy::Compact };
         sluice_kafka::ensure_topics(&broker.bootstrap(), &[spec]).await.expect("topic");
         let producer = sluice_kafka::producer(&broker.bootstrap(), "projector-test").expect("producer");

@@ -74,7 +74,7 @@ impl Stack {
         let db = pg.url(&db_name);
         let admin = pg.connect(&db_name).await;
         let prefix = random_name("pgread");
-        let mut registry = ServiceHandle::start("schema-registry", &[("SLUICE_BROKERS", broker.bootstrap())]).await;
+        let mut registry = sluice_testkit::start_registry(&broker.bootstrap()).await;
         registry.wait_ready().await;
         let command = common::command_api(&db, &registry.base_url(), &prefix, "http://127.0.0.1:9").await;
         let relay = common::relay(&db, &broker.bootstrap(), &prefix).await;

@@ -36,7 +36,7 @@ impl Setup {
     async fn start() -> Setup {
         let broker = TestBroker::start();
         let redis = TestRedis::start();
-        let mut registry = ServiceHandle::start("schema-registry", &[("SLUICE_BROKERS", broker.bootstrap())]).await;
+        let mut registry = sluice_testkit::start_registry(&broker.bootstrap()).await;
         registry.wait_ready().await;
         let prefix = random_name("reg");
         let topic = format!("{prefix}.article.state");
@@ -47,7 +47,9 @@ impl Setup {
     }
 
     async fn register(&self, subject: &str, version: u32) -> RegistryEncoder {
-        RegistryEncoder::register(&self.registry.base_url(), subject, &schema_text(version)).await.expect("register")
+        RegistryEncoder::register(&sluice_testkit::registry_writer(&self.registry), subject, &schema_text(version))
+            .await
+            .expect("register")
     }
 
     async fn produce(&self, key: &str, bytes: &[u8]) {

@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 use sluice_kafka::CleanupPolicy;
-use sluice_testkit::{ServiceHandle, TestBroker, TestPostgres, TestRedis, random_name};
+use sluice_testkit::{TestBroker, TestPostgres, TestRedis, random_name};
 
 mod common;
 
@@ -38,7 +38,7 @@ async fn a_caller_over_its_rate_limit_is_refused_and_its_commands_write_nothing(
     let broker = TestBroker::start();
     let db = pg.create_database().await;
     let prefix = random_name("limits");
-    let registry = ServiceHandle::start("schema-registry", &[("SLUICE_BROKERS", broker.bootstrap())]).await;
+    let registry = sluice_testkit::start_registry(&broker.bootstrap()).await;
     let command = common::command_api_with(&db, &registry.base_url(), &prefix, "http://query.invalid", &limits()).await;
     let http = reqwest::Client::new();
     let url = format!("{}/articles", command.base_url());
@@ -77,10 +77,8 @@ async fn the_registry_and_the_query_api_limit_their_callers_too() {
     let broker = TestBroker::start();
     let redis = TestRedis::start();
     let http = reqwest::Client::new();
-    // The registry takes no token: callers are told apart by address.
-    let mut registry_env = vec![("SLUICE_BROKERS", broker.bootstrap())];
-    registry_env.extend(limits());
-    let registry = ServiceHandle::start("schema-registry", &registry_env).await;
+    // Reads of the registry carry no token: callers are told apart by address.
+    let registry = sluice_testkit::start_registry_with(&broker.bootstrap(), &limits()).await;
     let (codes, refused) = statuses(5, |_| http.get(format!("{}/subjects", registry.base_url()))).await;
     assert_eq!(codes, [200, 200, 200, 429, 429]);
     assert!(refused.iter().all(|(_, body)| body["error"].as_str().unwrap().contains("rate limit")));
@@ -103,7 +101,8 @@ fn a_wrong_rate_limit_is_refused_at_start() {
     // What each service needs besides, so that the rate limit is what is wrong.
     let command_api: &[(&str, &str)] =
         &[("SLUICE_DATABASE_URL", "postgres://u@127.0.0.1/db"), ("SLUICE_WRITE_TOKENS", "t")];
-    for (binary, env) in [("command-api", command_api), ("query-api", &[]), ("schema-registry", &[])] {
+    let registry: &[(&str, &str)] = &[("SLUICE_WRITE_TOKENS", "t")];
+    for (binary, env) in [("command-api", command_api), ("query-api", &[]), ("schema-registry", registry)] {
         let check = |limit: &str, burst: &str| {
             let out = std::process::Command::new(sluice_testkit::service_binary(binary))
                 .arg("--check-config")

@@ -30,7 +30,7 @@ impl Cms {
     async fn start(db_url: &str, query_url: &str) -> Self {
         let broker = TestBroker::start();
         let prefix = random_name("rb");
-        let registry = ServiceHandle::start("schema-registry", &[("SLUICE_BROKERS", broker.bootstrap())]).await;
+        let registry = sluice_testkit::start_registry(&broker.bootstrap()).await;
         let command = common::command_api(db_url, &registry.base_url(), &prefix, query_url).await;
         let relay = common::relay(db_url, &broker.bootstrap(), &prefix).await;
         Self { http: reqwest::Client::new(), command, prefix, registry, broker, _relay: relay }

@@ -5,7 +5,7 @@
 use serde_json::json;
 use sluice_kafka::rdkafka::Message;
 use sluice_kafka::rdkafka::consumer::Consumer;
-use sluice_testkit::{ServiceHandle, TestBroker, TestPostgres, random_name};
+use sluice_testkit::{TestBroker, TestPostgres, random_name};
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ async fn commands_are_accepted_with_only_postgres_up_and_delivered_later() {
     // The registry keeps its schemas in a broker of its own; the broker the
     // relay publishes to starts later.
     let registry_broker = TestBroker::start();
-    let registry = ServiceHandle::start("schema-registry", &[("SLUICE_BROKERS", registry_broker.bootstrap())]).await;
+    let registry = sluice_testkit::start_registry(&registry_broker.bootstrap()).await;
     // Nothing listens on the query side: it is down.
     let command = common::command_api(&db, &registry.base_url(), &prefix, "http://127.0.0.1:9").await;
 

@@ -7,7 +7,7 @@ use sluice_avro::RegistryEncoder;
 use sluice_kafka::rdkafka::producer::FutureRecord;
 use sluice_kafka::rdkafka::util::Timeout;
 use sluice_kafka::{CleanupPolicy, TopicSpec};
-use sluice_testkit::{ServiceHandle, TestBroker, TestRedis, random_name};
+use sluice_testkit::{TestBroker, TestRedis, random_name};
 
 mod common;
 
@@ -22,7 +22,7 @@ fn article(id: &str, title: &str) -> Value {
 async fn every_version_is_read_by_new_and_old_readers() {
     let broker = TestBroker::start();
     let redis = TestRedis::start();
-    let mut registry = ServiceHandle::start("schema-registry", &[("SLUICE_BROKERS", broker.bootstrap())]).await;
+    let mut registry = sluice_testkit::start_registry(&broker.bootstrap()).await;
     registry.wait_ready().await;
     let url = registry.base_url();
     let prefix = random_name("evo");
@@ -106,7 +106,7 @@ fn schema_check_refuses_an_incompatible_chain_with_an_explanation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_waits_for_a_registry_that_is_not_up_yet() {
     let broker = TestBroker::start();
-    let mut registry = ServiceHandle::start("schema-registry", &[("SLUICE_BROKERS", broker.bootstrap())]).await;
+    let mut registry = sluice_testkit::start_registry(&broker.bootstrap()).await;
     let url = registry.base_url();
     registry.kill_hard(); // nothing listens on its port now
     let prefix = random_name("wait");

@@ -11,6 +11,7 @@ mod common;
 const DB_PASSWORD: &str = "pw-db-5ecret-71c9";
 const WRITE_TOKEN: &str = "tok-write-5ecret-0b3e";
 const READ_TOKEN: &str = "tok-read-5ecret-a4d2";
+const REGISTRY_TOKEN: &str = "tok-registry-5ecret-9f17";
 
 /// The database's URL with the password in it (the test server trusts local
 /// connections: the password is carried, and must never be shown).
@@ -40,7 +41,9 @@ async fn no_service_logs_a_secret() {
     let prefix = random_name("secrets");
     let tokens = [("SLUICE_WRITE_TOKENS", WRITE_TOKEN.to_string()), ("SLUICE_READ_TOKENS", READ_TOKEN.to_string())];
 
-    let registry = ServiceHandle::start("schema-registry", &[("SLUICE_BROKERS", broker.bootstrap())]).await;
+    let registry_env = [("SLUICE_BROKERS", broker.bootstrap()), ("SLUICE_WRITE_TOKENS", REGISTRY_TOKEN.to_string())];
+    let mut registry = ServiceHandle::start("schema-registry", &registry_env).await;
+    registry.wait_ready().await;
     let mut command = ServiceHandle::start(
         "command-api",
         &[
@@ -48,6 +51,7 @@ async fn no_service_logs_a_secret() {
             ("SLUICE_REGISTRY_URL", registry.base_url()),
             ("SLUICE_TOPIC_PREFIX", prefix.clone()),
             ("SLUICE_AUTO_REGISTER", "true".into()),
+            ("SLUICE_REGISTRY_TOKEN", REGISTRY_TOKEN.into()),
             ("SLUICE_SCHEMAS_DIR", common::schemas_dir()),
             tokens[0].clone(),
             tokens[1].clone(),
@@ -95,6 +99,11 @@ async fn no_service_logs_a_secret() {
     let r = r.send().await.unwrap();
     assert!(r.status().is_success(), "{}: {:?}", r.status(), r.text().await);
     assert_eq!(http.get(&read).bearer_auth("tok-guess").send().await.unwrap().status(), 401);
+    let compatibility = format!("{}/config/secrets-value", registry.base_url());
+    for (token, status) in [("tok-guess", 401), (REGISTRY_TOKEN, 200)] {
+        let r = http.put(&compatibility).bearer_auth(token).json(&json!({"compatibility": "FULL"})).send().await;
+        assert_eq!(r.unwrap().status(), status);
+    }
 
     // The database goes away: every service that uses it logs the errors it
     // meets (connection strings must not be among them).
@@ -119,6 +128,7 @@ async fn no_service_logs_a_secret() {
         ),
         check_config("query-api", &[("SLUICE_POSTGRES_URL", read_db.replace("postgres://", "http://"))]),
         check_config("outbox-relay", &[("SLUICE_DATABASE_URL", db.replace("postgres://", "redis://"))]),
+        check_config("schema-registry", &[registry_env[1].clone(), ("SLUICE_LEADER_URL", "ftp://leader".into())]),
     ];
     refusals
         .push(check_config("command-api", &[("SLUICE_DATABASE_URL", db.clone()), ("SLUICE_WRITE_TOKENS", " ".into())]));
@@ -130,7 +140,7 @@ async fn no_service_logs_a_secret() {
         .collect::<Vec<_>>()
         .join("\n");
     assert!(logs.lines().count() > 50, "too few log lines to judge");
-    for secret in [DB_PASSWORD, WRITE_TOKEN, READ_TOKEN] {
+    for secret in [DB_PASSWORD, WRITE_TOKEN, READ_TOKEN, REGISTRY_TOKEN] {
         let leaks: Vec<&str> = logs.lines().filter(|l| l.contains(secret)).collect();
         assert!(leaks.is_empty(), "`{secret}` logged:\n{}", leaks.join("\n"));
     }

@@ -78,7 +78,7 @@ impl Stack {
         let source_url = pg.create_database().await;
         let source_db = source_url.rsplit('/').next().expect("database name").to_string();
         let prefix = random_name("chaos");
-        let mut registry = ServiceHandle::start("schema-registry", &[("SLUICE_BROKERS", broker.bootstrap())]).await;
+        let mut registry = sluice_testkit::start_registry(&broker.bootstrap()).await;
         registry.wait_ready().await;
         let registry_url = registry.base_url();
         let command = common::command_api(&source_url, &registry_url, &prefix, "http://query.invalid").await;

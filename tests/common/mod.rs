@@ -31,6 +31,7 @@ pub async fn command_api_with(
         ("SLUICE_QUERY_BASE_URL", query_base_url.to_string()),
         ("SLUICE_TOPIC_PREFIX", prefix.to_string()),
         ("SLUICE_AUTO_REGISTER", "true".to_string()),
+        ("SLUICE_REGISTRY_TOKEN", sluice_testkit::REGISTRY_TOKEN.to_string()),
         ("SLUICE_SCHEMAS_DIR", schemas_dir()),
         ("SLUICE_WRITE_TOKENS", TOKEN.to_string()),
         ("SLUICE_READ_TOKENS", READ_TOKEN.to_string()),
@@ -330,7 +331,7 @@ impl WriteSide {
         let broker = TestBroker::start();
         let db = pg.create_database().await;
         let prefix = random_name(name);
-        let registry = ServiceHandle::start("schema-registry", &[("SLUICE_BROKERS", broker.bootstrap())]).await;
+        let registry = sluice_testkit::start_registry(&broker.bootstrap()).await;
         let command = command_api(&db, &registry.base_url(), &prefix, "http://query.invalid").await;
         let relay = relay(&db, &broker.bootstrap(), &prefix).await;
         let projection = random_name("proj");

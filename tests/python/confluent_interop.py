@@ -1,7 +1,8 @@
 """Drives the Sluice registry with Confluent's own Python client.
 
-Usage: confluent_interop.py REGISTRY_URL WORKDIR
-Reads WORKDIR/rust.bin (written by the Rust encoder), writes WORKDIR/py.bin
+Usage: confluent_interop.py REGISTRY_URL WRITE_TOKEN WORKDIR
+Writes with the token as Basic auth password (basic.auth.user.info), as a
+Confluent client is configured for a registry with authentication. Reads WORKDIR/rust.bin (written by the Rust encoder), writes WORKDIR/py.bin
 (for the Rust decoder) and prints what it decoded as JSON.
 """
 import json
@@ -12,8 +13,9 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-url, workdir = sys.argv[1], sys.argv[2]
-client = SchemaRegistryClient({"url": url})
+url, token, workdir = sys.argv[1], sys.argv[2], sys.argv[3]
+client = SchemaRegistryClient({"url": url, "basic.auth.user.info": f"sluice:{token}"})
+anonymous = SchemaRegistryClient({"url": url})
 
 V1 = json.dumps({"type": "record", "name": "Note", "namespace": "io.py",
                  "fields": [{"name": "text", "type": "string"}]})
@@ -22,6 +24,14 @@ V2 = json.dumps({"type": "record", "name": "Note", "namespace": "io.py",
                             {"name": "lang", "type": "string", "default": "en"}]})
 BAD = json.dumps({"type": "record", "name": "Note", "namespace": "io.py",
                   "fields": [{"name": "text", "type": "int"}]})
+
+# Without credentials, writes are refused and nothing is registered.
+try:
+    anonymous.register_schema("py-value", Schema(V1, "AVRO"))
+    raise AssertionError("a write without credentials was accepted")
+except SchemaRegistryError as e:
+    assert e.http_status_code == 401 and e.error_code == 40101, (e.http_status_code, e.error_code)
+assert "py-value" not in anonymous.get_subjects()
 
 # Register, look up, evolve.
 id1 = client.register_schema("py-value", Schema(V1, "AVRO"))

@@ -5,7 +5,7 @@ mod common;
 use cms_domain::DraftArticle;
 use cms_write::{CommandContext, CommandService};
 use sluice_outbox::OutboxTable;
-use sluice_testkit::{ServiceHandle, TestPostgres};
+use sluice_testkit::TestPostgres;
 use std::sync::Arc;
 
 #[tokio::test]
@@ -46,14 +46,14 @@ async fn the_command_role_owns_only_the_write_schema_and_can_run_commands() {
 
     // And the command API works with it.
     let broker = sluice_testkit::TestBroker::start();
-    let registry = ServiceHandle::start("schema-registry", &[("SLUICE_BROKERS", broker.bootstrap())]).await;
+    let registry = sluice_testkit::start_registry(&broker.bootstrap()).await;
     let schemas =
         sluice_avro::SchemaSet::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas").as_ref()).expect("schemas");
     let register = |a: &str| {
         let text = schemas.latest(a).expect("schema").text.clone();
-        let url = registry.base_url();
+        let writer = sluice_testkit::registry_writer(&registry);
         let subject = format!("roles.{a}.state-value");
-        async move { Arc::new(sluice_avro::RegistryEncoder::register(&url, &subject, &text).await.expect("register")) }
+        async move { Arc::new(sluice_avro::RegistryEncoder::register(&writer, &subject, &text).await.expect("register")) }
     };
     let encoders = cms_write::Encoders { article: register("article").await, author: register("author").await };
     let service = CommandService::new(pool, outbox, encoders, "http://q".into(), std::time::Duration::from_secs(60));

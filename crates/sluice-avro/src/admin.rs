@@ -1,13 +1,21 @@
 //! Registry calls that `schema_registry_converter` does not offer: look-up
 //! without registering, per-subject compatibility, compatibility tests.
 
-use crate::AvroError;
+use crate::{AvroError, RegistryEndpoint};
 use serde_json::{Value, json};
 
 pub(crate) const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 
-async fn call(method: reqwest::Method, url: String, body: Option<Value>) -> Result<(u16, Value), AvroError> {
+async fn call(
+    method: reqwest::Method,
+    url: String,
+    body: Option<Value>,
+    writer: Option<&RegistryEndpoint>,
+) -> Result<(u16, Value), AvroError> {
     let mut req = crate::http::client()?.request(method, &url);
+    if let Some(registry) = writer {
+        req = registry.authorize(req);
+    }
     if let Some(b) = body {
         req = req.header("content-type", CONTENT_TYPE).body(b.to_string());
     }
@@ -19,7 +27,10 @@ async fn call(method: reqwest::Method, url: String, body: Option<Value>) -> Resu
 
 fn registry_error(what: &str, status: u16, body: &Value) -> AvroError {
     let message = body["message"].as_str().unwrap_or("no message");
-    let text = format!("{what}: HTTP {status}, error {}: {message}", body["error_code"]);
+    let mut text = format!("{what}: HTTP {status}, error {}: {message}", body["error_code"]);
+    if status == 401 || status == 403 {
+        text.push_str(" (SLUICE_REGISTRY_TOKEN must be one of the registry's SLUICE_WRITE_TOKENS)");
+    }
     if crate::http::is_retryable_status(status) {
         AvroError::RegistryUnavailable(text)
     } else {
@@ -31,16 +42,16 @@ fn registry_error(what: &str, status: u16, body: &Value) -> AvroError {
 /// is not registered there).
 pub async fn lookup(registry_url: &str, subject: &str, schema: &str) -> Result<Option<u32>, AvroError> {
     let url = format!("{}/subjects/{subject}", registry_url.trim_end_matches('/'));
-    match call(reqwest::Method::POST, url, Some(json!({"schema": schema}))).await? {
+    match call(reqwest::Method::POST, url, Some(json!({"schema": schema})), None).await? {
         (200, body) => Ok(body["id"].as_u64().and_then(|id| u32::try_from(id).ok())),
         (404, _) => Ok(None),
         (status, body) => Err(registry_error(&format!("look up {subject}"), status, &body)),
     }
 }
 
-pub async fn set_compatibility(registry_url: &str, subject: &str, level: &str) -> Result<(), AvroError> {
-    let url = format!("{}/config/{subject}", registry_url.trim_end_matches('/'));
-    match call(reqwest::Method::PUT, url, Some(json!({"compatibility": level}))).await? {
+pub async fn set_compatibility(registry: &RegistryEndpoint, subject: &str, level: &str) -> Result<(), AvroError> {
+    let url = format!("{}/config/{subject}", registry.url);
+    match call(reqwest::Method::PUT, url, Some(json!({"compatibility": level})), Some(registry)).await? {
         (200, _) => Ok(()),
         (status, body) => Err(registry_error(&format!("set compatibility of {subject}"), status, &body)),
     }
@@ -50,7 +61,7 @@ pub async fn set_compatibility(registry_url: &str, subject: &str, level: &str) -
 /// A subject that does not exist yet accepts anything.
 pub async fn compatibility_problems(registry_url: &str, subject: &str, schema: &str) -> Result<Vec<String>, AvroError> {
     let url = format!("{}/compatibility/subjects/{subject}/versions?verbose=true", registry_url.trim_end_matches('/'));
-    match call(reqwest::Method::POST, url, Some(json!({"schema": schema}))).await? {
+    match call(reqwest::Method::POST, url, Some(json!({"schema": schema})), None).await? {
         (200, body) if body["is_compatible"] == true => Ok(vec![]),
         (200, body) => Ok(body["messages"]
             .as_array()

@@ -1,6 +1,6 @@
 //! Registry-backed encoding and decoding.
 
-use crate::{AvroError, frame, unframe};
+use crate::{AvroError, RegistryEndpoint, frame, unframe};
 use apache_avro::types::Value;
 use apache_avro::{Schema, from_avro_datum, to_avro_datum};
 use schema_registry_converter::async_impl::schema_registry::{SrSettings, post_schema};
@@ -19,10 +19,15 @@ pub struct RegistryEncoder {
 impl RegistryEncoder {
     /// Registers `schema_text` under `subject` (the registry returns the
     /// existing id when the schema is already there).
-    pub async fn register(registry_url: &str, subject: &str, schema_text: &str) -> Result<Self, AvroError> {
+    pub async fn register(registry: &RegistryEndpoint, subject: &str, schema_text: &str) -> Result<Self, AvroError> {
         let schema = Schema::parse_str(schema_text).map_err(|e| AvroError::Codec(e.to_string()))?;
         // `SrSettings::new` builds a client without any time-out.
-        let settings = SrSettings::new_builder(registry_url.to_string()).set_timeout(crate::REQUEST_TIMEOUT).build()?;
+        let mut settings = SrSettings::new_builder(registry.url.clone());
+        settings.set_timeout(crate::REQUEST_TIMEOUT);
+        if !registry.token.is_empty() {
+            settings.set_token_authorization(registry.token.expose());
+        }
+        let settings = settings.build()?;
         let supplied = SuppliedSchema {
             name: None,
             schema_type: SchemaType::Avro,

@@ -4,6 +4,7 @@
 
 pub mod admin;
 mod codec;
+mod endpoint;
 mod error;
 mod framing;
 mod http;
@@ -12,6 +13,7 @@ mod schemas;
 
 pub use apache_avro::{Schema, types::Value};
 pub use codec::{Decoded, LOOKUP_TIMEOUT, RegistryDecoder, RegistryEncoder};
+pub use endpoint::RegistryEndpoint;
 pub use error::AvroError;
 pub use framing::{MAGIC_BYTE, frame, unframe};
 pub use http::{CONNECT_TIMEOUT, REQUEST_TIMEOUT};

@@ -2,6 +2,7 @@
 //! loading and the error kind that decides whether a failure is retried.
 
 pub mod config;
+pub mod consistency;
 pub mod error;
 pub mod header_set;
 pub mod headers;

@@ -6,7 +6,8 @@
 
 pub mod answer;
 mod coalesce;
-pub mod consistency;
+/// The consistency a reader asks for (it lives in `sluice-core`: a contract, fuzzed without the service).
+pub use sluice_core::consistency;
 mod entity;
 pub mod lag;
 mod lists;

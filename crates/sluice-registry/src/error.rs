@@ -77,6 +77,20 @@ impl RegistryError {
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, 42201, message)
     }
+    /// A path the API does not have (Confluent's own answer, in its format).
+    pub fn no_such_route() -> Self {
+        Self::new(StatusCode::NOT_FOUND, 404, "HTTP 404 Not Found")
+    }
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            40101,
+            "Writes need a write token: Authorization: Bearer <token>, or Basic auth with the token as password",
+        )
+    }
+    pub fn forbidden() -> Self {
+        Self::new(StatusCode::FORBIDDEN, 40301, "This token may only read")
+    }
     pub fn store(message: impl std::fmt::Display) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, 50001, format!("Error in the backend data store: {message}"))
     }

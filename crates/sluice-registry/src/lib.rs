@@ -14,7 +14,7 @@ mod record;
 mod registry;
 mod store;
 
-pub use api::{CONTENT_TYPE, Leader, router};
+pub use api::{CONTENT_TYPE, Leader, OPENAPI, router};
 pub use error::RegistryError;
 pub use level::Level;
 pub use registry::{Registry, SubjectVersion, VersionSpec};

@@ -2,9 +2,10 @@
 
 use axum::Json;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use base64::Engine;
 use serde_json::json;
 use sluice_core::Secret;
 use subtle::ConstantTimeEq;
@@ -58,17 +59,29 @@ fn deny(status: StatusCode, message: &str) -> Response {
     r
 }
 
-/// The bearer token `req` presents, if any.
-pub(crate) fn bearer(req: &Request) -> Option<&str> {
-    req.headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+/// The token a request presents, if any: `Authorization: Bearer <token>`, or
+/// HTTP Basic with the token as password (what Confluent's schema registry
+/// clients send from `basic.auth.user.info`; the user name is not checked).
+pub fn presented(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    if let Some(token) = value.strip_prefix("Bearer ") {
+        return Some(token.trim().to_string());
+    }
+    let encoded = value.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let (_user, password) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+    Some(password.to_string())
+}
+
+impl Tokens {
+    /// What the token `headers` present may do (None: no token, or an unknown one).
+    pub fn access(&self, headers: &HeaderMap) -> Option<Access> {
+        presented(headers).and_then(|p| self.level(&p))
+    }
 }
 
 async fn require(tokens: &Tokens, needed: Access, req: Request, next: Next) -> Response {
-    match bearer(&req).and_then(|p| tokens.level(p)) {
+    match tokens.access(req.headers()) {
         None => deny(StatusCode::UNAUTHORIZED, "a valid bearer token is required"),
         Some(level) if level < needed => deny(StatusCode::FORBIDDEN, "this token may only read"),
         Some(_) => next.run(req).await,
@@ -114,5 +127,24 @@ mod tests {
         assert_eq!(t.level("r1"), Some(Access::Read));
         assert_eq!(t.level("w"), None);
         assert_eq!(t.level(""), None);
+    }
+
+    fn headers(authorization: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, authorization.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn bearer_and_basic_present_the_same_token() {
+        let t = Tokens::parse(&Secret::new("w1"), &Secret::new("r1"));
+        let basic = |user_pass: &str| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(user_pass));
+        assert_eq!(t.access(&headers("Bearer w1")), Some(Access::Write));
+        assert_eq!(t.access(&headers(&basic("anyone:w1"))), Some(Access::Write));
+        assert_eq!(t.access(&headers(&basic("w1:r1"))), Some(Access::Read), "the password is the token");
+        assert_eq!(t.access(&headers(&basic("w1"))), None, "no password");
+        assert_eq!(t.access(&headers("Basic !!!")), None, "not base64");
+        assert_eq!(t.access(&headers("Token w1")), None);
+        assert_eq!(t.access(&HeaderMap::new()), None);
     }
 }

@@ -95,7 +95,7 @@ impl RateLimit {
     }
 
     fn caller(&self, request: &Request) -> u64 {
-        match crate::auth::bearer(request).filter(|t| self.tokens.knows(t)) {
+        match crate::auth::presented(request.headers()).filter(|t| self.tokens.knows(t)) {
             Some(token) => self.hasher.hash_one(("token", token)),
             None => {
                 let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());

@@ -11,6 +11,7 @@ mod pg;
 mod process;
 mod prometheus;
 mod redis_server;
+mod registry;
 mod service;
 
 pub use broker::TestBroker;
@@ -19,6 +20,7 @@ pub use names::random_name;
 pub use pg::TestPostgres;
 pub use prometheus::TestPrometheus;
 pub use redis_server::{RedisSnapshot, TestRedis};
+pub use registry::{REGISTRY_TOKEN, registry_writer, start_registry, start_registry_with};
 pub use service::{ServiceHandle, service_binary};
 
 use std::time::Duration;

@@ -131,15 +131,19 @@ async fn tag_counts_follow_the_newest_record_through_duplicates_older_records_an
     let broker = TestBroker::start();
     let database = pg.create_database().await;
     let admin = pg.connect(database.rsplit('/').next().expect("database name")).await;
-    let mut registry = ServiceHandle::start("schema-registry", &[("SLUICE_BROKERS", broker.bootstrap())]).await;
+    let mut registry = sluice_testkit::start_registry(&broker.bootstrap()).await;
     registry.wait_ready().await;
     let prefix = random_name("tags");
     let topic = format!("{prefix}.article.state");
     let schemas = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas");
     let text = std::fs::read_to_string(format!("{schemas}/article/v3.avsc")).expect("schema");
-    let encoder = sluice_avro::RegistryEncoder::register(&registry.base_url(), &format!("{topic}-value"), &text)
-        .await
-        .expect("register");
+    let encoder = sluice_avro::RegistryEncoder::register(
+        &sluice_testkit::registry_writer(&registry),
+        &format!("{topic}-value"),
+        &text,
+    )
+    .await
+    .expect("register");
     let spec = TopicSpec { name: topic.clone(), partitions: 3, cleanup: CleanupPolicy::Compact };
     sluice_kafka::ensure_topics(&broker.bootstrap(), &[spec]).await.expect("topic");
     let producer = sluice_kafka::producer(&broker.bootstrap(), "tag-counts-test").expect("producer");

@@ -96,7 +96,8 @@ outbox-relay:
 {{- if $v.schemaRegistry.enabled }}
 schema-registry:
   values: schemaRegistry
-  secrets: []
+  secrets:
+    - {"env": "SLUICE_WRITE_TOKENS", "secret": {{ $v.tokens.existingSecret | quote }}, "key": {{ $v.tokens.registryWriteKey | quote }}}
 {{- end }}
 {{- if $v.projectorRedis.enabled }}
 projector-redis:
@@ -149,7 +150,7 @@ lag-exporter:
 {{- range $k, $val := $config }}
 {{- $_ := set $merged $k $val }}
 {{- end }}
-{{- $secret := list "SLUICE_DATABASE_URL" "SLUICE_POSTGRES_URL" "SLUICE_REDIS_URL" "SLUICE_WRITE_TOKENS" "SLUICE_READ_TOKENS" "SLUICE_SOURCE_TOKEN" }}
+{{- $secret := list "SLUICE_DATABASE_URL" "SLUICE_POSTGRES_URL" "SLUICE_REDIS_URL" "SLUICE_WRITE_TOKENS" "SLUICE_READ_TOKENS" "SLUICE_SOURCE_TOKEN" "SLUICE_REGISTRY_TOKEN" }}
 {{- range $k, $val := (index $.Values $key).env | default dict }}
 {{- if hasKey $config $k }}
 {{- fail (printf "%s.env.%s: the chart sets %s from its values; set the value instead" $key $k $k) }}

@@ -87,5 +87,10 @@ securityContext:
     - --wait-secs
     - "300"
     {{- end }}
+  {{- if eq .action "register" }}
+  env:
+    {{- $t := .root.Values.tokens }}
+    {{- include "sluice.secretEnv" (dict "env" "SLUICE_REGISTRY_TOKEN" "secret" $t.existingSecret "key" $t.registryTokenKey) | nindent 4 }}
+  {{- end }}
   {{- include "sluice.toolPod" .root | nindent 2 }}
 {{- end -}}

@@ -13,6 +13,8 @@ pub struct Config {
     pub db_pool_size: usize,
     /// SLUICE_REGISTRY_URL: the schema registry.
     pub registry_url: String,
+    /// SLUICE_REGISTRY_TOKEN: a registry write token, for SLUICE_AUTO_REGISTER.
+    pub registry_token: Secret,
     /// SLUICE_QUERY_BASE_URL: where the query API answers, for `Location`.
     pub query_base_url: String,
     pub topic_prefix: String,
@@ -47,6 +49,7 @@ impl Default for Config {
             database_url: Secret::default(),
             db_pool_size: 16,
             registry_url: "http://127.0.0.1:8081".into(),
+            registry_token: Secret::default(),
             query_base_url: "http://127.0.0.1:8082".into(),
             topic_prefix: "sluice".into(),
             outbox_table: "cms.outbox".into(),
@@ -82,7 +85,8 @@ impl Validate for Config {
         if self.max_body_bytes == 0 {
             return Err("SLUICE_MAX_BODY_BYTES must be positive".into());
         }
-        if self.write_tokens.expose().trim().is_empty() && !self.auth_disabled {
+        let tokens = sluice_telemetry::auth::Tokens::parse(&self.write_tokens, &self.read_tokens);
+        if tokens.write.is_empty() && !self.auth_disabled {
             return Err("SLUICE_WRITE_TOKENS is empty: set at least one token (or SLUICE_AUTH_DISABLED=true for local experiments)".into());
         }
         if self.idempotency_ttl_secs == 0 || self.schedule_interval_ms == 0 {

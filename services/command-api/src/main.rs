@@ -5,7 +5,7 @@ mod config;
 use anyhow::Context;
 use cms_write::{AppState, CommandService, Encoders, Tokens};
 use config::Config;
-use sluice_avro::{RegistryEncoder, SchemaSet};
+use sluice_avro::{RegistryEncoder, RegistryEndpoint, SchemaSet};
 use sluice_core::topics;
 use sluice_telemetry::Readiness;
 use sluice_telemetry::prometheus::Registry;
@@ -73,7 +73,8 @@ async fn register(config: &Config, schemas: &SchemaSet, aggregate: &str) -> anyh
     let subject = topics::value_subject(&topics::state_topic(&config.topic_prefix, aggregate));
     let encoder = retry_at_start(&format!("find the {aggregate} schema in the registry"), || async {
         if config.auto_register {
-            RegistryEncoder::register(&config.registry_url, &subject, &schema.text).await
+            let registry = RegistryEndpoint::new(&config.registry_url, config.registry_token.clone());
+            RegistryEncoder::register(&registry, &subject, &schema.text).await
         } else {
             RegistryEncoder::lookup(&config.registry_url, &subject, &schema.text).await
         }

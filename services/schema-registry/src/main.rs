@@ -1,8 +1,10 @@
 //! schema-registry: wiring only; the registry lives in `sluice-registry`.
 
 use serde::{Deserialize, Serialize};
+use sluice_core::Secret;
 use sluice_core::validate::{Validate, check_listen, check_not_empty, check_url};
 use sluice_registry::{Leader, Registry};
+use sluice_telemetry::auth::Tokens;
 use sluice_telemetry::prometheus::Registry as Metrics;
 use sluice_telemetry::rate_limit::{self, RateLimit};
 use std::process::ExitCode;
@@ -18,6 +20,11 @@ struct Config {
     topic: String,
     /// SLUICE_LEADER_URL: empty for the leader; a follower forwards writes there.
     leader_url: String,
+    /// SLUICE_WRITE_TOKENS: comma-separated tokens allowed to register, delete
+    /// and set compatibility (reads stay open to every client).
+    write_tokens: Secret,
+    /// SLUICE_AUTH_DISABLED=true accepts writes from anyone (local experiments only).
+    auth_disabled: bool,
     /// SLUICE_RATE_LIMIT: requests per second per caller (bearer token, or
     /// address without one); 0 = no limit.
     rate_limit: f64,
@@ -32,6 +39,8 @@ impl Default for Config {
             brokers: "127.0.0.1:9092".into(),
             topic: "_schemas".into(),
             leader_url: String::new(),
+            write_tokens: Secret::default(),
+            auth_disabled: false,
             rate_limit: 0.0,
             rate_burst: 100,
         }
@@ -44,6 +53,9 @@ impl Validate for Config {
         RateLimit::new(self.rate_limit, self.rate_burst)?;
         check_not_empty("SLUICE_BROKERS", &self.brokers)?;
         check_not_empty("SLUICE_TOPIC", &self.topic)?;
+        if Tokens::parse(&self.write_tokens, &Secret::default()).write.is_empty() && !self.auth_disabled {
+            return Err("SLUICE_WRITE_TOKENS is empty: set at least one token for registry writes (or SLUICE_AUTH_DISABLED=true for local experiments)".into());
+        }
         if !self.leader_url.is_empty() {
             check_url("SLUICE_LEADER_URL", &self.leader_url, &["http", "https"])?;
         }
@@ -81,8 +93,18 @@ fn main() -> ExitCode {
             tracing::info!(leader = %l.url, "follower: writes are forwarded to the leader");
         }
         readiness.set_ready(true);
-        let limit = RateLimit::new(config.rate_limit, config.rate_burst).map_err(anyhow::Error::msg)?;
-        let app = http.layer(rate_limit::layer(limit, sluice_registry::router(registry, leader))).merge(ops);
+        let tokens = Tokens::parse(&config.write_tokens, &Secret::default());
+        let limit = RateLimit::new(config.rate_limit, config.rate_burst)
+            .map_err(anyhow::Error::msg)?
+            .map(|l| l.knowing(&tokens));
+        let writes_need = if config.auth_disabled {
+            tracing::warn!("SLUICE_AUTH_DISABLED: anyone may register, delete and change compatibility");
+            None
+        } else {
+            Some(tokens)
+        };
+        let api = sluice_registry::router(registry, leader, writes_need);
+        let app = http.layer(rate_limit::layer(limit, api)).merge(ops);
         sluice_telemetry::serve(&config.listen, app, shutdown).await
     })
 }

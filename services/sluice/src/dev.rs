@@ -14,6 +14,8 @@ pub const DEV_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:15432/sluice";
 pub const DEV_WRITE_TOKEN: &str = "dev-write-token";
 /// The local stack's read token: query-api fetches on-demand refreshes with it.
 pub const DEV_READ_TOKEN: &str = "dev-read-token";
+/// The local stack's schema registry write token.
+pub const DEV_REGISTRY_TOKEN: &str = "dev-registry-token";
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:16379/";
 const PG_PORT: u16 = 15432;
 const REDIS_PORT: u16 = 16379;
@@ -42,7 +44,11 @@ fn services(schemas_dir: &Path) -> Vec<Service> {
     let db = postgres::url(PG_PORT, DATABASE);
     let registry = REGISTRY_URL.to_string();
     vec![
-        Service { name: "schema-registry", port: 8081, env: vec![("SLUICE_BROKERS", DEFAULT_BROKERS.into())] },
+        Service {
+            name: "schema-registry",
+            port: 8081,
+            env: vec![("SLUICE_BROKERS", DEFAULT_BROKERS.into()), ("SLUICE_WRITE_TOKENS", DEV_REGISTRY_TOKEN.into())],
+        },
         Service {
             name: "command-api",
             port: 8080,
@@ -191,6 +197,7 @@ async fn up(dir: &Path) -> anyhow::Result<()> {
             let args = crate::schema::Args {
                 dir: schemas.display().to_string(),
                 registry: Some(REGISTRY_URL.into()),
+                registry_token: DEV_REGISTRY_TOKEN.into(),
                 topic_prefix: "sluice".into(),
                 wait_secs: 0,
             };

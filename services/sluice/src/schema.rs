@@ -2,7 +2,8 @@
 //! offline under each subject's mode and against a registry, and applied.
 
 use anyhow::Context;
-use sluice_avro::{RegistryEncoder, SchemaSet, admin};
+use sluice_avro::{RegistryEncoder, RegistryEndpoint, SchemaSet, admin};
+use sluice_core::Secret;
 use sluice_core::topics::{state_topic, value_subject};
 use sluice_registry::Level;
 use std::time::Duration;
@@ -26,6 +27,9 @@ pub struct Args {
     pub dir: String,
     #[arg(long, env = "SLUICE_REGISTRY_URL")]
     pub registry: Option<String>,
+    /// A write token of the registry (one of its SLUICE_WRITE_TOKENS), for `register`.
+    #[arg(long, env = "SLUICE_REGISTRY_TOKEN", hide_env_values = true, default_value = "")]
+    pub registry_token: String,
     #[arg(long, env = "SLUICE_TOPIC_PREFIX", default_value = "sluice")]
     pub topic_prefix: String,
     /// Wait up to this long for the registry to answer before the first
@@ -94,11 +98,12 @@ pub async fn register(args: &Args) -> anyhow::Result<()> {
     wait_for(registry, Duration::from_secs(args.wait_secs)).await?;
     check(args).await?;
     let set = load(args)?;
+    let writer = RegistryEndpoint::new(registry, Secret::new(args.registry_token.clone()));
     for aggregate in set.aggregates() {
         let subject = subject(args, aggregate);
-        admin::set_compatibility(registry, &subject, STATE_LEVEL.as_str()).await?;
+        admin::set_compatibility(&writer, &subject, STATE_LEVEL.as_str()).await?;
         for file in set.versions(aggregate) {
-            let encoder = RegistryEncoder::register(registry, &subject, &file.text)
+            let encoder = RegistryEncoder::register(&writer, &subject, &file.text)
                 .await
                 .with_context(|| format!("register {}", file.path.display()))?;
             println!("{subject}: v{} registered as schema id {}", file.version, encoder.schema_id());

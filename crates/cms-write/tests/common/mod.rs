@@ -46,8 +46,8 @@ impl Harness {
         let pg = TestPostgres::start();
         let db_url = pg.create_database().await;
         let broker = TestBroker::start();
-        let registry = ServiceHandle::start("schema-registry", &[("SLUICE_BROKERS", broker.bootstrap())]).await;
-        let service = service(&db_url, &registry.base_url()).await;
+        let registry = sluice_testkit::start_registry(&broker.bootstrap()).await;
+        let service = service(&db_url, &sluice_testkit::registry_writer(&registry)).await;
         let tokens = Tokens::parse(&Secret::new(WRITE), &Secret::new(READ));
         let app = cms_write::router(AppState { service: service.clone() }, tokens, MAX_BODY, false);
         Harness { pg, broker, registry, db_url, service, app }
@@ -55,7 +55,7 @@ impl Harness {
 
     /// A second, independent command API on the same database (another replica).
     pub async fn replica(&self) -> CommandService {
-        service(&self.db_url, &self.registry.base_url()).await
+        service(&self.db_url, &sluice_testkit::registry_writer(&self.registry)).await
     }
 
     /// A connection working in the write schema.
@@ -107,7 +107,7 @@ impl Harness {
     }
 }
 
-async fn service(db_url: &str, registry_url: &str) -> CommandService {
+async fn service(db_url: &str, registry: &sluice_avro::RegistryEndpoint) -> CommandService {
     let pool = cms_write::connect_pool(db_url, 8).expect("pool");
     let outbox = OutboxTable::parse("cms.outbox").expect("outbox name");
     let mut client = pool.get().await.expect("db connection");
@@ -118,7 +118,7 @@ async fn service(db_url: &str, registry_url: &str) -> CommandService {
         let text = schemas.latest(aggregate).expect("schema").text.clone();
         async move {
             let subject = format!("sluice.{aggregate}.state-value");
-            Arc::new(RegistryEncoder::register(registry_url, &subject, &text).await.expect("register"))
+            Arc::new(RegistryEncoder::register(registry, &subject, &text).await.expect("register"))
         }
     };
     let encoders = Encoders { article: encoder("article").await, author: encoder("author").await };

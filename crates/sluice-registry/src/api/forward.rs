@@ -3,7 +3,7 @@
 use crate::error::RegistryError;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -13,15 +13,8 @@ pub struct Leader {
     pub http: reqwest::Client,
 }
 
-/// Everything that changes the log; compatibility tests only read.
-fn is_write(method: &Method, path: &str) -> bool {
-    *method == Method::PUT
-        || *method == Method::DELETE
-        || (*method == Method::POST && path.ends_with("/versions") && !path.starts_with("/compatibility/"))
-}
-
 pub async fn forward_writes(State(leader): State<Leader>, req: Request, next: Next) -> Response {
-    if !is_write(req.method(), req.uri().path()) {
+    if !super::auth::is_write(req.method(), req.uri().path()) {
         return next.run(req).await;
     }
     match forward(&leader, req).await {
@@ -33,21 +26,40 @@ pub async fn forward_writes(State(leader): State<Leader>, req: Request, next: Ne
 async fn forward(leader: &Leader, req: Request) -> Result<Response, String> {
     let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
     let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).map_err(|e| e.to_string())?;
-    let content_type = req.headers().get(header::CONTENT_TYPE).cloned();
+    let passed_on = copy_headers(req.headers(), FORWARDED_REQUEST_HEADERS);
     let body = axum::body::to_bytes(req.into_body(), 16 * 1024 * 1024).await.map_err(|e| e.to_string())?;
-    let mut request =
-        leader.http.request(method, format!("{}{path_and_query}", leader.url.trim_end_matches('/'))).body(body);
-    if let Some(ct) = content_type.and_then(|c| c.to_str().ok().map(str::to_string)) {
-        request = request.header(reqwest::header::CONTENT_TYPE, ct);
-    }
-    let answer = request.send().await.map_err(|e| e.to_string())?;
+    let answer = leader
+        .http
+        .request(method, format!("{}{path_and_query}", leader.url.trim_end_matches('/')))
+        .headers(passed_on)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
     let status = StatusCode::from_u16(answer.status().as_u16()).map_err(|e| e.to_string())?;
-    let ct = answer
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or(super::CONTENT_TYPE)
-        .to_string();
+    let mut headers = copy_headers(answer.headers(), FORWARDED_ANSWER_HEADERS);
+    if !headers.contains_key(header::CONTENT_TYPE) {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(super::CONTENT_TYPE));
+    }
     let bytes = answer.bytes().await.map_err(|e| e.to_string())?;
-    Ok((status, [(header::CONTENT_TYPE, ct)], Body::from(bytes)).into_response())
+    Ok((status, headers, Body::from(bytes)).into_response())
+}
+
+/// What the leader needs of the caller's request: the body's type and the
+/// caller's credentials (the leader checks them, not the follower alone).
+const FORWARDED_REQUEST_HEADERS: &[header::HeaderName] = &[header::CONTENT_TYPE, header::AUTHORIZATION];
+
+/// What the caller needs of the leader's answer: a refused caller learns how
+/// to authenticate, a limited one when to retry.
+const FORWARDED_ANSWER_HEADERS: &[header::HeaderName] =
+    &[header::CONTENT_TYPE, header::RETRY_AFTER, header::WWW_AUTHENTICATE];
+
+fn copy_headers(from: &HeaderMap, names: &[header::HeaderName]) -> HeaderMap {
+    let mut to = HeaderMap::new();
+    for name in names {
+        for value in from.get_all(name) {
+            to.append(name.clone(), value.clone());
+        }
+    }
+    to
 }

@@ -1,5 +1,6 @@
 //! Confluent Schema Registry REST API (Avro).
 
+mod auth;
 mod config;
 mod forward;
 mod schemas;
@@ -14,19 +15,26 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sluice_telemetry::auth::Tokens;
 use std::sync::Arc;
 
 pub use forward::Leader;
 
 pub const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 
+/// The API's OpenAPI document (served at `/openapi.json`; schemathesis holds
+/// the registry to it in `tests/api_fuzz.rs`).
+pub const OPENAPI: &str = include_str!("../../openapi.json");
+
 #[derive(Clone)]
 pub struct ApiState {
     pub registry: Arc<Registry>,
 }
 
-/// The routes; `leader` set makes this instance a follower that forwards writes.
-pub fn router(registry: Arc<Registry>, leader: Option<Leader>) -> Router {
+/// The routes; `leader` set makes this instance a follower that forwards
+/// writes; `tokens` set makes every write need a write token (a follower
+/// checks it too, then passes the caller's credentials on to the leader).
+pub fn router(registry: Arc<Registry>, leader: Option<Leader>, tokens: Option<Tokens>) -> Router {
     let routes = Router::new()
         .route("/", get(|| async { Reply::ok(json!({})) }))
         .route("/subjects", get(subjects::list))
@@ -43,9 +51,16 @@ pub fn router(registry: Arc<Registry>, leader: Option<Leader>) -> Router {
         .route("/compatibility/subjects/{subject}/versions/{version}", post(config::test_compatibility))
         .route("/mode", get(config::mode))
         .route("/mode/{subject}", get(config::mode))
+        .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
+        .fallback(|| async { RegistryError::no_such_route() })
         .with_state(ApiState { registry });
-    match leader {
+    let routes = match leader {
         Some(leader) => routes.layer(axum::middleware::from_fn_with_state(leader, forward::forward_writes)),
+        None => routes,
+    };
+    // Added last, so it runs first: a follower refuses before forwarding.
+    match tokens {
+        Some(tokens) => routes.layer(axum::middleware::from_fn_with_state(tokens, auth::require_token_on_writes)),
         None => routes,
     }
 }

@@ -2,22 +2,33 @@
 #![allow(dead_code)]
 
 use serde_json::{Value, json};
-use sluice_testkit::{ServiceHandle, TestBroker};
+use sluice_testkit::{REGISTRY_TOKEN, ServiceHandle, TestBroker};
 
 pub const CT: &str = "application/vnd.schemaregistry.v1+json";
 
 pub struct Client {
     pub base: String,
     http: reqwest::Client,
+    /// The `Authorization` header sent with every request, if any.
+    authorization: Option<String>,
 }
 
 impl Client {
+    /// A client presenting the test kit's write token.
     pub fn new(service: &ServiceHandle) -> Self {
-        Self { base: service.base_url(), http: reqwest::Client::new() }
+        Self::presenting(service, Some(format!("Bearer {REGISTRY_TOKEN}")))
+    }
+
+    /// A client sending `authorization` (None: no credentials).
+    pub fn presenting(service: &ServiceHandle, authorization: Option<String>) -> Self {
+        Self { base: service.base_url(), http: reqwest::Client::new(), authorization }
     }
 
     pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(a) = &self.authorization {
+            req = req.header("authorization", a);
+        }
         if let Some(b) = body {
             req = req.header("content-type", CT).body(b.to_string());
         }
@@ -50,11 +61,10 @@ pub fn record(fields: &str) -> String {
     format!(r#"{{"type":"record","name":"Thing","namespace":"io.test","fields":[{fields}]}}"#)
 }
 
-/// A registry on `broker`, ready; `extra` adds `SLUICE_*` settings.
+/// A registry on `broker` taking writes with [`REGISTRY_TOKEN`], ready;
+/// `extra` adds `SLUICE_*` settings.
 pub async fn registry(broker: &TestBroker, extra: &[(&str, String)]) -> ServiceHandle {
-    let mut env = vec![("SLUICE_BROKERS", broker.bootstrap())];
-    env.extend_from_slice(extra);
-    let mut r = ServiceHandle::start("schema-registry", &env).await;
+    let mut r = sluice_testkit::start_registry_with(&broker.bootstrap(), extra).await;
     r.wait_ready().await;
     r
 }

@@ -7,7 +7,8 @@
 
 use anyhow::Context;
 use futures::StreamExt;
-use sluice_avro::RegistryEncoder;
+use sluice_avro::{RegistryEncoder, RegistryEndpoint};
+use sluice_core::Secret;
 use sluice_kafka::rdkafka::consumer::{BaseConsumer, Consumer};
 use sluice_kafka::rdkafka::producer::{FutureProducer, FutureRecord};
 use sluice_kafka::rdkafka::util::Timeout;
@@ -32,6 +33,9 @@ pub struct ProjectorsArgs {
     pub brokers: String,
     #[arg(long, env = "SLUICE_REGISTRY_URL", default_value = "http://127.0.0.1:8081")]
     pub registry_url: String,
+    /// A write token of the registry (the bench registers its schema).
+    #[arg(long, env = "SLUICE_REGISTRY_TOKEN", hide_env_values = true, default_value = crate::dev::DEV_REGISTRY_TOKEN)]
+    pub registry_token: String,
     #[arg(long, env = "SLUICE_REDIS_URL", default_value = crate::dev::DEFAULT_REDIS_URL)]
     pub redis_url: String,
     #[arg(long, env = "SLUICE_DATABASE_URL", default_value = crate::dev::DEV_DATABASE_URL)]
@@ -55,7 +59,8 @@ pub async fn run(args: ProjectorsArgs) -> anyhow::Result<()> {
     sluice_kafka::ensure_topics(&args.brokers, &[spec]).await?;
     let set = sluice_avro::SchemaSet::load(args.schemas_dir.as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let latest = set.latest("article").context("no article schema")?;
-    let encoder = RegistryEncoder::register(&args.registry_url, &format!("{topic}-value"), &latest.text).await?;
+    let registry = RegistryEndpoint::new(&args.registry_url, Secret::new(args.registry_token.clone()));
+    let encoder = RegistryEncoder::register(&registry, &format!("{topic}-value"), &latest.text).await?;
     let producer = sluice_kafka::producer(&args.brokers, "sluice-bench-projectors")?;
     let pg_schema = |store: &str| format!("bench_{run}_{store}");
 

@@ -2,7 +2,7 @@
 //! query parameter): `eventual` (the default), `bounded; max-staleness-ms=N`
 //! or `at-least; token=T` with the token a command answered.
 
-use sluice_core::ConsistencyToken;
+use crate::ConsistencyToken;
 use std::time::Duration;
 
 pub const HEADER: &str = "sluice-consistency";

@@ -104,6 +104,7 @@ pub struct RegistryDecoder {
 
 impl RegistryDecoder {
     pub fn new(registry_url: &str, reader: Option<Schema>) -> Self {
+        crate::bound_decoding();
         Self {
             registry_url: registry_url.trim_end_matches('/').to_string(),
             timeout: LOOKUP_TIMEOUT,

@@ -9,6 +9,7 @@ mod error;
 mod framing;
 mod http;
 mod json;
+mod limits;
 mod schemas;
 
 pub use apache_avro::{Schema, types::Value};
@@ -18,4 +19,5 @@ pub use error::AvroError;
 pub use framing::{MAGIC_BYTE, frame, unframe};
 pub use http::{CONNECT_TIMEOUT, REQUEST_TIMEOUT};
 pub use json::avro_to_json;
+pub use limits::{MAX_DECODED_LEN, bound_decoding};
 pub use schemas::{SchemaFile, SchemaSet};

@@ -5,7 +5,7 @@
 
 use apache_avro::from_avro_datum;
 use proptest::prelude::*;
-use sluice_avro::{SchemaSet, unframe};
+use sluice_avro::{MAX_DECODED_LEN, RegistryDecoder, SchemaSet, unframe};
 use std::path::Path;
 
 fn schemas() -> SchemaSet {
@@ -63,4 +63,45 @@ proptest! {
             prop_assert!(from_avro_datum(writer, &mut &bytes[..], None).is_err());
         }
     }
+}
+
+/// A string as Avro writes it: its length, then its bytes.
+fn string(s: &str) -> Vec<u8> {
+    let mut bytes = varint(s.len() as i64);
+    bytes.extend_from_slice(s.as_bytes());
+    bytes
+}
+
+/// Found by the `avro_decode` fuzz target: a tiny record whose array count
+/// promises 500 million tags made apache-avro reserve 28 GB, and a failed
+/// allocation aborts the process (a projector would crash on the record over
+/// and over). A projector's decoder bounds it: the record is refused.
+#[test]
+fn a_collection_count_beyond_the_bound_is_refused_not_allocated() {
+    let _decoder = RegistryDecoder::new("http://registry.invalid", None);
+    assert_eq!(apache_avro::util::max_allocation_bytes(0), MAX_DECODED_LEN, "creating a decoder sets the bound");
+    let mut record = Vec::new();
+    for field in ["0b6c7d52-7f3a-4c1e-9a55-2f1f6f0c2a11", "slug", "Title", "body"] {
+        record.extend(string(field));
+    }
+    record.extend(varint(0)); // author_id: null
+    record.extend(varint(0)); // status: DRAFT
+    for long in [1, 1_700_000_000_000_000, 1_700_000_000_000_000] {
+        record.extend(varint(long)); // version, created_at, updated_at
+    }
+    record.extend(varint(0)); // published_at: null
+    record.extend(varint(500_000_000)); // tags: "500 million follow"
+    record.extend(string("rust"));
+    let set = schemas();
+    let v3 = set.versions("article").iter().find(|f| f.version == 3).expect("article v3");
+    let refused = from_avro_datum(&v3.schema, &mut &record[..], None).expect_err("refused");
+    assert!(refused.to_string().contains("allocat"), "{refused}");
+    // Within the bound, the same shape decodes.
+    let len = record.len();
+    record.truncate(len - 5 - varint(500_000_000).len());
+    record.extend(varint(1));
+    record.extend(string("rust"));
+    record.extend(varint(0)); // end of tags
+    record.extend(varint(0)); // scheduled_at: null
+    from_avro_datum(&v3.schema, &mut &record[..], None).expect("a record with one tag");
 }

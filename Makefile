@@ -20,7 +20,7 @@ test: setup build ## Unit, integration and end-to-end tests against real process
 	$(MAKE) --no-print-directory fuzz-check
 	$(CARGO) nextest run --workspace --no-fail-fast
 
-FUZZ_RUNS ?= 20000
+FUZZ_RUNS ?= 200000
 fuzz-check: setup ## The cargo-fuzz targets (Avro decode, command bodies, consistency header, registry schemas), FUZZ_RUNS inputs each
 	FUZZ_RUNS=$(FUZZ_RUNS) bash fuzz/run.sh
 

@@ -2,7 +2,7 @@
 
 use crate::{AvroError, RegistryEndpoint, frame, unframe};
 use apache_avro::types::Value;
-use apache_avro::{Schema, from_avro_datum, to_avro_datum};
+use apache_avro::{Schema, to_avro_datum};
 use schema_registry_converter::async_impl::schema_registry::{SrSettings, post_schema};
 use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
 use std::collections::HashMap;
@@ -120,9 +120,9 @@ impl RegistryDecoder {
     }
 
     pub async fn decode(&self, bytes: &[u8]) -> Result<Decoded, AvroError> {
-        let (id, mut body) = unframe(bytes)?;
+        let (id, body) = unframe(bytes)?;
         let writer = self.writer_schema(id).await?;
-        let value = from_avro_datum(&writer, &mut body, self.reader.as_deref())
+        let value = crate::decode_datum(&writer, self.reader.as_deref(), body)
             .map_err(|e| AvroError::Codec(format!("cannot decode with writer schema {id}: {e}")))?;
         Ok(Decoded { writer_schema_id: id, value })
     }

@@ -4,6 +4,7 @@
 
 pub mod admin;
 mod codec;
+mod datum;
 mod endpoint;
 mod error;
 mod framing;
@@ -14,6 +15,7 @@ mod schemas;
 
 pub use apache_avro::{Schema, types::Value};
 pub use codec::{Decoded, LOOKUP_TIMEOUT, RegistryDecoder, RegistryEncoder};
+pub use datum::decode_datum;
 pub use endpoint::RegistryEndpoint;
 pub use error::AvroError;
 pub use framing::{MAGIC_BYTE, frame, unframe};

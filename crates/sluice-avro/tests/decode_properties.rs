@@ -5,7 +5,7 @@
 
 use apache_avro::from_avro_datum;
 use proptest::prelude::*;
-use sluice_avro::{MAX_DECODED_LEN, RegistryDecoder, SchemaSet, unframe};
+use sluice_avro::{MAX_DECODED_LEN, RegistryDecoder, SchemaSet, decode_datum, unframe};
 use std::path::Path;
 
 fn schemas() -> SchemaSet {
@@ -104,4 +104,27 @@ fn a_collection_count_beyond_the_bound_is_refused_not_allocated() {
     record.extend(varint(0)); // end of tags
     record.extend(varint(0)); // scheduled_at: null
     from_avro_datum(&v3.schema, &mut &record[..], None).expect("a record with one tag");
+}
+
+/// Found by the `avro_decode` fuzz target: an author record cut off inside
+/// `bio` decoded (apache-avro alone) to a value its schema does not allow,
+/// and would have reached the read model as a bio of null. A record is one
+/// whole datum that fits its writer schema, or it is refused.
+#[test]
+fn a_cut_off_or_overlong_record_is_refused() {
+    let set = schemas();
+    let author_v2 = &set.versions("author").iter().find(|f| f.version == 2).expect("author v2").schema;
+    let cut_off = [0, 0, 0, 2, 2, 2, 0x82, 2];
+    assert!(from_avro_datum(author_v2, &mut &cut_off[..], None).is_ok(), "apache-avro alone accepts it");
+    let refused = decode_datum(author_v2, None, &cut_off).expect_err("refused");
+    assert!(refused.to_string().contains("does not fit"), "{refused}");
+
+    let mut whole = [string("0b6c7d52-7f3a-4c1e-9a55-2f1f6f0c2a11"), string("Ada")].concat();
+    whole.extend([varint(1), varint(7), varint(8), varint(1)].concat()); // version, times, bio: string
+    whole.extend(string("Countess"));
+    let value = decode_datum(author_v2, None, &whole).expect("a whole record");
+    assert!(value.validate(author_v2));
+    whole.push(0);
+    let refused = decode_datum(author_v2, None, &whole).expect_err("a byte too many");
+    assert!(refused.to_string().contains("1 byte(s) after the record"), "{refused}");
 }

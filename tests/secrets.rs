@@ -12,6 +12,9 @@ const DB_PASSWORD: &str = "pw-db-5ecret-71c9";
 const WRITE_TOKEN: &str = "tok-write-5ecret-0b3e";
 const READ_TOKEN: &str = "tok-read-5ecret-a4d2";
 const REGISTRY_TOKEN: &str = "tok-registry-5ecret-9f17";
+/// A token the configuration loader reads as a number (serde's own error
+/// would quote it).
+const NUMERIC_TOKEN: &str = "7391824650";
 
 /// The database's URL with the password in it (the test server trusts local
 /// connections: the password is carried, and must never be shown).
@@ -130,6 +133,9 @@ async fn no_service_logs_a_secret() {
         check_config("outbox-relay", &[("SLUICE_DATABASE_URL", db.replace("postgres://", "redis://"))]),
         check_config("schema-registry", &[registry_env[1].clone(), ("SLUICE_LEADER_URL", "ftp://leader".into())]),
     ];
+    let numeric = check_config("schema-registry", &[("SLUICE_WRITE_TOKENS", NUMERIC_TOKEN.into())]);
+    assert!(numeric.contains("must be text"), "{numeric}");
+    refusals.push(numeric);
     refusals
         .push(check_config("command-api", &[("SLUICE_DATABASE_URL", db.clone()), ("SLUICE_WRITE_TOKENS", " ".into())]));
 
@@ -140,7 +146,7 @@ async fn no_service_logs_a_secret() {
         .collect::<Vec<_>>()
         .join("\n");
     assert!(logs.lines().count() > 50, "too few log lines to judge");
-    for secret in [DB_PASSWORD, WRITE_TOKEN, READ_TOKEN, REGISTRY_TOKEN] {
+    for secret in [DB_PASSWORD, WRITE_TOKEN, READ_TOKEN, REGISTRY_TOKEN, NUMERIC_TOKEN] {
         let leaks: Vec<&str> = logs.lines().filter(|l| l.contains(secret)).collect();
         assert!(leaks.is_empty(), "`{secret}` logged:\n{}", leaks.join("\n"));
     }

@@ -1,6 +1,7 @@
 //! Command bodies as the API receives them (the first byte picks the
 //! command, the rest is its JSON body): anything either fails to
-//! deserialise (400) or is judged by the rules (202 or 422 with reasons),
+//! deserialise (400) or is judged by the rules (202, or 422 with a reason
+//! naming a field of the command or the body as a whole),
 //! never a panic; whatever the rules accept fits the documented bounds and
 //! encodes with the newest Avro schema (accepted, then unwritable, would be
 //! a 500 after a 202's checks).
@@ -74,10 +75,15 @@ fn check_author(result: Result<(Author, cms_domain::AuthorEvent), Rejection>) {
     }
 }
 
-/// A 422 says what was wrong and where.
+/// A 422 says what was wrong and where: a field the command has, or the body
+/// as a whole (an empty field).
 fn check_rejection(rejection: &Rejection) {
+    const FIELDS: [&str; 10] = ["", "title", "body", "slug", "tags", "author_id", "publish_at", "status", "name", "bio"];
     assert!(!rejection.0.is_empty(), "a rejection without reasons");
-    assert!(rejection.0.iter().all(|r| !r.field.is_empty() && !r.message.is_empty()), "{rejection:?}");
+    for reason in &rejection.0 {
+        assert!(!reason.message.is_empty(), "{rejection:?}");
+        assert!(FIELDS.contains(&reason.field.as_str()), "{rejection:?}");
+    }
 }
 
 fuzz_target!(|data: &[u8]| {

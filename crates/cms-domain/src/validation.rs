@@ -3,6 +3,8 @@ use serde::Serialize;
 /// Why one field of a command was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Reason {
+    /// The body's field, or empty when the body as a whole is wrong (an edit
+    /// that changes nothing), as an empty JSON pointer names the whole document.
     pub field: String,
     pub message: String,
 }

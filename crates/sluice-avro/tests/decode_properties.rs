@@ -46,7 +46,7 @@ proptest! {
             let reader = &set.latest(aggregate).expect("a version").schema;
             for writer in set.versions(aggregate) {
                 // Ok (the bytes happen to be a record) or Err: both fine.
-                let _ = from_avro_datum(&writer.schema, &mut &bytes[..], Some(reader));
+                let _ = decode_datum(&writer.schema, Some(reader), &bytes);
             }
         }
     }
@@ -60,7 +60,7 @@ proptest! {
         let set = schemas();
         for aggregate in set.aggregates() {
             let writer = &set.latest(aggregate).expect("a version").schema;
-            prop_assert!(from_avro_datum(writer, &mut &bytes[..], None).is_err());
+            prop_assert!(decode_datum(writer, None, &bytes).is_err());
         }
     }
 }
@@ -108,23 +108,31 @@ fn a_collection_count_beyond_the_bound_is_refused_not_allocated() {
 
 /// Found by the `avro_decode` fuzz target: an author record cut off inside
 /// `bio` decoded (apache-avro alone) to a value its schema does not allow,
-/// and would have reached the read model as a bio of null. A record is one
-/// whole datum that fits its writer schema, or it is refused.
+/// and would have reached the read model as a bio of null; so would an
+/// older version's bytes under the newer schema (the input ends where `bio`
+/// begins). A record is one whole datum of its writer schema, or it is refused.
 #[test]
 fn a_cut_off_or_overlong_record_is_refused() {
     let set = schemas();
-    let author_v2 = &set.versions("author").iter().find(|f| f.version == 2).expect("author v2").schema;
+    let author = |v: u32| &set.versions("author").iter().find(|f| f.version == v).expect("author version").schema;
     let cut_off = [0, 0, 0, 2, 2, 2, 0x82, 2];
-    assert!(from_avro_datum(author_v2, &mut &cut_off[..], None).is_ok(), "apache-avro alone accepts it");
-    let refused = decode_datum(author_v2, None, &cut_off).expect_err("refused");
-    assert!(refused.to_string().contains("does not fit"), "{refused}");
+    assert!(from_avro_datum(author(2), &mut &cut_off[..], None).is_ok(), "apache-avro alone accepts it");
+    let refused = decode_datum(author(2), None, &cut_off).expect_err("refused");
+    assert!(refused.to_string().contains("ends before its schema does"), "{refused}");
 
-    let mut whole = [string("0b6c7d52-7f3a-4c1e-9a55-2f1f6f0c2a11"), string("Ada")].concat();
-    whole.extend([varint(1), varint(7), varint(8), varint(1)].concat()); // version, times, bio: string
+    let mut v1 = [string("0b6c7d52-7f3a-4c1e-9a55-2f1f6f0c2a11"), string("Ada")].concat();
+    v1.extend([varint(1), varint(7), varint(8)].concat()); // version, created_at, updated_at
+    decode_datum(author(1), None, &v1).expect("a whole v1 record");
+    assert!(from_avro_datum(author(2), &mut &v1[..], None).is_ok(), "apache-avro alone reads it as v2, bio null");
+    let refused = decode_datum(author(2), None, &v1).expect_err("v1 bytes are not a v2 record");
+    assert!(refused.to_string().contains("ends before its schema does"), "{refused}");
+
+    let mut whole = v1.clone();
+    whole.extend(varint(1)); // bio: the string branch
     whole.extend(string("Countess"));
-    let value = decode_datum(author_v2, None, &whole).expect("a whole record");
-    assert!(value.validate(author_v2));
+    let value = decode_datum(author(2), None, &whole).expect("a whole v2 record");
+    assert!(value.validate(author(2)));
     whole.push(0);
-    let refused = decode_datum(author_v2, None, &whole).expect_err("a byte too many");
+    let refused = decode_datum(author(2), None, &whole).expect_err("a byte too many");
     assert!(refused.to_string().contains("1 byte(s) after the record"), "{refused}");
 }

@@ -26,7 +26,7 @@ pub struct CommandTarget {
     #[arg(long, env = "SLUICE_COMMAND_URL", default_value = "http://127.0.0.1:8080")]
     pub command_url: String,
     /// Bearer token with write access.
-    #[arg(long, env = "SLUICE_TOKEN", default_value = crate::dev::DEV_WRITE_TOKEN, hide_default_value = true)]
+    #[arg(long, env = "SLUICE_TOKEN", default_value = crate::dev::DEV_WRITE_TOKEN, hide_default_value = true, hide_env_values = true)]
     pub token: String,
 }
 

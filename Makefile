@@ -60,9 +60,10 @@ demo: up ## Start the stack, send 300 commands, show they all reached the read m
 clean: down
 	rm -rf .sluice
 
-openapi: build ## Regenerate the checked-in OpenAPI documents of the command and query APIs
+openapi: build ## Regenerate the checked-in OpenAPI documents of the command and query APIs and the registry
 	target/debug/command-api openapi > services/command-api/openapi.json
 	target/debug/query-api openapi > services/query-api/openapi.json
+	python3 crates/sluice-registry/openapi.py > crates/sluice-registry/openapi.json
 
 CHAOS_FAULTS ?= 56
 chaos: setup build ## The chaos suite: CHAOS_FAULTS (56) crashes under load, then nothing lost or applied twice; prints its table

@@ -29,14 +29,25 @@ async fn every_version_is_read_by_new_and_old_readers() {
     let topic = format!("{prefix}.article.state");
     let subject = format!("{topic}-value");
 
-    // The real registration path, as CI and deployments run it.
-    let out = std::process::Command::new(sluice_testkit::service_binary("sluice"))
-        .args(["schema", "register", "--dir", &schemas_dir(), "--registry", &url, "--topic-prefix", &prefix])
-        .output()
-        .expect("run sluice schema register");
+    // The real registration path, as CI and deployments run it: without the
+    // registry's write token it is refused, saying what to set, and registers nothing.
+    let register = |token: Option<&str>| {
+        let mut command = std::process::Command::new(sluice_testkit::service_binary("sluice"));
+        command.args(["schema", "register", "--dir", &schemas_dir(), "--registry", &url, "--topic-prefix", &prefix]);
+        command.env_remove("SLUICE_REGISTRY_TOKEN");
+        if let Some(token) = token {
+            command.env("SLUICE_REGISTRY_TOKEN", token);
+        }
+        command.output().expect("run sluice schema register")
+    };
+    let refused = register(None);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && said.contains("HTTP 401") && said.contains("SLUICE_REGISTRY_TOKEN"), "{said}");
+    assert!(RegistryEncoder::lookup(&url, &subject, &schema_text(1)).await.is_err(), "nothing registered");
+    let out = register(Some(sluice_testkit::REGISTRY_TOKEN));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
-    let text = |v: u32| std::fs::read_to_string(format!("{}/article/v{v}.avsc", schemas_dir())).expect("schema");
+    let text = schema_text;
     let v1 = RegistryEncoder::lookup(&url, &subject, &text(1)).await.expect("v1 registered");
     let v2 = RegistryEncoder::lookup(&url, &subject, &text(2)).await.expect("v2 registered");
     let v3 = RegistryEncoder::lookup(&url, &subject, &text(3)).await.expect("v3 registered");
@@ -113,6 +124,7 @@ async fn register_waits_for_a_registry_that_is_not_up_yet() {
     let mut register = std::process::Command::new(sluice_testkit::service_binary("sluice"))
         .args(["schema", "register", "--dir", &schemas_dir(), "--registry", &url, "--topic-prefix", &prefix])
         .args(["--wait-secs", "300"])
+        .env("SLUICE_REGISTRY_TOKEN", sluice_testkit::REGISTRY_TOKEN)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -127,4 +139,8 @@ async fn register_waits_for_a_registry_that_is_not_up_yet() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("waiting for the registry"));
     let v1 = std::fs::read_to_string(format!("{}/article/v1.avsc", schemas_dir())).expect("schema");
     RegistryEncoder::lookup(&url, &format!("{prefix}.article.state-value"), &v1).await.expect("v1 registered");
+}
+
+fn schema_text(version: u32) -> String {
+    std::fs::read_to_string(format!("{}/article/v{version}.avsc", schemas_dir())).expect("schema")
 }

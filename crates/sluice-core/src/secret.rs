@@ -105,7 +105,7 @@ mod tests {
         let parsed: Secret = serde_json::from_str("\"hunter2\"").unwrap();
         assert_eq!(parsed.expose(), "hunter2");
         for not_text in ["7391824650", "-12", "1.5e3", "true"] {
-            let refused = serde_json::from_str::<Secret>(not_text).err().expect("refused").to_string();
+            let refused = serde_json::from_str::<Secret>(not_text).expect_err("refused").to_string();
             assert!(refused.contains("must be text") && !refused.contains(not_text), "{refused}");
         }
     }

@@ -4,6 +4,7 @@
 use crate::{consistency, entity, lists};
 use serde_json::{Value, json};
 use sluice_telemetry::auth::BearerScheme;
+use sluice_telemetry::rate_limit::TooManyRequests;
 use utoipa::OpenApi;
 
 #[derive(OpenApi)]
@@ -13,7 +14,7 @@ use utoipa::OpenApi;
         entity::article, entity::article_page, entity::article_by_slug, entity::author,
         lists::published, lists::by_tag, lists::by_author, lists::search
     ),
-    modifiers(&BearerScheme)
+    modifiers(&BearerScheme, &TooManyRequests)
 )]
 struct ApiDoc;
 

@@ -132,6 +132,36 @@ async fn check(State(limit): State<RateLimit>, request: Request, next: Next) -> 
     }
 }
 
+/// The `429` every operation of an OpenAPI document may answer when
+/// `SLUICE_RATE_LIMIT` is set (the layer answers it before any handler).
+pub struct TooManyRequests;
+
+impl utoipa::Modify for TooManyRequests {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        use utoipa::openapi::{Content, ResponseBuilder, header::Header};
+        let text = || ObjectBuilder::new().schema_type(Type::String);
+        let body = ObjectBuilder::new()
+            .property("status", text())
+            .property("error", text())
+            .required("status")
+            .required("error");
+        let response = ResponseBuilder::new()
+            .description(
+                "Over the caller's rate limit (SLUICE_RATE_LIMIT): nothing was done; retry after Retry-After seconds.",
+            )
+            .header("Retry-After", Header::new(ObjectBuilder::new().schema_type(Type::Integer)))
+            .content("application/json", Content::new(Some(body)))
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for operation in operations.into_iter().flatten() {
+                operation.responses.responses.entry("429".into()).or_insert_with(|| response.clone().into());
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

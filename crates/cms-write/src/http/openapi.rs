@@ -2,6 +2,7 @@
 
 use super::handlers;
 use sluice_telemetry::auth::BearerScheme;
+use sluice_telemetry::rate_limit::TooManyRequests;
 use utoipa::OpenApi;
 
 #[derive(OpenApi)]
@@ -13,7 +14,7 @@ use utoipa::OpenApi;
         handlers::create_author, handlers::rename_author, handlers::update_author_bio, handlers::list_changes,
         handlers::get_article, handlers::get_author
     ),
-    modifiers(&BearerScheme)
+    modifiers(&BearerScheme, &TooManyRequests)
 )]
 struct ApiDoc;
 

@@ -22,8 +22,9 @@ pub use forward::Leader;
 
 pub const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 
-/// The API's OpenAPI document (served at `/openapi.json`; schemathesis holds
-/// the registry to it in `tests/api_fuzz.rs`).
+/// The API's OpenAPI document (served at `/openapi.json`; written by
+/// `openapi.py`, `make openapi`; schemathesis holds the registry to it in
+/// `tests/api_fuzz.rs`).
 pub const OPENAPI: &str = include_str!("../../openapi.json");
 
 #[derive(Clone)]

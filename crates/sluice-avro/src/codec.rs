@@ -122,8 +122,10 @@ impl RegistryDecoder {
     pub async fn decode(&self, bytes: &[u8]) -> Result<Decoded, AvroError> {
         let (id, body) = unframe(bytes)?;
         let writer = self.writer_schema(id).await?;
-        let value = crate::decode_datum(&writer, self.reader.as_deref(), body)
-            .map_err(|e| AvroError::Codec(format!("cannot decode with writer schema {id}: {e}")))?;
+        let value = crate::decode_datum(&writer, self.reader.as_deref(), body).map_err(|e| match e {
+            AvroError::Codec(why) => AvroError::Codec(format!("cannot decode with writer schema {id}: {why}")),
+            other => other,
+        })?;
         Ok(Decoded { writer_schema_id: id, value })
     }
 

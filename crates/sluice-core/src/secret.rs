@@ -14,11 +14,15 @@ pub struct Secret(String);
 const NOT_TEXT: &str = "a secret must be text, and this one reads as a number or a boolean (its value is not shown): \
      wrap it in double quotes";
 
+/// A value the loader reads as a list or a table (`[...]`, `{...}`).
+const NOT_TEXT_LIST: &str = "a secret must be text, and this one reads as a list or a table (its value is not shown): \
+     wrap it in double quotes";
+
 /// Text only, and a refusal that does not repeat the value.
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Text;
-        impl Visitor<'_> for Text {
+        impl<'de> Visitor<'de> for Text {
             type Value = Secret;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("text")
@@ -49,6 +53,12 @@ impl<'de> Deserialize<'de> for Secret {
             }
             fn visit_char<E: de::Error>(self, v: char) -> Result<Secret, E> {
                 Ok(Secret(v.to_string()))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Secret, A::Error> {
+                Err(de::Error::custom(NOT_TEXT_LIST))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<Secret, A::Error> {
+                Err(de::Error::custom(NOT_TEXT_LIST))
             }
         }
         deserializer.deserialize_any(Text)
@@ -104,7 +114,7 @@ mod tests {
     fn a_value_that_is_not_text_is_refused_without_repeating_it() {
         let parsed: Secret = serde_json::from_str("\"hunter2\"").unwrap();
         assert_eq!(parsed.expose(), "hunter2");
-        for not_text in ["7391824650", "-12", "1.5e3", "true"] {
+        for not_text in ["7391824650", "-12", "1.5e3", "true", "[\"s3cr3t\"]", "{\"s3cr3t\": 1}"] {
             let refused = serde_json::from_str::<Secret>(not_text).expect_err("refused").to_string();
             assert!(refused.contains("must be text") && !refused.contains(not_text), "{refused}");
         }

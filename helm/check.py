@@ -152,6 +152,11 @@ def validate(docs):
     return problems
 
 
+def secret_env(container):
+    """The names of the variables a container takes from a Secret."""
+    return {v["name"] for v in container.get("env") or [] if "secretKeyRef" in (v.get("valueFrom") or {})}
+
+
 def check_tool_args(docs):
     """The `sluice` commands of hook Jobs and init containers parse (clap
     refuses an unknown flag before it reaches the trailing --help)."""
@@ -164,8 +169,7 @@ def check_tool_args(docs):
             args = container.get("args") or []
             if args[:1] != ["sluice"]:
                 continue
-            secret = {v["name"] for v in container.get("env") or [] if "secretKeyRef" in (v.get("valueFrom") or {})}
-            if args[1:3] == ["schema", "register"] and "SLUICE_REGISTRY_TOKEN" not in secret:
+            if args[1:3] == ["schema", "register"] and "SLUICE_REGISTRY_TOKEN" not in secret_env(container):
                 problems.append(f"{doc['kind']} {doc['metadata']['name']}: registers schemas without SLUICE_REGISTRY_TOKEN")
             result = subprocess.run([str(BIN / "sluice"), *args[1:], "--help"], capture_output=True, text=True)
             if result.returncode != 0:
@@ -185,8 +189,7 @@ def check_configs(docs):
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         for source in container.get("envFrom") or []:
             env.update(configmaps[source["configMapRef"]["name"]])
-        secret = {v["name"] for v in container.get("env") or [] if "secretKeyRef" in (v.get("valueFrom") or {})}
-        missing = REQUIRED_SECRETS.get(container["args"][0], set()) - secret
+        missing = REQUIRED_SECRETS.get(container["args"][0], set()) - secret_env(container)
         if missing:
             problems.append(f"Deployment {doc['metadata']['name']}: no Secret reference for {sorted(missing)}")
         for var in container.get("env") or []:

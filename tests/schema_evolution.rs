@@ -47,10 +47,9 @@ async fn every_version_is_read_by_new_and_old_readers() {
     let out = register(Some(sluice_testkit::REGISTRY_TOKEN));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
-    let text = schema_text;
-    let v1 = RegistryEncoder::lookup(&url, &subject, &text(1)).await.expect("v1 registered");
-    let v2 = RegistryEncoder::lookup(&url, &subject, &text(2)).await.expect("v2 registered");
-    let v3 = RegistryEncoder::lookup(&url, &subject, &text(3)).await.expect("v3 registered");
+    let v1 = RegistryEncoder::lookup(&url, &subject, &schema_text(1)).await.expect("v1 registered");
+    let v2 = RegistryEncoder::lookup(&url, &subject, &schema_text(2)).await.expect("v2 registered");
+    let v3 = RegistryEncoder::lookup(&url, &subject, &schema_text(3)).await.expect("v3 registered");
     assert!(v1.schema_id() < v2.schema_id() && v2.schema_id() < v3.schema_id());
 
     sluice_kafka::ensure_topics(

@@ -1,8 +1,8 @@
 //! The projectors' decode path with arbitrary bytes and schema ids: the
 //! Confluent framing, then the id's writer version of a CMS schema resolved
 //! into the newest reader, then the document JSON. Undecodable input is an
-//! error, never a panic, a hang or a runaway allocation (under the bound a
-//! projector's decoder sets, `sluice_avro::bound_decoding`); what decodes with
+//! error, never a panic, a hang or a runaway allocation (under the bound
+//! `decode_datum` sets, as in every projector); what decodes with
 //! the writer schema encodes back to the same value.
 #![no_main]
 
@@ -25,7 +25,7 @@ static PAIRS: LazyLock<Vec<(SchemaFile, SchemaFile)>> = LazyLock::new(|| {
     pairs
 });
 
-fuzz_target!(init: { sluice_avro::bound_decoding(); }, |data: &[u8]| {
+fuzz_target!(|data: &[u8]| {
     let (id, body) = match unframe(data) {
         Ok(split) => split,
         Err(refused) => {
